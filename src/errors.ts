@@ -1,0 +1,305 @@
+/**
+ * Typed errors. Every error khipu-log throws is a {@linkcode KhipuError} with a stable `code`,
+ * and names the file (and, for format errors, the byte offset and sequence number) it concerns.
+ *
+ * @example Telling errors apart
+ * ```ts
+ * import { KhipuError, NotFoundError } from "./errors.ts";
+ * const err = new NotFoundError("open", "/tmp/missing.seg");
+ * console.assert(err instanceof KhipuError && err.code === "NOT_FOUND");
+ * ```
+ * @module
+ */
+
+/** Stable machine-readable error codes. */
+export type KhipuErrorCode =
+  | "NOT_FOUND"
+  | "ALREADY_EXISTS"
+  | "NO_SPACE"
+  | "PERMISSION_DENIED"
+  | "IO"
+  | "LOCKED"
+  | "CLOSED"
+  | "INVALID_ARGUMENT"
+  | "RECORD_TOO_LARGE"
+  | "CORRUPTION"
+  | "POISONED";
+
+/** Where an error happened, as far as it is known. */
+export interface ErrorContext {
+  /** The file or directory concerned. */
+  path?: string;
+  /** Byte offset in `path`. */
+  offset?: number;
+  /** Sequence number of the record concerned. */
+  seq?: number;
+  /** The underlying error (an OS error, or the failure that poisoned a log). */
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error khipu-log throws.
+ *
+ * @example
+ * ```ts
+ * import { KhipuError } from "./errors.ts";
+ * try { throw new KhipuError("IO", "disk on fire", { path: "/data/x.seg" }); }
+ * catch (e) { if (e instanceof KhipuError) console.log(e.code, e.path); }
+ * ```
+ */
+export class KhipuError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: KhipuErrorCode;
+  /** The file or directory concerned, when known. */
+  readonly path?: string;
+  /** Byte offset in {@linkcode KhipuError.path}, when known. */
+  readonly offset?: number;
+  /** Sequence number concerned, when known. */
+  readonly seq?: number;
+
+  /** Builds an error; the message gets the path, offset and seq appended. */
+  constructor(code: KhipuErrorCode, message: string, ctx: ErrorContext = {}) {
+    super(describe(message, ctx), ctx.cause === undefined ? undefined : { cause: ctx.cause });
+    this.name = new.target.name;
+    this.code = code;
+    if (ctx.path !== undefined) this.path = ctx.path;
+    if (ctx.offset !== undefined) this.offset = ctx.offset;
+    if (ctx.seq !== undefined) this.seq = ctx.seq;
+  }
+}
+
+function describe(message: string, ctx: ErrorContext): string {
+  const where: string[] = [];
+  if (ctx.path !== undefined) where.push(ctx.path);
+  if (ctx.offset !== undefined) where.push(`offset ${ctx.offset}`);
+  if (ctx.seq !== undefined) where.push(`seq ${ctx.seq}`);
+  return where.length ? `${message} (${where.join(", ")})` : message;
+}
+
+/**
+ * A file or directory does not exist.
+ *
+ * @example
+ * ```ts
+ * import { NotFoundError } from "./errors.ts";
+ * console.log(new NotFoundError("open", "/nope").message);
+ * ```
+ */
+export class NotFoundError extends KhipuError {
+  /** @param op the operation that failed @param path the missing path */
+  constructor(op: string, path: string, cause?: unknown) {
+    super("NOT_FOUND", `${op}: no such file or directory`, { path, cause });
+  }
+}
+
+/**
+ * A file that must be new already exists.
+ *
+ * @example
+ * ```ts
+ * import { AlreadyExistsError } from "./errors.ts";
+ * console.log(new AlreadyExistsError("create", "/data/0.seg").code); // "ALREADY_EXISTS"
+ * ```
+ */
+export class AlreadyExistsError extends KhipuError {
+  /** @param op the operation that failed @param path the existing path */
+  constructor(op: string, path: string, cause?: unknown) {
+    super("ALREADY_EXISTS", `${op}: file already exists`, { path, cause });
+  }
+}
+
+/**
+ * The device is full (ENOSPC) or a quota is exceeded (EDQUOT).
+ *
+ * @example
+ * ```ts
+ * import { NoSpaceError } from "./errors.ts";
+ * console.log(new NoSpaceError("write", "/data/0.seg").code); // "NO_SPACE"
+ * ```
+ */
+export class NoSpaceError extends KhipuError {
+  /** @param op the operation that failed @param path the file written */
+  constructor(op: string, path: string, cause?: unknown) {
+    super("NO_SPACE", `${op}: no space left on device`, { path, cause });
+  }
+}
+
+/**
+ * The OS refused access (EACCES, EPERM, EROFS).
+ *
+ * @example
+ * ```ts
+ * import { PermissionDeniedError } from "./errors.ts";
+ * console.log(new PermissionDeniedError("open", "/root/x").code); // "PERMISSION_DENIED"
+ * ```
+ */
+export class PermissionDeniedError extends KhipuError {
+  /** @param op the operation that failed @param path the path concerned */
+  constructor(op: string, path: string, cause?: unknown) {
+    super("PERMISSION_DENIED", `${op}: permission denied`, { path, cause });
+  }
+}
+
+/**
+ * Any other I/O failure (EIO and friends). The OS error code, when there is one, is in the message.
+ *
+ * @example
+ * ```ts
+ * import { IoError } from "./errors.ts";
+ * console.log(new IoError("fdatasync", "/data/0.seg", "EIO").message);
+ * ```
+ */
+export class IoError extends KhipuError {
+  /** The OS error code (`EIO`, `EBADF`, ...), when known. */
+  readonly osCode?: string;
+  /** @param op the operation that failed @param path the path concerned @param osCode e.g. `EIO` */
+  constructor(op: string, path: string, osCode?: string, cause?: unknown) {
+    super("IO", `${op}: I/O error${osCode ? ` ${osCode}` : ""}`, { path, cause });
+    if (osCode !== undefined) this.osCode = osCode;
+  }
+}
+
+/**
+ * Another writer (in this or another process, on any runtime) holds the store lock.
+ *
+ * @example
+ * ```ts
+ * import { LockedError } from "./errors.ts";
+ * console.log(new LockedError("/data/LOCK", "pid 42").message);
+ * ```
+ */
+export class LockedError extends KhipuError {
+  /** @param path the lock file @param holder who holds it */
+  constructor(path: string, holder: string, cause?: unknown) {
+    super("LOCKED", `store is locked by ${holder}`, { path, cause });
+  }
+}
+
+/**
+ * A closed store, log or file was used.
+ *
+ * @example
+ * ```ts
+ * import { ClosedError } from "./errors.ts";
+ * console.log(new ClosedError("log", "/data/events").code); // "CLOSED"
+ * ```
+ */
+export class ClosedError extends KhipuError {
+  /** @param what what was closed ("store", "log", "file") @param path its path */
+  constructor(what: string, path: string) {
+    super("CLOSED", `${what} is closed`, { path });
+  }
+}
+
+/**
+ * An argument is out of its documented range (a bad log name, a negative sequence number...).
+ *
+ * @example
+ * ```ts
+ * import { InvalidArgumentError } from "./errors.ts";
+ * console.log(new InvalidArgumentError("log name must not contain '/'").code);
+ * ```
+ */
+export class InvalidArgumentError extends KhipuError {
+  /** @param message what is wrong @param ctx where */
+  constructor(message: string, ctx: ErrorContext = {}) {
+    super("INVALID_ARGUMENT", message, ctx);
+  }
+}
+
+/**
+ * A record exceeds `maxRecordBytes`; nothing was written.
+ *
+ * @example
+ * ```ts
+ * import { RecordTooLargeError } from "./errors.ts";
+ * console.log(new RecordTooLargeError(20, 10, "/data/events").message);
+ * ```
+ */
+export class RecordTooLargeError extends KhipuError {
+  /** Size of the rejected record in bytes. */
+  readonly size: number;
+  /** The limit in force. */
+  readonly limit: number;
+  /** @param size the record's size @param limit maxRecordBytes @param path the log */
+  constructor(size: number, limit: number, path: string) {
+    super("RECORD_TOO_LARGE", `record of ${size} bytes exceeds maxRecordBytes ${limit}`, { path });
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/**
+ * Data that was written whole fails its check: a bad checksum followed by valid records, a broken
+ * sealed segment, a gap in sequence numbers. Nothing is truncated when this is thrown.
+ *
+ * @example
+ * ```ts
+ * import { CorruptionError } from "./errors.ts";
+ * const e = new CorruptionError("checksum mismatch", { path: "/d/0.seg", offset: 96, seq: 2 });
+ * console.log(e.offset, e.seq);
+ * ```
+ */
+export class CorruptionError extends KhipuError {
+  /** @param message what failed @param ctx file, offset and sequence number */
+  constructor(message: string, ctx: ErrorContext) {
+    super("CORRUPTION", message, ctx);
+  }
+}
+
+/**
+ * A log whose fsync failed. No retry is attempted (the kernel may already have dropped the dirty
+ * pages); pending and later appends reject with this error, reads still work. Reopen the store.
+ *
+ * @example
+ * ```ts
+ * import { PoisonedError } from "./errors.ts";
+ * console.log(new PoisonedError("/d/events", new Error("EIO")).code); // "POISONED"
+ * ```
+ */
+export class PoisonedError extends KhipuError {
+  /** @param path the log or file @param cause the failure that poisoned it */
+  constructor(path: string, cause: unknown) {
+    super("POISONED", "log is poisoned by an earlier fsync failure; reopen the store", {
+      path,
+      cause,
+    });
+  }
+}
+
+/**
+ * Maps an error thrown by a runtime's file API (Node/Bun `err.code`, Deno `Deno.errors.*`) to a
+ * {@linkcode KhipuError}. KhipuErrors pass through unchanged.
+ *
+ * @example
+ * ```ts
+ * import { fromOsError } from "./errors.ts";
+ * const e = Object.assign(new Error("ENOSPC"), { code: "ENOSPC" });
+ * console.log(fromOsError(e, "write", "/d/0.seg").code); // "NO_SPACE"
+ * ```
+ */
+export function fromOsError(err: unknown, op: string, path: string): KhipuError {
+  if (err instanceof KhipuError) return err;
+  const e = err as { code?: unknown; name?: unknown } | null;
+  const code = typeof e?.code === "string" ? e.code : undefined;
+  const name = typeof e?.name === "string" ? e.name : undefined;
+  switch (code ?? name) {
+    case "ENOENT":
+    case "NotFound":
+      return new NotFoundError(op, path, err);
+    case "EEXIST":
+    case "AlreadyExists":
+      return new AlreadyExistsError(op, path, err);
+    case "ENOSPC":
+    case "EDQUOT":
+      return new NoSpaceError(op, path, err);
+    case "EACCES":
+    case "EPERM":
+    case "EROFS":
+    case "PermissionDenied":
+    case "NotCapable":
+      return new PermissionDeniedError(op, path, err);
+    default:
+      return new IoError(op, path, code ?? name, err);
+  }
+}
