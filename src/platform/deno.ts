@@ -1,0 +1,328 @@
+/**
+ * The {@linkcode Platform} for Deno, on `Deno.open` / `Deno.FsFile`.
+ *
+ * Only `./detect.ts` imports this module (dynamically, under Deno). The `Deno` global is reached
+ * through `globalThis` with the minimal local type below, so the project type-checks with `tsc`
+ * without Deno's type declarations. Deno's errors carry `code` (`ENOENT`, `ENOSPC`, ...) as well as a
+ * class name (`NotFound`, ...), which `fromOsError` maps either way.
+ *
+ * Deno has no `writev` and no positional read: {@linkcode PlatformFile.writev} writes the chunks as
+ * one buffer (one `write(2)`), and `readAt` seeks and then reads; with `O_APPEND` the kernel appends
+ * regardless of the seek position.
+ *
+ * @example
+ * ```ts
+ * import { denoPlatform } from "./deno.ts";
+ * const f = await denoPlatform.open("/tmp/khipu-deno-example.bin", "createExclusive");
+ * f.write(new Uint8Array([1, 2, 3]));
+ * await f.datasync();
+ * f.close();
+ * ```
+ * @module
+ */
+import { ClosedError, fromOsError } from "../errors.ts";
+import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
+import { writeAll } from "./write_all.ts";
+import { acquireLock } from "./lock.ts";
+
+/** The subset of `Deno.FsFile` used here. */
+interface DenoFsFile {
+  writeSync(p: Uint8Array): number;
+  readSync(p: Uint8Array): number | null;
+  seekSync(offset: number, whence: number): number;
+  statSync(): { size: number };
+  truncateSync(len?: number): void;
+  syncData(): Promise<void>;
+  sync(): Promise<void>;
+  close(): void;
+}
+
+/** The subset of `Deno.OpenOptions` used here. */
+interface DenoOpenOptions {
+  read?: boolean;
+  append?: boolean;
+  createNew?: boolean;
+  mode?: number;
+}
+
+/** The subset of the `Deno` namespace used here. */
+interface DenoNs {
+  build: { os: string };
+  openSync(path: string, options?: DenoOpenOptions): DenoFsFile;
+  rename(from: string, to: string): Promise<void>;
+  remove(path: string, options?: { recursive?: boolean }): Promise<void>;
+  mkdir(path: string, options?: { mode?: number }): Promise<void>;
+  readDir(path: string): AsyncIterable<{ name: string }>;
+  stat(path: string): Promise<{ size: number; isFile: boolean; isDirectory: boolean }>;
+}
+
+function deno(): DenoNs {
+  const d = (globalThis as { Deno?: DenoNs }).Deno;
+  if (!d) throw new Error("denoPlatform used outside Deno");
+  return d;
+}
+
+const SEEK_START = 0; // Deno.SeekMode.Start
+
+/** Deno's `open` options per {@linkcode OpenMode}; `append` implies write access. */
+function options(how: OpenMode, mode: number | undefined): DenoOpenOptions {
+  switch (how) {
+    case "read":
+      return { read: true };
+    case "append":
+      return { read: true, append: true };
+    case "createExclusive":
+      return { read: true, append: true, createNew: true, mode: mode ?? 0o666 };
+  }
+}
+
+function codeOf(err: unknown): string | undefined {
+  const c = (err as { code?: unknown } | null)?.code;
+  return typeof c === "string" ? c : undefined;
+}
+
+/**
+ * An open `Deno.FsFile`. As in the Node adapter, `close()` during a pending sync defers the real
+ * close until the sync settles, so the sync cannot land on a recycled descriptor.
+ */
+class DenoFile implements PlatformFile {
+  readonly path: string;
+  #file: DenoFsFile;
+  #closed = false;
+  #inflight = 0;
+
+  constructor(path: string, file: DenoFsFile) {
+    this.path = path;
+    this.#file = file;
+  }
+
+  #check(): DenoFsFile {
+    if (this.#closed) throw new ClosedError("file", this.path);
+    return this.#file;
+  }
+
+  write(data: Uint8Array): void {
+    const f = this.#check();
+    try {
+      writeAll((b) => f.writeSync(b), data, "write", this.path);
+    } catch (err) {
+      throw fromOsError(err, "write", this.path);
+    }
+  }
+
+  writev(chunks: readonly Uint8Array[]): void {
+    this.#check();
+    if (chunks.length === 1) return this.write(chunks[0]);
+    // No writev in Deno: one copy is far cheaper than one syscall per chunk, and keeps the append a
+    // single write(2) where the kernel allows.
+    let total = 0;
+    for (const c of chunks) total += c.length;
+    const buf = new Uint8Array(total);
+    let o = 0;
+    for (const c of chunks) {
+      buf.set(c, o);
+      o += c.length;
+    }
+    try {
+      writeAll((b) => this.#file.writeSync(b), buf, "writev", this.path);
+    } catch (err) {
+      throw fromOsError(err, "writev", this.path);
+    }
+  }
+
+  readAt(buf: Uint8Array, position: number): number {
+    const f = this.#check();
+    let got = 0;
+    try {
+      f.seekSync(position, SEEK_START);
+      while (got < buf.length) {
+        const n = f.readSync(got === 0 ? buf : buf.subarray(got));
+        if (n === null || n === 0) break;
+        got += n;
+      }
+    } catch (err) {
+      throw fromOsError(err, "read", this.path);
+    }
+    return got;
+  }
+
+  size(): number {
+    const f = this.#check();
+    try {
+      return f.statSync().size;
+    } catch (err) {
+      throw fromOsError(err, "fstat", this.path);
+    }
+  }
+
+  truncate(length: number): void {
+    const f = this.#check();
+    try {
+      f.truncateSync(length);
+    } catch (err) {
+      throw fromOsError(err, "ftruncate", this.path);
+    }
+  }
+
+  datasync(): Promise<void> {
+    return this.#sync("fdatasync", (f) => f.syncData());
+  }
+
+  sync(): Promise<void> {
+    return this.#sync("fsync", (f) => f.sync());
+  }
+
+  async #sync(op: string, call: (f: DenoFsFile) => Promise<void>): Promise<void> {
+    const f = this.#check();
+    this.#inflight++;
+    try {
+      await call(f);
+    } catch (err) {
+      throw fromOsError(err, op, this.path);
+    } finally {
+      if (--this.#inflight === 0 && this.#closed) this.#closeFile();
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#inflight === 0) this.#closeFile();
+  }
+
+  #closeFile(): void {
+    try {
+      this.#file.close();
+    } catch {
+      // Nothing to act on: durability was decided by the sync results the caller already saw.
+    }
+  }
+}
+
+/**
+ * Builds the Deno platform. Throws when called outside Deno.
+ *
+ * @example
+ * ```ts
+ * import { createDenoPlatform } from "./deno.ts";
+ * console.log(createDenoPlatform().name); // "deno"
+ * ```
+ */
+export function createDenoPlatform(): Platform {
+  const D = deno();
+  const isWindows = D.build.os === "windows";
+  const platform: Platform = {
+    name: "deno",
+
+    open(path: string, how: OpenMode, mode?: number): Promise<PlatformFile> {
+      try {
+        return Promise.resolve(new DenoFile(path, D.openSync(path, options(how, mode))));
+      } catch (err) {
+        return Promise.reject(fromOsError(err, "open", path));
+      }
+    },
+
+    async syncDir(path: string): Promise<void> {
+      // See node.ts: directories cannot be fsynced on Windows; documented no-op.
+      if (isWindows) return;
+      let dir: DenoFsFile;
+      try {
+        dir = D.openSync(path, { read: true });
+      } catch (err) {
+        throw fromOsError(err, "open directory", path);
+      }
+      try {
+        await dir.sync();
+      } catch (err) {
+        throw fromOsError(err, "fsync directory", path);
+      } finally {
+        try {
+          dir.close();
+        } catch { /* nothing to act on */ }
+      }
+    },
+
+    async rename(from: string, to: string): Promise<void> {
+      try {
+        await D.rename(from, to);
+      } catch (err) {
+        throw fromOsError(err, `rename to ${to}`, from);
+      }
+    },
+
+    async unlink(path: string): Promise<void> {
+      // Deno.remove also removes empty directories; refuse them like unlink(2) does.
+      const st = await platform.stat(path);
+      if (st?.isDirectory) {
+        throw fromOsError(Object.assign(new Error("EISDIR"), { code: "EISDIR" }), "unlink", path);
+      }
+      try {
+        await D.remove(path);
+      } catch (err) {
+        throw fromOsError(err, "unlink", path);
+      }
+    },
+
+    async mkdir(path: string, mode: number = 0o777): Promise<boolean> {
+      try {
+        await D.mkdir(path, { mode });
+        return true;
+      } catch (err) {
+        if (codeOf(err) === "EEXIST" || (err as { name?: string }).name === "AlreadyExists") {
+          const st = await platform.stat(path);
+          if (st?.isDirectory) return false;
+        }
+        throw fromOsError(err, "mkdir", path);
+      }
+    },
+
+    async readdir(path: string): Promise<string[]> {
+      try {
+        const names: string[] = [];
+        for await (const e of D.readDir(path)) names.push(e.name);
+        return names;
+      } catch (err) {
+        throw fromOsError(err, "readdir", path);
+      }
+    },
+
+    async remove(path: string): Promise<void> {
+      try {
+        await D.remove(path, { recursive: true });
+      } catch (err) {
+        if (codeOf(err) === "ENOENT" || (err as { name?: string }).name === "NotFound") return;
+        throw fromOsError(err, "remove", path);
+      }
+    },
+
+    async stat(path: string): Promise<PlatformStat | null> {
+      try {
+        const st = await D.stat(path);
+        return { size: st.size, isFile: st.isFile, isDirectory: st.isDirectory };
+      } catch (err) {
+        const code = codeOf(err);
+        const name = (err as { name?: string }).name;
+        if (code === "ENOENT" || code === "ENOTDIR" || name === "NotFound") return null;
+        throw fromOsError(err, "stat", path);
+      }
+    },
+
+    lock(path: string): Promise<PlatformLock> {
+      // Not Deno's flock: it would not exclude Node or Bun writers. See ./lock.ts.
+      return acquireLock(platform, path);
+    },
+  };
+  return platform;
+}
+
+/**
+ * The Deno platform. Importing this module outside Deno throws; use `defaultPlatform()` from
+ * `./detect.ts`, which only imports it under Deno.
+ *
+ * @example
+ * ```ts
+ * import { denoPlatform } from "./deno.ts";
+ * console.log((await denoPlatform.stat("/tmp"))?.isDirectory);
+ * ```
+ */
+export const denoPlatform: Platform = createDenoPlatform();
