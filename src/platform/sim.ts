@@ -1,0 +1,1175 @@
+/**
+ * An in-memory {@linkcode Platform} that simulates power loss, for crash-testing khipu-log and any
+ * other code written against the platform interface.
+ *
+ * The simulator keeps, for every file and directory, two states: what is **durable** (on the
+ * device) and what is only in the **page cache**. Every mutating call records an operation:
+ *
+ * - `write`, `writev` and `truncate` change only the cache;
+ * - `datasync()` / `sync()` of a file make that file's data and size durable (the model has no other
+ *   metadata, so both do the same thing);
+ * - `syncDir(dir)` makes that directory's entries durable: creates, renames and unlinks in it.
+ *   Syncing a file never makes its name durable (POSIX does not promise it, and ext4 without a
+ *   journal commit, XFS and btrfs have all lost such names after a crash).
+ *
+ * {@linkcode SimPlatform.crash} returns a **new** simulated file system made of the durable state plus
+ * an adversarial choice among the operations that were not yet made durable (see
+ * {@linkcode CrashMode}). The choice is a pure function of the mode and a seed, so a failing crash
+ * state is reproduced from one line: the workload, the call number, the mode and the seed.
+ *
+ * Every platform and file call is counted ({@linkcode SimPlatform.calls}) and reported to an
+ * optional `onCall` hook after it took effect; {@linkcode SimPlatform.freeze} takes a cheap
+ * snapshot of the crash-relevant state at that moment, so a harness can run a workload once and
+ * then crash it "after call #k" for every k.
+ *
+ * @example Crash-testing your own code
+ * ```ts
+ * import { SimPlatform } from "./sim.ts";
+ * const sim = new SimPlatform();
+ * await sim.mkdir("/d");
+ * await sim.syncDir("/");
+ * const f = await sim.open("/d/a", "createExclusive");
+ * f.write(new TextEncoder().encode("hello"));
+ * await f.datasync();          // data durable, but the name "a" is not: /d was never synced
+ * const after = sim.crash("none");
+ * console.log(await after.stat("/d/a")); // null: the create was lost with the page cache
+ * ```
+ *
+ * @example Crashing after every call of a workload
+ * ```ts
+ * import { SimPlatform, type SimSnapshot } from "./sim.ts";
+ * const sim = new SimPlatform();
+ * const snaps: SimSnapshot[] = [];
+ * sim.onCall = (call) => { if (call.mutates) snaps.push(sim.freeze()); };
+ * await sim.mkdir("/d");
+ * // ... run the workload against `sim` ...
+ * for (const s of snaps) {
+ *   const fs = s.crash("subset", 42);
+ *   // reopen your data on `fs` and check its invariants
+ *   void fs;
+ * }
+ * ```
+ * @module
+ */
+import { ClosedError, fromOsError, LockedError } from "../errors.ts";
+import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
+
+/**
+ * What survives a simulated power cut, on top of the durable state. Only operations that were
+ * not made durable by a `datasync`/`sync` (file data) or `syncDir` (directory entries) are ever
+ * dropped or damaged: the model never corrupts durable data.
+ *
+ * - `none`: no un-synced operation survives.
+ * - `all`: every operation survives (what a process crash, `kill -9`, looks like).
+ * - `prefix`: a prefix of the un-synced operations survives, in order.
+ * - `subset`: an arbitrary subset survives (reordering). File writes are split at 4 KiB page
+ *   boundaries and each page keeps some prefix of its own writes, as page-cache write-back does,
+ *   so a later page may reach the disk while an earlier one reads back as zeros.
+ * - `torn`: everything survives except the last write to one file, which is torn at a sector
+ *   boundary (512 B or 4 KiB); the rest of it is cut off, zero-filled or garbage.
+ * - `zeros`: the file sizes grow as written but, from some write on, the new bytes are all 0x00
+ *   (an extended size reached the journal, the data blocks did not).
+ * - `emptyCreate`: every directory operation survives, but a file whose data was never synced
+ *   (a newly created one) exists with zero length; other files keep all their writes.
+ * - `undoDirOps`: all file data survives, but every rename and unlink whose directory was not
+ *   synced is undone.
+ *
+ * @example
+ * ```ts
+ * import { CRASH_MODES, SimPlatform } from "./sim.ts";
+ * const sim = new SimPlatform();
+ * for (const mode of CRASH_MODES) sim.crash(mode, 1);
+ * ```
+ */
+export type CrashMode =
+  | "none"
+  | "all"
+  | "prefix"
+  | "subset"
+  | "torn"
+  | "zeros"
+  | "emptyCreate"
+  | "undoDirOps";
+
+/**
+ * Every {@linkcode CrashMode}, in a stable order, for harnesses that try them all.
+ *
+ * @example
+ * ```ts
+ * import { CRASH_MODES } from "./sim.ts";
+ * console.log(CRASH_MODES.join(" "));
+ * ```
+ */
+export const CRASH_MODES: readonly CrashMode[] = Object.freeze([
+  "none",
+  "all",
+  "prefix",
+  "subset",
+  "torn",
+  "zeros",
+  "emptyCreate",
+  "undoDirOps",
+] as CrashMode[]);
+
+/**
+ * Fine control over a crash; every field defaults to a choice drawn from the seed.
+ *
+ * @example
+ * ```ts
+ * import { SimPlatform } from "./sim.ts";
+ * const fs = new SimPlatform().crash("torn", 7, { sector: 512 });
+ * console.log(fs.lastCrash?.detail);
+ * ```
+ */
+export interface CrashOptions {
+  /** `prefix`: how many un-synced operations survive (clamped to the count). */
+  keep?: number;
+  /** `torn`: the sector size at which the last write tears. */
+  sector?: 512 | 4096;
+  /** `torn`: what follows the tear: nothing (size cut), zeros, or garbage up to the full size. */
+  tail?: "cut" | "zeros" | "garbage";
+  /** `subset`: the page size at which write-back happens (default 4096). */
+  pageSize?: number;
+}
+
+/**
+ * What {@linkcode SimPlatform.crash} chose, for the reproduction line of a failing test.
+ *
+ * @example
+ * ```ts
+ * import { SimPlatform } from "./sim.ts";
+ * const info = new SimPlatform().crash("prefix", 3).lastCrash;
+ * console.log(info?.mode, info?.seed, info?.detail);
+ * ```
+ */
+export interface CrashInfo {
+  /** The mode asked for. */
+  mode: CrashMode;
+  /** The seed asked for. */
+  seed: number;
+  /** How many operations were pending (not durable) at the crash. */
+  pending: number;
+  /** A short description of the choices made, e.g. `keep=3/7`. */
+  detail: string;
+}
+
+/**
+ * One counted call, as passed to {@linkcode SimPlatform.onCall}.
+ *
+ * @example
+ * ```ts
+ * import type { SimCall } from "./sim.ts";
+ * const log: SimCall[] = [];
+ * const hook = (c: SimCall) => log.push(c);
+ * void hook;
+ * ```
+ */
+export interface SimCall {
+  /** 1-based number of this call on this simulator. */
+  n: number;
+  /** The method: `open`, `write`, `datasync`, `syncDir`, `rename`, `readAt`, ... */
+  op: string;
+  /** The path concerned (`to` for a rename). */
+  path: string;
+  /** True if the call changed the cache or the durable state (a crash right after it can differ). */
+  mutates: boolean;
+}
+
+/**
+ * Options of {@linkcode SimPlatform}.
+ *
+ * @example
+ * ```ts
+ * import { SimPlatform } from "./sim.ts";
+ * const sim = new SimPlatform({ name: "sim", onCall: (c) => { if (c.op === "datasync") console.log(c.n); } });
+ * void sim;
+ * ```
+ */
+export interface SimOptions {
+  /** The platform name reported by {@linkcode SimPlatform.name} (default `"sim"`). */
+  name?: string;
+  /** Called after every call took effect; see {@linkcode SimPlatform.onCall}. */
+  onCall?: (call: SimCall) => void;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deterministic randomness.
+
+/**
+ * A small deterministic PRNG (mulberry32): the same seed gives the same sequence on every runtime.
+ * Returns floats in [0, 1).
+ *
+ * @example
+ * ```ts
+ * import { seededRandom } from "./sim.ts";
+ * const r = seededRandom(42);
+ * console.log(Math.floor(r() * 6) + 1); // a reproducible die roll
+ * ```
+ */
+export function seededRandom(seed: number): () => number {
+  let a = (seed >>> 0) ^ 0x9e3779b9;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randInt(rnd: () => number, n: number): number {
+  return Math.floor(rnd() * n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Byte buffers with amortised appends. Invariant: bytes past `len` are zero, so extending a file
+// never exposes stale bytes from before a truncate.
+
+class Buf {
+  bytes: Uint8Array;
+  len: number;
+  /** Set when a snapshot references this buffer: the owner must copy before mutating. */
+  shared = false;
+
+  constructor(bytes: Uint8Array = new Uint8Array(0), len = bytes.length) {
+    this.bytes = bytes;
+    this.len = len;
+  }
+
+  clone(): Buf {
+    return new Buf(this.bytes.slice(0, this.len), this.len);
+  }
+
+  view(): Uint8Array {
+    return this.bytes.subarray(0, this.len);
+  }
+
+  private ensure(n: number): void {
+    if (n <= this.bytes.length) return;
+    const next = new Uint8Array(Math.max(n, this.bytes.length * 2, 64));
+    next.set(this.bytes.subarray(0, this.len));
+    this.bytes = next;
+  }
+
+  writeAt(off: number, data: Uint8Array): void {
+    const end = off + data.length;
+    this.ensure(end);
+    this.bytes.set(data, off);
+    if (end > this.len) this.len = end;
+  }
+
+  resize(n: number): void {
+    if (n < this.len) this.bytes.fill(0, n, this.len);
+    else this.ensure(n);
+    this.len = n;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file-system model.
+
+interface FileNode {
+  kind: "file";
+  ino: number;
+  cache: Buf;
+  durable: Buf;
+}
+
+interface DirNode {
+  kind: "dir";
+  ino: number;
+  cache: Map<string, number>;
+  durable: Map<string, number>;
+}
+
+type Node = FileNode | DirNode;
+
+/** An operation not yet durable. Objects are immutable once recorded (snapshots share them). */
+type Op =
+  | { readonly t: "write"; readonly ino: number; readonly off: number; readonly data: Uint8Array }
+  | { readonly t: "trunc"; readonly ino: number; readonly len: number }
+  | { readonly t: "link"; readonly dir: number; readonly name: string; readonly ino: number }
+  | { readonly t: "unlink"; readonly dir: number; readonly name: string; readonly ino: number }
+  | {
+    readonly t: "rename";
+    readonly fromDir: number;
+    readonly fromName: string;
+    readonly toDir: number;
+    readonly toName: string;
+    readonly ino: number;
+  };
+
+function isDataOp(op: Op): op is Extract<Op, { t: "write" | "trunc" }> {
+  return op.t === "write" || op.t === "trunc";
+}
+
+function touchesDir(op: Op, dir: number): boolean {
+  switch (op.t) {
+    case "link":
+    case "unlink":
+      return op.dir === dir;
+    case "rename":
+      return op.fromDir === dir || op.toDir === dir;
+    default:
+      return false;
+  }
+}
+
+const ROOT = 1;
+
+/** Factories that reach the classes' private state; assigned in their static blocks. */
+let makeSnapshot: (
+  files: ReadonlyMap<number, Buf>,
+  dirs: ReadonlyMap<number, ReadonlyMap<string, number>>,
+  pending: readonly Op[],
+  nextIno: number,
+  name: string,
+) => SimSnapshot;
+let fromImage: (image: Image, nextIno: number, name: string) => SimPlatform;
+
+/** A durable image: directory maps and file contents by inode, copied on first write. */
+class Image {
+  private ownedFiles = new Set<number>();
+  private ownedDirs = new Set<number>();
+  constructor(
+    readonly files: Map<number, Buf>,
+    readonly dirs: Map<number, Map<string, number>>,
+  ) {}
+
+  file(ino: number): Buf {
+    let b = this.files.get(ino);
+    if (!b) {
+      b = new Buf();
+      this.files.set(ino, b);
+      this.ownedFiles.add(ino);
+    } else if (!this.ownedFiles.has(ino)) {
+      b = b.clone();
+      this.files.set(ino, b);
+      this.ownedFiles.add(ino);
+    }
+    return b;
+  }
+
+  dir(ino: number): Map<string, number> | undefined {
+    const d = this.dirs.get(ino);
+    if (!d) return undefined;
+    if (this.ownedDirs.has(ino)) return d;
+    const copy = new Map(d);
+    this.dirs.set(ino, copy);
+    this.ownedDirs.add(ino);
+    return copy;
+  }
+
+  apply(op: Op): void {
+    switch (op.t) {
+      case "write":
+        this.file(op.ino).writeAt(op.off, op.data);
+        return;
+      case "trunc":
+        this.file(op.ino).resize(op.len);
+        return;
+      case "link":
+        this.dir(op.dir)?.set(op.name, op.ino);
+        return;
+      case "unlink": {
+        const d = this.dir(op.dir);
+        if (d?.get(op.name) === op.ino) d.delete(op.name);
+        return;
+      }
+      case "rename": {
+        const from = this.dir(op.fromDir);
+        if (from?.get(op.fromName) === op.ino) from.delete(op.fromName);
+        this.dir(op.toDir)?.set(op.toName, op.ino);
+        return;
+      }
+    }
+  }
+}
+
+/**
+ * The crash-relevant state of a {@linkcode SimPlatform} at one moment: its durable contents and the
+ * operations not yet durable. Cheap to take (buffers are shared copy-on-write); crash it as often
+ * as you like, with different modes and seeds.
+ *
+ * @example
+ * ```ts
+ * import { SimPlatform } from "./sim.ts";
+ * const sim = new SimPlatform();
+ * const snap = sim.freeze();
+ * const a = snap.crash("prefix", 1);
+ * const b = snap.crash("subset", 2);
+ * void a; void b;
+ * ```
+ */
+export class SimSnapshot {
+  private files: ReadonlyMap<number, Buf> = new Map();
+  private dirs: ReadonlyMap<number, ReadonlyMap<string, number>> = new Map();
+  private pending: readonly Op[] = [];
+  private nextIno = ROOT + 1;
+  private name = "sim";
+
+  private constructor() {}
+
+  static {
+    makeSnapshot = (files, dirs, pending, nextIno, name) => {
+      const s = new SimSnapshot();
+      s.files = files;
+      s.dirs = dirs;
+      s.pending = pending;
+      s.nextIno = nextIno;
+      s.name = name;
+      return s;
+    };
+  }
+
+  /** How many operations were not durable when the snapshot was taken. */
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  /**
+   * A new simulated file system after a power cut at this moment; see {@linkcode CrashMode}.
+   * Deterministic: the same snapshot, mode, seed and options give the same file system.
+   *
+   * @example
+   * ```ts
+   * import { SimPlatform } from "./sim.ts";
+   * const fs = new SimPlatform().freeze().crash("torn", 99);
+   * console.log(fs.lastCrash?.detail);
+   * ```
+   */
+  crash(mode: CrashMode = "none", seed = 0, opts: CrashOptions = {}): SimPlatform {
+    const rnd = seededRandom(seed);
+    const image = new Image(
+      new Map(this.files),
+      new Map([...this.dirs].map(([k, v]) => [k, v as Map<string, number>])),
+    );
+    const P = this.pending;
+    let detail = "";
+    const applyAll = (ops: Iterable<Op>) => {
+      for (const op of ops) image.apply(op);
+    };
+    switch (mode) {
+      case "none":
+        break;
+      case "all":
+        applyAll(P);
+        break;
+      case "prefix": {
+        const keep = Math.max(0, Math.min(P.length, opts.keep ?? randInt(rnd, P.length + 1)));
+        applyAll(P.slice(0, keep));
+        detail = `keep=${keep}/${P.length}`;
+        break;
+      }
+      case "subset":
+        detail = crashSubset(image, P, rnd, opts.pageSize ?? 4096);
+        break;
+      case "torn":
+        detail = crashTorn(image, P, rnd, opts);
+        break;
+      case "zeros": {
+        const writes = P.filter((op) => op.t === "write").length;
+        const from = randInt(rnd, Math.max(writes, 1));
+        let w = 0;
+        for (const op of P) {
+          if (op.t === "write" && w++ >= from) {
+            // The size reached the disk, the data did not: only bytes past the end are new.
+            const f = image.file(op.ino);
+            const end = op.off + op.data.length;
+            if (end > f.len) f.resize(end);
+          } else image.apply(op);
+        }
+        detail = `zerosFromWrite=${from}/${writes}`;
+        break;
+      }
+      case "emptyCreate": {
+        // Delayed allocation: names and sizes of new files reach the journal before their data.
+        const empty = new Set<number>();
+        for (const op of P) {
+          if (op.t === "write" && (this.files.get(op.ino)?.len ?? 0) === 0) empty.add(op.ino);
+        }
+        for (const op of P) if (!(isDataOp(op) && empty.has(op.ino))) image.apply(op);
+        detail = `emptied=${empty.size}`;
+        break;
+      }
+      case "undoDirOps": {
+        let undone = 0;
+        for (const op of P) {
+          if (op.t === "rename" || op.t === "unlink") undone++;
+          else image.apply(op);
+        }
+        detail = `undone=${undone}`;
+        break;
+      }
+      default:
+        throw new TypeError(`unknown crash mode ${String(mode)}`);
+    }
+    const fs = fromImage(image, this.nextIno, this.name);
+    fs.lastCrash = { mode, seed, pending: P.length, detail };
+    return fs;
+  }
+}
+
+function crashSubset(image: Image, P: readonly Op[], rnd: () => number, page: number): string {
+  const p = rnd();
+  // Split writes into page pieces; each (inode, page) keeps a prefix of its own pieces in time
+  // order, because write-back writes a page as it is at some moment.
+  const counts = new Map<string, number>();
+  const pieces: Array<Array<{ key: string; idx: number; off: number; data: Uint8Array }>> = [];
+  for (const op of P) {
+    const list: Array<{ key: string; idx: number; off: number; data: Uint8Array }> = [];
+    if (op.t === "write") {
+      let pos = op.off;
+      const end = op.off + op.data.length;
+      while (pos < end) {
+        const pageNo = Math.floor(pos / page);
+        const stop = Math.min(end, (pageNo + 1) * page);
+        const key = `${op.ino}:${pageNo}`;
+        const idx = counts.get(key) ?? 0;
+        counts.set(key, idx + 1);
+        list.push({ key, idx, off: pos, data: op.data.subarray(pos - op.off, stop - op.off) });
+        pos = stop;
+      }
+    }
+    pieces.push(list);
+  }
+  const cutoff = new Map<string, number>();
+  for (const [key, n] of counts) cutoff.set(key, randInt(rnd, n + 1));
+  let kept = 0;
+  let total = 0;
+  P.forEach((op, i) => {
+    if (op.t === "write") {
+      for (const pc of pieces[i]) {
+        total++;
+        if (pc.idx < cutoff.get(pc.key)!) {
+          kept++;
+          image.file(op.ino).writeAt(pc.off, pc.data);
+        }
+      }
+    } else {
+      total++;
+      if (rnd() < p) {
+        kept++;
+        image.apply(op);
+      }
+    }
+  });
+  return `kept=${kept}/${total} p=${p.toFixed(2)}`;
+}
+
+function crashTorn(image: Image, P: readonly Op[], rnd: () => number, opts: CrashOptions): string {
+  const lastWrite = new Map<number, number>(); // ino -> index of its last pending write
+  P.forEach((op, i) => {
+    if (op.t === "write") lastWrite.set(op.ino, i);
+  });
+  const choices = [...lastWrite.values()].sort((a, b) => a - b);
+  const sector = opts.sector ?? (rnd() < 0.5 ? 512 : 4096);
+  const tail = opts.tail ?? (["cut", "zeros", "garbage"] as const)[randInt(rnd, 3)];
+  if (choices.length === 0) {
+    for (const op of P) image.apply(op);
+    return "no pending write";
+  }
+  const victim = choices[randInt(rnd, choices.length)];
+  let detail = "";
+  P.forEach((op, i) => {
+    if (i !== victim || op.t !== "write") return image.apply(op);
+    const end = op.off + op.data.length;
+    // Candidate tear points: the write's start (a one-sector write either lands or not) and
+    // every sector boundary strictly inside it.
+    const cuts = [op.off];
+    for (let b = (Math.floor(op.off / sector) + 1) * sector; b < end; b += sector) cuts.push(b);
+    const at = cuts[randInt(rnd, cuts.length)];
+    const f = image.file(op.ino);
+    f.writeAt(op.off, op.data.subarray(0, at - op.off));
+    if (tail === "zeros" && end > f.len) f.resize(end);
+    if (tail === "garbage") {
+      const junk = new Uint8Array(end - at);
+      for (let j = 0; j < junk.length; j++) junk[j] = randInt(rnd, 256);
+      f.writeAt(at, junk);
+    }
+    detail = `ino=${op.ino} write=[${op.off},${end}) sector=${sector} at=${at} tail=${tail}`;
+  });
+  return detail;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The platform.
+
+function osError(code: string, op: string, path: string): Error {
+  return fromOsError(Object.assign(new Error(`${code}: ${op} ${path}`), { code }), op, path);
+}
+
+/** Splits a path into components, resolving `.`/`..`; relative paths are relative to `/`. */
+function components(path: string): string[] {
+  const out: string[] = [];
+  for (const part of path.replaceAll("\\", "/").split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") out.pop();
+    else out.push(part);
+  }
+  return out;
+}
+
+/**
+ * The simulated file system. Implements {@linkcode Platform} exactly; see the module documentation
+ * for the durability model.
+ *
+ * @example
+ * ```ts
+ * import { SimPlatform } from "./sim.ts";
+ * const sim = new SimPlatform();
+ * await sim.mkdir("/data");
+ * await sim.syncDir("/");
+ * const f = await sim.open("/data/x", "createExclusive");
+ * f.write(new Uint8Array([1, 2, 3]));
+ * await f.datasync();
+ * await sim.syncDir("/data");
+ * const after = sim.crash("none", 1);
+ * console.log(after.fileBytes("/data/x")); // Uint8Array [1, 2, 3]
+ * ```
+ */
+export class SimPlatform implements Platform {
+  /** The platform name (default `"sim"`). */
+  readonly name: string;
+  /**
+   * Called synchronously after every platform or file call took effect. A throw from the hook
+   * propagates out of the call (a way to stop a workload at call #k).
+   */
+  onCall: ((call: SimCall) => void) | undefined;
+  /** Set on a file system returned by {@linkcode SimPlatform.crash}: what the crash chose. */
+  lastCrash: CrashInfo | undefined = undefined;
+
+  private nodes = new Map<number, Node>();
+  private pending: Op[] = [];
+  private nextIno = ROOT + 1;
+  private callCount = 0;
+  private locks = new Set<string>();
+  private openFiles = 0;
+
+  /** An empty file system holding only `/`. */
+  constructor(opts: SimOptions = {}) {
+    this.name = opts.name ?? "sim";
+    this.onCall = opts.onCall;
+    this.nodes.set(ROOT, { kind: "dir", ino: ROOT, cache: new Map(), durable: new Map() });
+  }
+
+  static {
+    // Builds a file system whose cache and durable state are both `image`.
+    fromImage = (image, nextIno, name) => {
+      const fs = new SimPlatform({ name });
+      fs.nextIno = nextIno;
+      const visit = (ino: number) => {
+        const d = image.dirs.get(ino);
+        if (d) {
+          fs.nodes.set(ino, { kind: "dir", ino, cache: new Map(d), durable: new Map(d) });
+          for (const child of d.values()) if (!fs.nodes.has(child)) visit(child);
+          return;
+        }
+        const b = image.files.get(ino) ?? new Buf();
+        const durable = b.clone();
+        fs.nodes.set(ino, { kind: "file", ino, cache: durable.clone(), durable });
+      };
+      visit(ROOT);
+      return fs;
+    };
+  }
+
+  /** How many platform and file calls were made so far. */
+  get calls(): number {
+    return this.callCount;
+  }
+
+  /** How many operations are not durable yet (would be at risk in a crash now). */
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  /** File handles currently open (for leak tests). */
+  get openFileCount(): number {
+    return this.openFiles;
+  }
+
+  /** Counts a call that took effect and tells the hook. */
+  private count(op: string, path: string, mutates: boolean): void {
+    const n = ++this.callCount;
+    this.onCall?.({ n, op, path, mutates });
+  }
+
+  /**
+   * A cheap snapshot of the durable state and the pending operations, to crash later.
+   *
+   * @example
+   * ```ts
+   * import { SimPlatform } from "./sim.ts";
+   * const sim = new SimPlatform();
+   * const snap = sim.freeze();
+   * console.log(snap.pendingCount); // 0
+   * ```
+   */
+  freeze(): SimSnapshot {
+    const files = new Map<number, Buf>();
+    const dirs = new Map<number, Map<string, number>>();
+    for (const n of this.nodes.values()) {
+      if (n.kind === "file") {
+        n.durable.shared = true;
+        files.set(n.ino, n.durable);
+      } else dirs.set(n.ino, new Map(n.durable));
+    }
+    return makeSnapshot(files, dirs, this.pending.slice(), this.nextIno, this.name);
+  }
+
+  /**
+   * A new file system after a power cut now: `freeze().crash(mode, seed, opts)`. This simulator
+   * is left untouched (keep using it, or crash it again with another seed).
+   *
+   * @example
+   * ```ts
+   * import { SimPlatform } from "./sim.ts";
+   * const sim = new SimPlatform();
+   * const after = sim.crash("subset", 1234);
+   * console.log(after.lastCrash);
+   * ```
+   */
+  crash(mode: CrashMode = "none", seed = 0, opts: CrashOptions = {}): SimPlatform {
+    return this.freeze().crash(mode, seed, opts);
+  }
+
+  // -- helpers (not counted) -------------------------------------------------------------------
+
+  /** The node at `path` in the current (cache) tree. */
+  private lookup(path: string): Node | undefined {
+    let node: Node | undefined = this.nodes.get(ROOT);
+    for (const c of components(path)) {
+      if (!node || node.kind !== "dir") return undefined;
+      const ino = node.cache.get(c);
+      node = ino === undefined ? undefined : this.nodes.get(ino);
+    }
+    return node;
+  }
+
+  /** The parent directory node and the last component; throws NotFound if the parent is missing. */
+  private parentOf(path: string, op: string): { dir: DirNode; name: string } {
+    const parts = components(path);
+    const name = parts.pop();
+    if (name === undefined) throw osError("EBUSY", op, path);
+    const dir = this.lookup("/" + parts.join("/"));
+    if (!dir) throw osError("ENOENT", op, path);
+    if (dir.kind !== "dir") throw osError("ENOTDIR", op, path);
+    return { dir, name };
+  }
+
+  /** Remembers an operation that is in the cache but not durable. */
+  private record(op: Op): void {
+    this.pending.push(op);
+  }
+
+  /** The file's durable buffer, copied first if a snapshot shares it. */
+  private durableFile(node: FileNode): Buf {
+    if (node.durable.shared) node.durable = node.durable.clone();
+    return node.durable;
+  }
+
+  /** Applies the pending data operations of one file to its durable state (fdatasync). */
+  private syncFile(ino: number): void {
+    const node = this.nodes.get(ino);
+    const rest: Op[] = [];
+    for (const op of this.pending) {
+      if (isDataOp(op) && op.ino === ino && node?.kind === "file") {
+        const d = this.durableFile(node);
+        if (op.t === "write") d.writeAt(op.off, op.data);
+        else d.resize(op.len);
+      } else rest.push(op);
+    }
+    this.pending = rest;
+  }
+
+  /** The durable directory map of `ino`, created if the node is gone (unlinked directories). */
+  private durableDir(ino: number): Map<string, number> | undefined {
+    const n = this.nodes.get(ino);
+    return n?.kind === "dir" ? n.durable : undefined;
+  }
+
+  /**
+   * The current (page-cache) contents of a file, or `null` if there is no file at `path`.
+   * A test helper; not a counted platform call.
+   *
+   * @example
+   * ```ts
+   * import { SimPlatform } from "./sim.ts";
+   * console.log(new SimPlatform().fileBytes("/nope")); // null
+   * ```
+   */
+  fileBytes(path: string): Uint8Array | null {
+    const n = this.lookup(path);
+    return n?.kind === "file" ? n.cache.view().slice() : null;
+  }
+
+  /**
+   * Replaces a file's contents, durably and outside the crash model (creating it, and making its
+   * name durable, if needed). A test helper for planting corruption; not a counted call.
+   *
+   * @example
+   * ```ts
+   * import { SimPlatform } from "./sim.ts";
+   * const sim = new SimPlatform();
+   * sim.setFileBytes("/x", new Uint8Array([0xff]));
+   * console.log(sim.crash("none").fileBytes("/x")); // Uint8Array [255]
+   * ```
+   */
+  setFileBytes(path: string, bytes: Uint8Array): void {
+    let n = this.lookup(path);
+    if (!n) {
+      const { dir, name } = this.parentOf(path, "setFileBytes");
+      const ino = this.nextIno++;
+      n = { kind: "file", ino, cache: new Buf(), durable: new Buf() };
+      this.nodes.set(ino, n);
+      dir.cache.set(name, ino);
+      dir.durable.set(name, ino);
+    }
+    if (n.kind !== "file") throw osError("EISDIR", "setFileBytes", path);
+    this.syncFile(n.ino);
+    n.cache = new Buf(bytes.slice());
+    n.durable = new Buf(bytes.slice());
+  }
+
+  /**
+   * Every file path (sorted) in the current directory tree. A test helper; not a counted call.
+   *
+   * @example
+   * ```ts
+   * import { SimPlatform } from "./sim.ts";
+   * console.log(new SimPlatform().listFiles()); // []
+   * ```
+   */
+  listFiles(): string[] {
+    const out: string[] = [];
+    const walk = (ino: number, prefix: string) => {
+      const n = this.nodes.get(ino);
+      if (!n) return;
+      if (n.kind === "file") return void out.push(prefix);
+      for (const [name, child] of n.cache) walk(child, `${prefix}/${name}`);
+    };
+    walk(ROOT, "");
+    return out.sort();
+  }
+
+  // -- Platform --------------------------------------------------------------------------------
+
+  /** See {@linkcode Platform.open}. `mode` is accepted and ignored (no permissions are modelled). */
+  open(path: string, how: OpenMode, _mode?: number): Promise<PlatformFile> {
+    try {
+      let node = this.lookup(path);
+      if (how === "createExclusive") {
+        const { dir, name } = this.parentOf(path, "open");
+        if (node) throw osError("EEXIST", "open", path);
+        const ino = this.nextIno++;
+        node = { kind: "file", ino, cache: new Buf(), durable: new Buf() };
+        this.nodes.set(ino, node);
+        dir.cache.set(name, ino);
+        this.record({ t: "link", dir: dir.ino, name, ino });
+      } else if (!node) {
+        throw osError("ENOENT", "open", path);
+      }
+      if (node.kind !== "file") throw osError("EISDIR", "open", path);
+      this.count("open", path, how === "createExclusive");
+      this.openFiles++;
+      return Promise.resolve(new SimFile(this.host, node, path, how !== "read"));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** See {@linkcode Platform.syncDir}: makes the directory's pending entry operations durable. */
+  syncDir(path: string): Promise<void> {
+    return this.run(() => {
+      const node = this.lookup(path);
+      if (!node) throw osError("ENOENT", "syncDir", path);
+      if (node.kind !== "dir") throw osError("ENOTDIR", "syncDir", path);
+      const rest: Op[] = [];
+      for (const op of this.pending) {
+        if (!touchesDir(op, node.ino)) {
+          rest.push(op);
+          continue;
+        }
+        switch (op.t) {
+          case "link":
+            this.durableDir(op.dir)?.set(op.name, op.ino);
+            break;
+          case "unlink": {
+            const d = this.durableDir(op.dir);
+            if (d?.get(op.name) === op.ino) d.delete(op.name);
+            break;
+          }
+          case "rename": {
+            // A rename is one journal transaction: syncing either directory commits both sides.
+            const from = this.durableDir(op.fromDir);
+            if (from?.get(op.fromName) === op.ino) from.delete(op.fromName);
+            this.durableDir(op.toDir)?.set(op.toName, op.ino);
+            break;
+          }
+        }
+      }
+      this.pending = rest;
+      this.count("syncDir", path, true);
+    });
+  }
+
+  /** See {@linkcode Platform.rename}. */
+  rename(from: string, to: string): Promise<void> {
+    return this.run(() => {
+      const node = this.lookup(from);
+      if (!node) throw osError("ENOENT", "rename", from);
+      const src = this.parentOf(from, "rename");
+      const dst = this.parentOf(to, "rename");
+      const existing = this.lookup(to);
+      if (existing && existing.kind !== node.kind) {
+        throw osError(existing.kind === "dir" ? "EISDIR" : "ENOTDIR", "rename", to);
+      }
+      if (existing?.kind === "dir" && existing.cache.size > 0) {
+        throw osError("ENOTEMPTY", "rename", to);
+      }
+      if (existing === node) return this.count("rename", to, false);
+      src.dir.cache.delete(src.name);
+      dst.dir.cache.set(dst.name, node.ino);
+      this.record({
+        t: "rename",
+        fromDir: src.dir.ino,
+        fromName: src.name,
+        toDir: dst.dir.ino,
+        toName: dst.name,
+        ino: node.ino,
+      });
+      this.count("rename", to, true);
+    });
+  }
+
+  /** See {@linkcode Platform.unlink}. */
+  unlink(path: string): Promise<void> {
+    return this.run(() => {
+      const node = this.lookup(path);
+      if (!node) throw osError("ENOENT", "unlink", path);
+      if (node.kind === "dir") throw osError("EISDIR", "unlink", path);
+      const { dir, name } = this.parentOf(path, "unlink");
+      dir.cache.delete(name);
+      this.record({ t: "unlink", dir: dir.ino, name, ino: node.ino });
+      this.count("unlink", path, true);
+    });
+  }
+
+  /** See {@linkcode Platform.mkdir}. */
+  mkdir(path: string, _mode?: number): Promise<boolean> {
+    return this.run(() => {
+      const existing = this.lookup(path);
+      if (existing) {
+        if (existing.kind !== "dir") throw osError("EEXIST", "mkdir", path);
+        this.count("mkdir", path, false);
+        return false;
+      }
+      const { dir, name } = this.parentOf(path, "mkdir");
+      const ino = this.nextIno++;
+      this.nodes.set(ino, { kind: "dir", ino, cache: new Map(), durable: new Map() });
+      dir.cache.set(name, ino);
+      this.record({ t: "link", dir: dir.ino, name, ino });
+      this.count("mkdir", path, true);
+      return true;
+    });
+  }
+
+  /** See {@linkcode Platform.readdir}. */
+  readdir(path: string): Promise<string[]> {
+    return this.run(() => {
+      const node = this.lookup(path);
+      if (!node) throw osError("ENOENT", "readdir", path);
+      if (node.kind !== "dir") throw osError("ENOTDIR", "readdir", path);
+      this.count("readdir", path, false);
+      return [...node.cache.keys()];
+    });
+  }
+
+  /** See {@linkcode Platform.remove}: unlinks a file, or a directory tree bottom-up. */
+  remove(path: string): Promise<void> {
+    return this.run(() => {
+      const node = this.lookup(path);
+      if (node) {
+        const { dir, name } = this.parentOf(path, "remove");
+        const drop = (parent: DirNode, entry: string, n: Node) => {
+          if (n.kind === "dir") {
+            for (const [child, ino] of [...n.cache]) drop(n, child, this.nodes.get(ino)!);
+          }
+          parent.cache.delete(entry);
+          this.record({ t: "unlink", dir: parent.ino, name: entry, ino: n.ino });
+        };
+        drop(dir, name, node);
+      }
+      this.count("remove", path, node !== undefined);
+    });
+  }
+
+  /** See {@linkcode Platform.stat}. */
+  stat(path: string): Promise<PlatformStat | null> {
+    return this.run(() => {
+      const node = this.lookup(path);
+      this.count("stat", path, false);
+      if (!node) return null;
+      return node.kind === "file"
+        ? { size: node.cache.len, isFile: true, isDirectory: false }
+        : { size: 0, isFile: false, isDirectory: true };
+    });
+  }
+
+  /**
+   * See {@linkcode Platform.lock}: exclusive per simulator instance (a crashed copy starts with no
+   * locks, as a dead process holds none). Creates the lock file if missing, like a real platform.
+   */
+  lock(path: string): Promise<PlatformLock> {
+    return this.run(() => {
+      const key = components(path).join("/");
+      if (this.locks.has(key)) {
+        throw new LockedError(path, "another holder in this simulated file system");
+      }
+      let created = false;
+      if (!this.lookup(path)) {
+        const { dir, name } = this.parentOf(path, "lock");
+        const ino = this.nextIno++;
+        this.nodes.set(ino, { kind: "file", ino, cache: new Buf(), durable: new Buf() });
+        dir.cache.set(name, ino);
+        this.record({ t: "link", dir: dir.ino, name, ino });
+        created = true;
+      }
+      this.locks.add(key);
+      this.count("lock", path, created);
+      let held = true;
+      return {
+        path,
+        release: () => {
+          if (held) {
+            held = false;
+            this.locks.delete(key);
+          }
+          return Promise.resolve();
+        },
+      };
+    });
+  }
+
+  /** Runs a synchronous model step as an async platform call (errors become rejections). */
+  private run<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** What a {@linkcode SimFile} may do to its file system. */
+  private host: FileHost = {
+    count: (op, path, mutates) => this.count(op, path, mutates),
+    write: (node, data) => {
+      const off = node.cache.len;
+      const copy = data.slice();
+      node.cache.writeAt(off, copy);
+      this.record({ t: "write", ino: node.ino, off, data: copy });
+    },
+    truncate: (node, len) => {
+      node.cache.resize(len);
+      this.record({ t: "trunc", ino: node.ino, len });
+    },
+    sync: (node) => this.syncFile(node.ino),
+    closed: () => void this.openFiles--,
+  };
+}
+
+interface FileHost {
+  count(op: string, path: string, mutates: boolean): void;
+  write(node: FileNode, data: Uint8Array): void;
+  truncate(node: FileNode, len: number): void;
+  sync(node: FileNode): void;
+  closed(): void;
+}
+
+class SimFile implements PlatformFile {
+  private closed = false;
+  constructor(
+    private readonly fs: FileHost,
+    private readonly node: FileNode,
+    readonly path: string,
+    private readonly writable: boolean,
+  ) {}
+
+  private check(op: string, write = false): void {
+    if (this.closed) throw new ClosedError("file", this.path);
+    if (write && !this.writable) throw osError("EBADF", op, this.path);
+  }
+
+  write(data: Uint8Array): void {
+    this.check("write", true);
+    if (data.length > 0) this.fs.write(this.node, data);
+    this.fs.count("write", this.path, data.length > 0);
+  }
+
+  writev(chunks: readonly Uint8Array[]): void {
+    this.check("writev", true);
+    let total = 0;
+    for (const c of chunks) total += c.length;
+    if (total > 0) {
+      // One writev is one write operation: it can tear, but not reorder within itself.
+      const all = new Uint8Array(total);
+      let off = 0;
+      for (const c of chunks) {
+        all.set(c, off);
+        off += c.length;
+      }
+      this.fs.write(this.node, all);
+    }
+    this.fs.count("writev", this.path, total > 0);
+  }
+
+  readAt(buf: Uint8Array, position: number): number {
+    this.check("readAt");
+    const src = this.node.cache;
+    const n = Math.max(0, Math.min(buf.length, src.len - position));
+    if (n > 0) buf.set(src.bytes.subarray(position, position + n));
+    this.fs.count("readAt", this.path, false);
+    return n;
+  }
+
+  size(): number {
+    this.check("size");
+    this.fs.count("size", this.path, false);
+    return this.node.cache.len;
+  }
+
+  truncate(length: number): void {
+    this.check("truncate", true);
+    this.fs.truncate(this.node, length);
+    this.fs.count("truncate", this.path, true);
+  }
+
+  datasync(): Promise<void> {
+    try {
+      this.check("datasync");
+      this.fs.sync(this.node);
+      this.fs.count("datasync", this.path, true);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  sync(): Promise<void> {
+    try {
+      this.check("sync");
+      this.fs.sync(this.node);
+      this.fs.count("sync", this.path, true);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.fs.closed();
+    this.fs.count("close", this.path, false);
+  }
+}
