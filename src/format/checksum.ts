@@ -1,0 +1,34 @@
+/**
+ * The checksum used by every frame and header: CRC-32 (IEEE 802.3 polynomial, as in zlib/gzip),
+ * computed by the runtime's native `zlib.crc32`.
+ *
+ * Why not CRC32C (Castagnoli, as etcd and LevelDB use)? Measured on this project's machine, native
+ * `zlib.crc32` runs at 3.9 GB/s (Node) to 8.8 GB/s (Deno, Bun), while the fastest pure-TypeScript
+ * CRC32C (slicing-by-8) reaches 1.0-1.36 GB/s, and no runtime ships a native CRC32C. Both are 32-bit
+ * CRCs that detect every burst error up to 32 bits and all odd bit-counts; the checksum only has to
+ * catch torn and rotted writes, and the scan target (>= 1 GB/s with verification) rules out CRC32C.
+ * See `bench/format.bench.ts`.
+ *
+ * @example
+ * ```ts
+ * import { crc32 } from "./checksum.ts";
+ * console.log(crc32(new TextEncoder().encode("123456789")).toString(16)); // "cbf43926"
+ * ```
+ * @module
+ */
+import { crc32 as zlibCrc32 } from "node:zlib";
+
+/**
+ * CRC-32 of `data`, continuing from `previous` (the CRC of the bytes before it) when given.
+ *
+ * @example
+ * ```ts
+ * import { crc32 } from "./checksum.ts";
+ * const whole = crc32(new Uint8Array([1, 2, 3, 4]));
+ * const chained = crc32(new Uint8Array([3, 4]), crc32(new Uint8Array([1, 2])));
+ * console.assert(whole === chained);
+ * ```
+ */
+export function crc32(data: Uint8Array, previous = 0): number {
+  return zlibCrc32(data, previous) >>> 0;
+}

@@ -1,0 +1,188 @@
+/**
+ * Record frames (see FORMAT.md, "Frame"). A frame is a 28-byte header followed by its payload:
+ *
+ * | offset | size | field |
+ * |---|---|---|
+ * | 0 | 4 | CRC-32 of bytes 4 .. end of payload |
+ * | 4 | 1 | type: 1 = record, 2 = seal; 0 is never valid, so zero-filled space never decodes |
+ * | 5 | 3 | reserved, zero |
+ * | 8 | 4 | payload length |
+ * | 12 | 8 | sequence number |
+ * | 20 | 8 | timestamp, ms since the Unix epoch |
+ *
+ * @example
+ * ```ts
+ * import { decodeFrame, encodeFrame, FRAME_RECORD } from "./frame.ts";
+ * const f = encodeFrame(FRAME_RECORD, 7, 1_700_000_000_000, new Uint8Array([1, 2, 3]));
+ * const d = decodeFrame(f, 0, f.length, 7, 1024);
+ * console.assert(d.status === "ok" && d.seq === 7);
+ * ```
+ * @module
+ */
+import { crc32 } from "./checksum.ts";
+import { readU32, readU64, writeU32, writeU64 } from "./bytes.ts";
+
+/** Bytes in a frame header. */
+export const FRAME_HEADER_BYTES = 28;
+/** Frame type of a user record. */
+export const FRAME_RECORD = 1;
+/** Frame type of the seal that ends a sealed segment. */
+export const FRAME_SEAL = 2;
+/** Largest seal payload accepted (the seal's sparse index), independent of `maxRecordBytes`. */
+export const MAX_SEAL_PAYLOAD: number = 16 * 1024 * 1024;
+/** The largest payload length the format can express. */
+export const MAX_PAYLOAD_LIMIT: number = 0xffff_ffff - FRAME_HEADER_BYTES;
+
+/** A frame that checked out. Payload is `buf[payloadStart, payloadEnd)`. */
+export interface FrameOk {
+  /** Frame is whole and valid. */
+  status: "ok";
+  /** {@linkcode FRAME_RECORD} or {@linkcode FRAME_SEAL}. */
+  type: number;
+  /** Sequence number (equal to the expected one). */
+  seq: number;
+  /** Milliseconds since the epoch. */
+  timestamp: number;
+  /** Start of the payload in the buffer. */
+  payloadStart: number;
+  /** End (exclusive) of the payload in the buffer. */
+  payloadEnd: number;
+  /** Whole frame size, header included. */
+  frameBytes: number;
+}
+
+/** The bytes available end before the frame does; `need` is the frame size known so far. */
+export interface FrameShort {
+  /** More bytes are needed. */
+  status: "short";
+  /** Bytes the frame needs from its start (28 until the header is readable). */
+  need: number;
+}
+
+/** The bytes at this offset are not a valid frame for this position. */
+export interface FrameBad {
+  /** Not a frame. */
+  status: "bad";
+  /** Why, for error messages. */
+  reason: string;
+}
+
+/** Result of {@linkcode decodeFrame}. */
+export type FrameResult = FrameOk | FrameShort | FrameBad;
+
+/**
+ * Encodes one frame into `buf` at `off` and returns the offset after it. `buf` must have room for
+ * `FRAME_HEADER_BYTES + payload.length` bytes.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrameInto, FRAME_RECORD } from "./frame.ts";
+ * const buf = new Uint8Array(64);
+ * const end = encodeFrameInto(buf, 0, FRAME_RECORD, 0, Date.now(), new Uint8Array(4)); // 32
+ * ```
+ */
+export function encodeFrameInto(
+  buf: Uint8Array,
+  off: number,
+  type: number,
+  seq: number,
+  timestamp: number,
+  payload: Uint8Array,
+): number {
+  buf[off + 4] = type;
+  buf[off + 5] = 0;
+  buf[off + 6] = 0;
+  buf[off + 7] = 0;
+  writeU32(buf, off + 8, payload.length);
+  writeU64(buf, off + 12, seq);
+  writeU64(buf, off + 20, timestamp);
+  const end = off + FRAME_HEADER_BYTES + payload.length;
+  buf.set(payload, off + FRAME_HEADER_BYTES);
+  writeU32(buf, off, crc32(buf.subarray(off + 4, end)));
+  return end;
+}
+
+/**
+ * Encodes one frame into a new buffer.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, FRAME_RECORD } from "./frame.ts";
+ * const bytes = encodeFrame(FRAME_RECORD, 0, 0, new TextEncoder().encode("hello")); // 33 bytes
+ * ```
+ */
+export function encodeFrame(
+  type: number,
+  seq: number,
+  timestamp: number,
+  payload: Uint8Array,
+): Uint8Array {
+  const buf = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
+  encodeFrameInto(buf, 0, type, seq, timestamp, payload);
+  return buf;
+}
+
+/**
+ * Checks the frame at `buf[off, end)`: its type, reserved bytes, length (at most `maxPayload` for
+ * records, {@linkcode MAX_SEAL_PAYLOAD} for seals), that its sequence number is `expectedSeq` (so a
+ * valid frame copied elsewhere does not decode there) and its checksum.
+ *
+ * @example
+ * ```ts
+ * import { decodeFrame } from "./frame.ts";
+ * const zeros = new Uint8Array(4096);
+ * console.log(decodeFrame(zeros, 0, zeros.length, 0, 1024)); // { status: "bad", reason: "bad frame type 0" }
+ * ```
+ */
+export function decodeFrame(
+  buf: Uint8Array,
+  off: number,
+  end: number,
+  expectedSeq: number,
+  maxPayload: number,
+): FrameResult {
+  if (end - off < FRAME_HEADER_BYTES) return { status: "short", need: FRAME_HEADER_BYTES };
+  const type = buf[off + 4];
+  if (type !== FRAME_RECORD && type !== FRAME_SEAL) {
+    return { status: "bad", reason: `bad frame type ${type}` };
+  }
+  if (buf[off + 5] !== 0 || buf[off + 6] !== 0 || buf[off + 7] !== 0) {
+    return { status: "bad", reason: "nonzero reserved bytes" };
+  }
+  const len = readU32(buf, off + 8);
+  const cap = type === FRAME_SEAL ? MAX_SEAL_PAYLOAD : maxPayload;
+  if (len > cap) return { status: "bad", reason: `length ${len} exceeds ${cap}` };
+  const seq = readU64(buf, off + 12);
+  if (seq !== expectedSeq) {
+    return { status: "bad", reason: `sequence number ${seq} where ${expectedSeq} belongs` };
+  }
+  const frameBytes = FRAME_HEADER_BYTES + len;
+  if (end - off < frameBytes) return { status: "short", need: frameBytes };
+  const payloadEnd = off + frameBytes;
+  if (readU32(buf, off) !== crc32(buf.subarray(off + 4, payloadEnd))) {
+    return { status: "bad", reason: "checksum mismatch" };
+  }
+  return {
+    status: "ok",
+    type,
+    seq,
+    timestamp: readU64(buf, off + 20),
+    payloadStart: off + FRAME_HEADER_BYTES,
+    payloadEnd,
+    frameBytes,
+  };
+}
+
+/**
+ * Reads the payload length field of a frame header without checking anything else. Used to walk
+ * frames already known to be valid (our own write buffer).
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, frameLengthAt, FRAME_RECORD } from "./frame.ts";
+ * console.assert(frameLengthAt(encodeFrame(FRAME_RECORD, 0, 0, new Uint8Array(5)), 0) === 33);
+ * ```
+ */
+export function frameLengthAt(buf: Uint8Array, off: number): number {
+  return FRAME_HEADER_BYTES + readU32(buf, off + 8);
+}

@@ -1,0 +1,244 @@
+/**
+ * Reads frames from a segment file in order, through a bounded buffer (default 256 KiB, grown only
+ * to fit one frame), verifying each. Used by recovery and by readers: memory never depends on the
+ * segment's size.
+ *
+ * @example
+ * ```ts
+ * import { FrameScanner } from "./scanner.ts";
+ * import type { PlatformFile } from "../platform/types.ts";
+ * function count(file: PlatformFile, size: number): number {
+ *   const s = new FrameScanner(file, 32, size, 0, 16 << 20);
+ *   let n = 0;
+ *   for (let f = s.next(); f.kind === "frame"; f = s.next()) n++;
+ *   return n;
+ * }
+ * ```
+ * @module
+ */
+import type { PlatformFile } from "../platform/types.ts";
+import {
+  decodeFrame,
+  FRAME_HEADER_BYTES,
+  FRAME_RECORD,
+  FRAME_SEAL,
+  MAX_SEAL_PAYLOAD,
+} from "./frame.ts";
+import { readU32, readU64 } from "./bytes.ts";
+
+/** Default read-buffer size. */
+export const SCAN_CHUNK_BYTES: number = 256 * 1024;
+
+/** One valid frame; `payload` is a view that is only valid until the next `next()` call. */
+export interface ScannedFrame {
+  /** A frame was read. */
+  kind: "frame";
+  /** Frame type (record or seal). */
+  type: number;
+  /** Sequence number. */
+  seq: number;
+  /** Milliseconds since the epoch. */
+  timestamp: number;
+  /** Byte offset of the frame in the file. */
+  offset: number;
+  /** Frame size including its header. */
+  frameBytes: number;
+  /** The payload (a view into the scanner's buffer). */
+  payload: Uint8Array;
+}
+
+/** What {@linkcode FrameScanner.next} returns. */
+export type ScanStep =
+  | ScannedFrame
+  | { kind: "end"; offset: number }
+  | { kind: "short"; offset: number }
+  | { kind: "bad"; offset: number; reason: string };
+
+/**
+ * Sequential frame reader over `[start, limit)` of a file, expecting sequence numbers from
+ * `expectedSeq` upward. `short` means the bytes end inside a frame; `bad` that the bytes at the
+ * offset are not the expected frame. After either, the scanner stays there.
+ *
+ * @example
+ * ```ts
+ * import { FrameScanner } from "./scanner.ts";
+ * import type { PlatformFile } from "../platform/types.ts";
+ * function lastSeq(file: PlatformFile): number {
+ *   const s = new FrameScanner(file, 32, file.size(), 0, 1 << 20);
+ *   let seq = -1;
+ *   for (let f = s.next(); f.kind === "frame"; f = s.next()) seq = f.seq;
+ *   return seq;
+ * }
+ * ```
+ */
+export class FrameScanner {
+  #file: PlatformFile;
+  #limit: number;
+  #maxPayload: number;
+  #buf: Uint8Array;
+  #bufStart: number;
+  #bufLen = 0;
+  #pos: number;
+  #expected: number;
+
+  /** Starts at byte `start`, reading no further than byte `limit`. */
+  constructor(
+    file: PlatformFile,
+    start: number,
+    limit: number,
+    expectedSeq: number,
+    maxPayload: number,
+    chunkBytes: number = SCAN_CHUNK_BYTES,
+  ) {
+    this.#file = file;
+    this.#limit = limit;
+    this.#maxPayload = maxPayload;
+    this.#buf = new Uint8Array(chunkBytes);
+    this.#bufStart = start;
+    this.#pos = start;
+    this.#expected = expectedSeq;
+  }
+
+  /** Byte offset of the next frame. */
+  get offset(): number {
+    return this.#pos;
+  }
+
+  /** Sequence number the next frame must carry. */
+  get expectedSeq(): number {
+    return this.#expected;
+  }
+
+  /** Lets a follower read further once the writer has flushed more bytes. */
+  extendLimit(limit: number): void {
+    if (limit > this.#limit) this.#limit = limit;
+  }
+
+  /** Reads the next frame. */
+  next(): ScanStep {
+    if (this.#pos >= this.#limit) return { kind: "end", offset: this.#pos };
+    for (;;) {
+      const rel = this.#pos - this.#bufStart;
+      const r = decodeFrame(this.#buf, rel, this.#bufLen, this.#expected, this.#maxPayload);
+      if (r.status === "ok") {
+        const offset = this.#pos;
+        this.#pos += r.frameBytes;
+        if (r.type === FRAME_RECORD) this.#expected++;
+        return {
+          kind: "frame",
+          type: r.type,
+          seq: r.seq,
+          timestamp: r.timestamp,
+          offset,
+          frameBytes: r.frameBytes,
+          payload: this.#buf.subarray(r.payloadStart, r.payloadEnd),
+        };
+      }
+      if (r.status === "bad") return { kind: "bad", offset: this.#pos, reason: r.reason };
+      // Short: the frame needs r.need bytes from #pos. More may exist in the file.
+      if (this.#pos + r.need > this.#limit) return { kind: "short", offset: this.#pos };
+      if (!this.#fill(r.need)) return { kind: "short", offset: this.#pos };
+    }
+  }
+
+  /** Makes `need` bytes from #pos available in the buffer; false if the file ended first. */
+  #fill(need: number): boolean {
+    const rel = this.#pos - this.#bufStart;
+    const keep = this.#bufLen - rel;
+    if (need > this.#buf.length) {
+      const bigger = new Uint8Array(need);
+      bigger.set(this.#buf.subarray(rel, this.#bufLen));
+      this.#buf = bigger;
+    } else if (rel > 0) {
+      this.#buf.copyWithin(0, rel, this.#bufLen);
+    }
+    this.#bufStart = this.#pos;
+    this.#bufLen = keep;
+    const want = Math.min(this.#buf.length, this.#limit - this.#bufStart);
+    while (this.#bufLen < want) {
+      const n = this.#file.readAt(
+        this.#buf.subarray(this.#bufLen, want),
+        this.#bufStart + this.#bufLen,
+      );
+      if (n === 0) break;
+      this.#bufLen += n;
+    }
+    return this.#bufLen >= need;
+  }
+}
+
+/**
+ * Looks for any valid frame starting after `from` and before `limit` whose sequence number is at
+ * least `minSeq`: recovery's test for whether invalid bytes are a torn tail (nothing valid follows)
+ * or damage in the middle of acknowledged data (valid frames follow). Returns its offset, or -1.
+ *
+ * @example
+ * ```ts
+ * import { findNextValidFrame } from "./scanner.ts";
+ * import type { PlatformFile } from "../platform/types.ts";
+ * function tornTail(f: PlatformFile, at: number, seq: number): boolean {
+ *   return findNextValidFrame(f, at, f.size(), seq, 1 << 20) < 0;
+ * }
+ * ```
+ */
+export function findNextValidFrame(
+  file: PlatformFile,
+  from: number,
+  limit: number,
+  minSeq: number,
+  maxPayload: number,
+): number {
+  // Every frame is at least FRAME_HEADER_BYTES long, which bounds how far sequence numbers can run.
+  const maxSeq = minSeq + Math.ceil((limit - from) / FRAME_HEADER_BYTES);
+  const chunk = new Uint8Array(SCAN_CHUNK_BYTES + FRAME_HEADER_BYTES);
+  for (let base = from + 1; base < limit; base += SCAN_CHUNK_BYTES) {
+    const len = readFully(file, chunk.subarray(0, Math.min(chunk.length, limit - base)), base);
+    const last = Math.min(SCAN_CHUNK_BYTES, len - FRAME_HEADER_BYTES + 1);
+    for (let i = 0; i < last; i++) {
+      const type = chunk[i + 4];
+      if (type !== FRAME_RECORD && type !== FRAME_SEAL) continue;
+      if (chunk[i + 5] !== 0 || chunk[i + 6] !== 0 || chunk[i + 7] !== 0) continue;
+      const seq = readU64(chunk, i + 12);
+      if (!(seq >= minSeq && seq <= maxSeq)) continue;
+      const len32 = readU32(chunk, i + 8);
+      if (len32 > (type === FRAME_SEAL ? MAX_SEAL_PAYLOAD : maxPayload)) continue;
+      const at = base + i;
+      const frameBytes = FRAME_HEADER_BYTES + len32;
+      if (at + frameBytes > limit) continue;
+      const frame = new Uint8Array(frameBytes);
+      readFully(file, frame, at);
+      if (decodeFrame(frame, 0, frameBytes, seq, maxPayload).status === "ok") return at;
+    }
+  }
+  return -1;
+}
+
+/** True if every byte of `[from, to)` in the file is zero. */
+export function isZeroRange(file: PlatformFile, from: number, to: number): boolean {
+  const chunk = new Uint8Array(Math.min(SCAN_CHUNK_BYTES, Math.max(0, to - from)));
+  for (let at = from; at < to; at += chunk.length) {
+    const n = readFully(file, chunk.subarray(0, Math.min(chunk.length, to - at)), at);
+    for (let i = 0; i < n; i++) if (chunk[i] !== 0) return false;
+  }
+  return true;
+}
+
+/**
+ * Reads until `buf` is full or the file ends; returns the byte count.
+ *
+ * @example
+ * ```ts
+ * import { readFully } from "./scanner.ts";
+ * import type { PlatformFile } from "../platform/types.ts";
+ * const header = (f: PlatformFile) => { const b = new Uint8Array(32); readFully(f, b, 0); return b; };
+ * ```
+ */
+export function readFully(file: PlatformFile, buf: Uint8Array, position: number): number {
+  let got = 0;
+  while (got < buf.length) {
+    const n = file.readAt(buf.subarray(got), position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}

@@ -1,0 +1,618 @@
+/**
+ * A named log: a directory of segments, appended to under a {@linkcode SyncPolicy} with group
+ * commit, read with async iterators, trimmed with `truncateBefore`.
+ *
+ * How an append travels: `append` encodes the frame into the active segment's buffer at once (so
+ * sequence numbers follow call order) and schedules one flush for everything appended in the same
+ * turn of the event loop. The flush is a single `writev`; then each append resolves as its policy
+ * allows, or waits for the next fdatasync. One fdatasync runs at a time and covers every record
+ * written before it started; appends that arrive meanwhile are written at once and wait for the
+ * next one (group commit). fdatasync is asynchronous, so the event loop never blocks on it.
+ *
+ * @example
+ * ```ts
+ * import { Store, SyncPolicy } from "../mod.ts";
+ * const store = await Store.open(await Deno.makeTempDir(), { syncPolicy: SyncPolicy.always() });
+ * const log = await store.log("events");
+ * const seq = await log.append("hello"); // durable when this resolves
+ * for await (const r of log.read({ from: seq })) console.log(r.seq, new TextDecoder().decode(r.data));
+ * await store.close();
+ * ```
+ * @module
+ */
+import {
+  ClosedError,
+  InvalidArgumentError,
+  type KhipuError,
+  PoisonedError,
+  RecordTooLargeError,
+} from "./errors.ts";
+import { unlinkDurable } from "./platform/durable.ts";
+import type { Platform } from "./platform/types.ts";
+import { FRAME_HEADER_BYTES } from "./format/frame.ts";
+import { type OpenReport, recoverLog, type SegmentRef } from "./recovery.ts";
+import { type LogRecord, type ReadOptions, readRecords, type ReadSource } from "./reader.ts";
+import { Segment } from "./segment.ts";
+import type { SyncPolicy } from "./sync_policy.ts";
+
+/** Settings a log runs with (the store fills in defaults). */
+export interface LogOptions {
+  /** The file system. */
+  platform: Platform;
+  /** The durability policy. */
+  syncPolicy: SyncPolicy;
+  /** Roll over to a new segment before one would grow past this many bytes. */
+  segmentBytes: number;
+  /** User-space write buffer per segment. */
+  bufferBytes: number;
+  /** Largest record payload accepted. */
+  maxRecordBytes: number;
+  /** Permission bits for new segment files. */
+  fileMode?: number;
+  /** Set damaged segments aside instead of failing to open. */
+  repair: boolean;
+}
+
+interface Waiter {
+  /** One past the waiter's last record. */
+  end: number;
+  /** Records it covers (0 for a `sync()` call). */
+  count: number;
+  value: unknown;
+  resolve: (value: never) => void;
+  reject: (err: unknown) => void;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * An open log. Get one from `store.log(name)`.
+ *
+ * @example
+ * ```ts
+ * import { Store } from "../mod.ts";
+ * const store = await Store.open(await Deno.makeTempDir());
+ * const log = await store.log("audit");
+ * const [a, b] = await log.appendBatch(["one", "two"]);
+ * await log.sync();
+ * console.log(a, b, log.firstSeq, log.nextSeq); // 0 1 0 2
+ * await store.close();
+ * ```
+ */
+export class Log {
+  /** The log's name in its store. */
+  readonly name: string;
+  /** The log's directory. */
+  readonly path: string;
+  /** What opening the log found and repaired. */
+  readonly openReport: OpenReport;
+  #p: Platform;
+  #opts: LogOptions;
+  #segments: SegmentRef[];
+  #writing: Segment[];
+  #active: Segment;
+  #nextSeq: number;
+  #durableEnd: number;
+  #pending: Waiter[] = [];
+  #durableWaiters: Waiter[] = [];
+  #unsynced: Waiter[] = [];
+  #unsyncedCount = 0;
+  #pumpScheduled = false;
+  #pumpRunning = false;
+  #pumpDone: Promise<void> = Promise.resolve();
+  #pumpAgain = false;
+  #syncing: Promise<void> | null = null;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #poison: KhipuError | null = null;
+  #closing: Promise<void> | null = null;
+  #closed = false;
+  #changed: { promise: Promise<void>; resolve: () => void } | null = null;
+  #retention: Promise<void> = Promise.resolve();
+  #source: ReadSource;
+
+  private constructor(
+    name: string,
+    path: string,
+    opts: LogOptions,
+    segments: SegmentRef[],
+    active: Segment,
+    report: OpenReport,
+  ) {
+    this.name = name;
+    this.path = path;
+    this.#p = opts.platform;
+    this.#opts = opts;
+    this.#segments = segments;
+    this.#active = active;
+    this.#writing = [active];
+    this.#nextSeq = active.nextSeq;
+    this.#durableEnd = active.nextSeq; // recovery fdatasynced the newest segment
+    this.openReport = report;
+    this.#source = {
+      path,
+      platform: opts.platform,
+      maxRecordBytes: opts.maxRecordBytes,
+      segments: () => this.#segments,
+      flushedEnd: () => this.#flushedEnd,
+      isClosed: () => this.#closed,
+      changed: () => this.#whenChanged(),
+    };
+  }
+
+  /**
+   * Opens (creating if needed) the log in directory `path` and recovers it. Most code uses
+   * `store.log(name)` instead.
+   *
+   * @example
+   * ```ts
+   * import { Log } from "./log.ts";
+   * import { SyncPolicy } from "./sync_policy.ts";
+   * import { nodePlatform } from "./platform/node.ts";
+   * const log = await Log.open("events", "/tmp/k/events", {
+   *   platform: nodePlatform, syncPolicy: SyncPolicy.always(), segmentBytes: 64 << 20,
+   *   bufferBytes: 256 << 10, maxRecordBytes: 16 << 20, repair: false,
+   * });
+   * await log.close();
+   * ```
+   */
+  static async open(name: string, path: string, opts: LogOptions): Promise<Log> {
+    const r = await recoverLog(opts.platform, path, {
+      bufferBytes: opts.bufferBytes,
+      maxRecordBytes: opts.maxRecordBytes,
+      fileMode: opts.fileMode,
+      repair: opts.repair,
+    });
+    return new Log(name, path, opts, r.segments, r.active, r.report);
+  }
+
+  /** Sequence number of the oldest record still in the log (equals `nextSeq` when empty). */
+  get firstSeq(): number {
+    return this.#segments[0].firstSeq;
+  }
+
+  /** Sequence number the next append will get. */
+  get nextSeq(): number {
+    return this.#nextSeq;
+  }
+
+  /** Bytes in the log's segment files (flushed bytes of the writable ones). */
+  get byteSize(): number {
+    let n = 0;
+    for (const s of this.#segments) n += s.writer ? s.writer.flushedBytes : s.bytes;
+    return n;
+  }
+
+  /** Number of segment files. */
+  get segmentCount(): number {
+    return this.#segments.length;
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed || this.#closing !== null;
+  }
+
+  /** True if appended records are not yet covered by an fdatasync. */
+  get dirty(): boolean {
+    return this.#nextSeq > this.#durableEnd;
+  }
+
+  /**
+   * Appends one record (bytes, or a string stored as UTF-8). Resolves with its sequence number once
+   * the sync policy is satisfied; it is in the OS page cache at the latest by then.
+   *
+   * @example
+   * ```ts
+   * import type { Log } from "./log.ts";
+   * async function audit(log: Log, event: object): Promise<number> {
+   *   return await log.append(JSON.stringify(event));
+   * }
+   * ```
+   */
+  append(data: Uint8Array | string): Promise<number> {
+    try {
+      this.#assertWritable();
+      const payload = this.#toBytes(data);
+      const seq = this.#encode(payload, Date.now());
+      return this.#wait(seq + 1, 1, seq);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Appends several records as one group: one write, at most one fdatasync wait. Every record is
+   * checked before any is written. Resolves with their sequence numbers.
+   *
+   * @example
+   * ```ts
+   * import type { Log } from "./log.ts";
+   * async function many(log: Log) {
+   *   const seqs = await log.appendBatch(["a", "b", new Uint8Array([1, 2])]);
+   *   console.log(seqs); // e.g. [10, 11, 12]
+   * }
+   * ```
+   */
+  appendBatch(items: readonly (Uint8Array | string)[]): Promise<number[]> {
+    try {
+      this.#assertWritable();
+      const payloads = items.map((d) => this.#toBytes(d));
+      if (payloads.length === 0) return Promise.resolve([]);
+      const now = Date.now();
+      const seqs = payloads.map((p) => this.#encode(p, now));
+      return this.#wait(seqs[seqs.length - 1] + 1, seqs.length, seqs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Resolves once every record appended before the call is on disk (fdatasync), whatever the
+   * policy. Concurrent calls share fdatasyncs.
+   *
+   * @example
+   * ```ts
+   * import type { Log } from "./log.ts";
+   * async function checkpoint(log: Log) { await log.sync(); }
+   * ```
+   */
+  sync(): Promise<void> {
+    try {
+      this.#assertWritable();
+      return this.#syncThrough(this.#nextSeq);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Iterates records from `from` (default: the first). Sees every record flushed before the call;
+   * with `follow: true` keeps yielding new ones until `signal` aborts or the log closes. Each
+   * record's checksum is verified; damage throws `CorruptionError`.
+   *
+   * @example
+   * ```ts
+   * import type { Log } from "./log.ts";
+   * async function dump(log: Log) {
+   *   for await (const { seq, timestamp, data } of log.read({ from: 0 })) {
+   *     console.log(seq, new Date(timestamp), data.length);
+   *   }
+   * }
+   * ```
+   */
+  read(opts: ReadOptions = {}): AsyncGenerator<LogRecord, void, undefined> {
+    if (this.#closed) throw new ClosedError("log", this.path);
+    return readRecords(this.#source, opts);
+  }
+
+  /**
+   * Tails the log from `from` (default: the next record appended), yielding records as they are
+   * written, until `signal` aborts or the log closes. Same as `read({ from, follow: true, signal })`.
+   *
+   * @example
+   * ```ts
+   * import type { Log } from "./log.ts";
+   * async function watch(log: Log, signal: AbortSignal) {
+   *   for await (const r of log.follow({ signal })) console.log("new", r.seq);
+   * }
+   * ```
+   */
+  follow(
+    opts: { from?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<LogRecord, void, undefined> {
+    return this.read({ from: opts.from ?? this.#nextSeq, follow: true, signal: opts.signal });
+  }
+
+  /**
+   * Retention: deletes, oldest first, every sealed segment whose records all lie below `seq`. The
+   * active segment is never deleted, so `firstSeq` may stay below `seq`. Each deletion is made
+   * durable (directory fsync) before the next, so a crash leaves a contiguous suffix of segments.
+   *
+   * @example
+   * ```ts
+   * import type { Log } from "./log.ts";
+   * async function keepLast(log: Log, n: number) {
+   *   await log.truncateBefore(Math.max(0, log.nextSeq - n));
+   * }
+   * ```
+   */
+  truncateBefore(seq: number): Promise<void> {
+    try {
+      this.#assertWritable();
+      if (!Number.isSafeInteger(seq) || seq < 0) {
+        throw new InvalidArgumentError(`truncateBefore needs a whole number >= 0, got ${seq}`, {
+          path: this.path,
+        });
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const run = this.#retention.then(async () => {
+      while (this.#segments.length > 1) {
+        const oldest = this.#segments[0];
+        if (oldest.endSeq === null || oldest.endSeq > seq) break;
+        await unlinkDurable(this.#p, oldest.path);
+        this.#segments.shift();
+      }
+    });
+    this.#retention = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Flushes and fdatasyncs everything, then releases every file descriptor and timer. Idempotent.
+   * Throws if that final fdatasync fails (the resources are released anyway).
+   *
+   * @example
+   * ```ts
+   * import type { Log } from "./log.ts";
+   * async function done(log: Log) { await log.close(); }
+   * ```
+   */
+  close(): Promise<void> {
+    if (!this.#closing) this.#closing = this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    let failure: unknown = null;
+    if (!this.#poison) {
+      try {
+        await this.#syncThrough(this.#nextSeq);
+      } catch (err) {
+        failure = err;
+      }
+    }
+    await this.#pumpDone;
+    await this.#syncing?.catch(() => {});
+    await this.#retention;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    for (const s of this.#writing) s.close();
+    this.#closed = true;
+    this.#rejectAll(new ClosedError("log", this.path));
+    this.#signalChange();
+    if (failure) throw failure;
+  }
+
+  // ---- append path ----
+
+  #assertWritable(): void {
+    if (this.#closed || this.#closing) throw new ClosedError("log", this.path);
+    if (this.#poison) throw this.#poison;
+  }
+
+  #toBytes(data: Uint8Array | string): Uint8Array {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    if (!(bytes instanceof Uint8Array)) {
+      throw new InvalidArgumentError("append takes a Uint8Array or a string", { path: this.path });
+    }
+    if (bytes.length > this.#opts.maxRecordBytes) {
+      throw new RecordTooLargeError(bytes.length, this.#opts.maxRecordBytes, this.path);
+    }
+    return bytes;
+  }
+
+  #encode(payload: Uint8Array, timestamp: number): number {
+    const a = this.#active;
+    if (
+      a.recordCount > 0 &&
+      a.projectedBytes + FRAME_HEADER_BYTES + payload.length > this.#opts.segmentBytes
+    ) {
+      this.#rollover();
+    }
+    const seq = this.#nextSeq++;
+    this.#active.append(seq, timestamp, payload);
+    return seq;
+  }
+
+  /** Starts the next segment in memory; the pump seals the old one and creates the new file. */
+  #rollover(): void {
+    const seg = Segment.pending(this.#p, this.path, this.#nextSeq, this.#opts);
+    this.#writing.push(seg);
+    this.#active = seg;
+    this.#segments.push({
+      firstSeq: seg.firstSeq,
+      path: seg.path,
+      endSeq: null,
+      index: seg.index,
+      bytes: 0,
+      maxRecordBytes: this.#opts.maxRecordBytes,
+      writer: seg,
+    });
+  }
+
+  #wait<T>(end: number, count: number, value: T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.push({ end, count, value, resolve: resolve as (v: never) => void, reject });
+      this.#schedule();
+    });
+  }
+
+  #syncThrough(end: number): Promise<void> {
+    if (end <= this.#durableEnd) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.#durableWaiters.push({ end, count: 0, value: undefined, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      if (this.#pumpRunning) this.#pumpAgain = true;
+      else this.#pumpDone = this.#pump();
+    });
+  }
+
+  /** One writer at a time: seal/create segments if a rollover is due, flush, settle waiters. */
+  async #pump(): Promise<void> {
+    this.#pumpRunning = true;
+    try {
+      do {
+        this.#pumpAgain = false;
+        if (this.#writing.length > 1 || !this.#active.materialized) await this.#rollOut();
+        if (this.#poison) break;
+        this.#flushActive();
+        this.#settle();
+      } while (this.#pumpAgain && !this.#poison);
+    } catch (err) {
+      this.#fail(err);
+    } finally {
+      this.#pumpRunning = false;
+    }
+  }
+
+  async #rollOut(): Promise<void> {
+    while (this.#writing.length > 1) {
+      const old = this.#writing[0];
+      await this.#syncing?.catch(() => {});
+      if (this.#poison) return;
+      await old.seal(Date.now());
+      old.close();
+      const ref = this.#segments.find((s) => s.writer === old);
+      if (ref) {
+        ref.endSeq = old.flushedSeq;
+        ref.bytes = old.flushedBytes;
+        ref.writer = null;
+      }
+      this.#writing.shift();
+      this.#markDurable(old.flushedSeq);
+      this.#signalChange();
+    }
+    await this.#writing[0].materialize();
+  }
+
+  #flushActive(): void {
+    const a = this.#writing[0];
+    if (a.bufferedBytes === 0) return;
+    try {
+      a.flush();
+    } catch (err) {
+      if (a.poisoned) throw err;
+      // The file was cut back to its last whole frame: drop what was buffered, fail its appends.
+      const from = a.discardBuffer();
+      this.#nextSeq = from;
+      const failed = this.#pending.filter((w) => w.end > from);
+      this.#pending = this.#pending.filter((w) => w.end <= from);
+      for (const w of failed) w.reject(err);
+      return;
+    }
+    this.#signalChange();
+  }
+
+  /** Resolves or parks each flushed append according to the policy. */
+  #settle(): void {
+    const flushed = this.#flushedEnd;
+    const policy = this.#opts.syncPolicy;
+    let i = 0;
+    for (; i < this.#pending.length; i++) {
+      const w = this.#pending[i];
+      if (w.end > flushed) break;
+      if (w.end <= this.#durableEnd) w.resolve(w.value as never);
+      else if (policy.kind === "always") this.#durableWaiters.push(w);
+      else if (policy.kind === "everyN") {
+        if (this.#unsyncedCount + w.count <= policy.n - 1) {
+          this.#unsynced.push(w);
+          this.#unsyncedCount += w.count;
+          w.resolve(w.value as never);
+        } else {
+          this.#durableWaiters.push(w);
+        }
+      } else {
+        w.resolve(w.value as never);
+      }
+    }
+    if (i > 0) this.#pending.splice(0, i);
+    if (this.#durableWaiters.length > 0) this.#startSync();
+    this.#armTimer();
+  }
+
+  /** Under `interval(ms)`: fdatasync a dirty log `ms` after it became dirty. */
+  #armTimer(): void {
+    const policy = this.#opts.syncPolicy;
+    if (policy.kind !== "interval" || this.#timer !== null || this.#closed) return;
+    if (this.#flushedEnd <= this.#durableEnd) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#startSync();
+    }, policy.ms);
+  }
+
+  get #flushedEnd(): number {
+    return this.#writing[0].flushedSeq;
+  }
+
+  /** Starts an fdatasync of the active segment if one is useful and none is running. */
+  #startSync(): void {
+    if (this.#syncing || this.#poison || this.#writing.length !== 1) return;
+    const seg = this.#writing[0];
+    const target = seg.flushedSeq;
+    if (target <= this.#durableEnd || !seg.materialized) return;
+    this.#syncing = seg.datasync().then(
+      () => {
+        this.#syncing = null;
+        this.#markDurable(target);
+        if (this.#durableWaiters.some((w) => w.end <= this.#flushedEnd)) this.#startSync();
+        this.#armTimer();
+      },
+      (err) => {
+        this.#syncing = null;
+        this.#fail(err);
+      },
+    );
+  }
+
+  #markDurable(end: number): void {
+    if (end <= this.#durableEnd) return;
+    this.#durableEnd = end;
+    const still: Waiter[] = [];
+    for (const w of this.#durableWaiters) {
+      if (w.end <= end) w.resolve(w.value as never);
+      else still.push(w);
+    }
+    this.#durableWaiters = still;
+    if (this.#unsynced.length > 0) {
+      this.#unsynced = this.#unsynced.filter((w) => w.end > end);
+      this.#unsyncedCount = this.#unsynced.reduce((n, w) => n + w.count, 0);
+    }
+  }
+
+  /** A failed fdatasync (or a write that could not be undone) poisons the log: no retry. */
+  #fail(err: unknown): void {
+    if (this.#poison) return;
+    this.#poison = err instanceof PoisonedError ? err : new PoisonedError(this.path, err);
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#rejectAll(this.#poison);
+    this.#signalChange();
+  }
+
+  #rejectAll(err: unknown): void {
+    const all = [...this.#pending, ...this.#durableWaiters];
+    this.#pending = [];
+    this.#durableWaiters = [];
+    for (const w of all) w.reject(err);
+  }
+
+  // ---- readers ----
+
+  #whenChanged(): Promise<void> {
+    if (!this.#changed) {
+      let resolve = () => {};
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#changed = { promise, resolve };
+    }
+    return this.#changed.promise;
+  }
+
+  #signalChange(): void {
+    const c = this.#changed;
+    if (c) {
+      this.#changed = null;
+      c.resolve();
+    }
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * Reading a log: an async iterator over records from a sequence number, across segments, verifying
+ * every checksum, seeking through each segment's sparse index, and (with `follow`) waiting for new
+ * appends. Memory is bounded by the scan buffer, not by segment size.
+ *
+ * @example
+ * ```ts
+ * import type { Log } from "./log.ts";
+ * async function tail(log: Log, signal: AbortSignal) {
+ *   for await (const r of log.read({ from: log.nextSeq, follow: true, signal })) console.log(r.seq);
+ * }
+ * ```
+ * @module
+ */
+import { CorruptionError, InvalidArgumentError, KhipuError } from "./errors.ts";
+import type { Platform, PlatformFile } from "./platform/types.ts";
+import { FrameScanner } from "./format/scanner.ts";
+import { FRAME_RECORD } from "./format/frame.ts";
+import { HEADER_BYTES } from "./format/header.ts";
+import type { SegmentRef } from "./recovery.ts";
+
+/** One record as a reader yields it. */
+export interface LogRecord {
+  /** Its sequence number. */
+  seq: number;
+  /** When it was appended, in ms since the Unix epoch. */
+  timestamp: number;
+  /** Its bytes (a copy the caller owns). */
+  data: Uint8Array;
+}
+
+/** Options of `log.read()`. */
+export interface ReadOptions {
+  /** First sequence number to yield (default: the log's first). Below the first, reading starts there. */
+  from?: number;
+  /** Stop before this sequence number (exclusive; default: no bound). */
+  to?: number;
+  /** Keep waiting for new records instead of ending at the last flushed one. */
+  follow?: boolean;
+  /** Ends the iteration (cleanly) when aborted. */
+  signal?: AbortSignal;
+}
+
+/** What a reader needs from its log; implemented by `Log`. */
+export interface ReadSource {
+  /** The log directory, for errors. */
+  readonly path: string;
+  /** Platform to open segment files with. */
+  readonly platform: Platform;
+  /** Largest payload any segment may hold. */
+  readonly maxRecordBytes: number;
+  /** Current segments, oldest first. */
+  segments(): readonly SegmentRef[];
+  /** One past the last record handed to the OS: what a reader may see. */
+  flushedEnd(): number;
+  /** True once the log is closed. */
+  isClosed(): boolean;
+  /** Resolves at the next flush or at close. */
+  changed(): Promise<void>;
+}
+
+interface Cursor {
+  ref: SegmentRef;
+  file: PlatformFile;
+  scanner: FrameScanner;
+}
+
+/**
+ * Iterates the records of `src` as {@linkcode ReadOptions} says. Records flushed before the call
+ * are all seen; with `follow`, later ones too.
+ *
+ * @example
+ * ```ts
+ * import { readRecords, type ReadSource } from "./reader.ts";
+ * async function count(src: ReadSource) {
+ *   let n = 0;
+ *   for await (const _ of readRecords(src, {})) n++;
+ *   return n;
+ * }
+ * ```
+ */
+export async function* readRecords(
+  src: ReadSource,
+  opts: ReadOptions,
+): AsyncGenerator<LogRecord, void, undefined> {
+  const first = src.segments()[0]?.firstSeq ?? 0;
+  let seq = checkSeq(opts.from ?? first, "from");
+  const to = opts.to === undefined ? Infinity : checkSeq(opts.to, "to");
+  if (seq < first) seq = first;
+  let visibleEnd = src.flushedEnd();
+  let cur: Cursor | null = null;
+  try {
+    for (;;) {
+      if (opts.signal?.aborted || seq >= to) return;
+      if (seq >= visibleEnd) {
+        if (!opts.follow || src.isClosed()) return;
+        if (!(await waitForChange(src, opts.signal))) return;
+        visibleEnd = src.flushedEnd();
+        continue;
+      }
+      if (!cur) cur = await openAt(src, seq);
+      const { ref, scanner } = cur;
+      scanner.extendLimit(ref.writer ? ref.writer.flushedBytes : ref.bytes);
+      const step = scanner.next();
+      if (step.kind === "frame" && step.type === FRAME_RECORD) {
+        if (step.seq >= seq) {
+          seq = step.seq + 1;
+          yield { seq: step.seq, timestamp: step.timestamp, data: step.payload.slice() };
+        }
+        continue;
+      }
+      if (step.kind === "frame" || (step.kind === "end" && ref.endSeq !== null)) {
+        // A seal, or the end of a sealed segment: it must have held exactly [firstSeq, endSeq).
+        if (scanner.expectedSeq !== ref.endSeq) {
+          throw new CorruptionError(
+            `segment ends at seq ${scanner.expectedSeq}, expected ${ref.endSeq}`,
+            { path: ref.path, offset: scanner.offset, seq: scanner.expectedSeq },
+          );
+        }
+        cur.file.close();
+        cur = null;
+        continue;
+      }
+      if (step.kind === "end") {
+        // Every flushed byte of the live segment is read; what is visible ends here.
+        visibleEnd = scanner.expectedSeq;
+        continue;
+      }
+      throw new CorruptionError(step.kind === "bad" ? step.reason : "truncated frame", {
+        path: ref.path,
+        offset: step.offset,
+        seq: scanner.expectedSeq,
+      });
+    }
+  } finally {
+    cur?.file.close();
+  }
+}
+
+function checkSeq(n: number, what: string): number {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new InvalidArgumentError(`read: ${what} must be a whole number >= 0, got ${n}`);
+  }
+  return n;
+}
+
+async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
+  const segs = src.segments();
+  let lo = 0;
+  let hi = segs.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (segs[mid].firstSeq <= seq) lo = mid;
+    else hi = mid - 1;
+  }
+  const ref = segs[lo];
+  if (!ref || seq < ref.firstSeq) {
+    throw new KhipuError(
+      "NOT_FOUND",
+      `records from seq ${seq} were removed by truncateBefore while this reader was behind`,
+      { path: src.path, seq },
+    );
+  }
+  let start = HEADER_BYTES;
+  let expected = ref.firstSeq;
+  for (const e of ref.index) {
+    if (e.seq > seq) break;
+    start = e.offset;
+    expected = e.seq;
+  }
+  const file = await src.platform.open(ref.path, "read");
+  const limit = ref.writer ? ref.writer.flushedBytes : ref.bytes;
+  return { ref, file, scanner: new FrameScanner(file, start, limit, expected, src.maxRecordBytes) };
+}
+
+async function waitForChange(src: ReadSource, signal: AbortSignal | undefined): Promise<boolean> {
+  if (!signal) {
+    await src.changed();
+    return true;
+  }
+  if (signal.aborted) return false;
+  let onAbort = () => {};
+  const aborted = new Promise<false>((resolve) => {
+    onAbort = () => resolve(false);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([src.changed().then(() => true as const), aborted]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}

@@ -1,0 +1,295 @@
+/**
+ * One segment file: a header, then frames, then (once sealed) a seal frame with its sparse index.
+ *
+ * Appends are encoded into a user-space buffer (default 256 KiB). `flush()` hands the buffer to the
+ * OS (page cache) in one `writev`; `sync()` flushes, then fdatasyncs. A segment may exist in memory
+ * before its file does (the log starts the next segment synchronously at rollover and creates its
+ * file durably on the next flush), which keeps `append` synchronous and cheap.
+ *
+ * Failure rules: a failed write truncates the file back to the last whole frame, so a later flush can
+ * never complete half a frame; a failed fdatasync poisons the segment (no retry: the kernel may have
+ * dropped the dirty pages, and a retry that succeeds would lie).
+ *
+ * @example
+ * ```ts
+ * import { Segment } from "./segment.ts";
+ * import type { Platform } from "./platform/types.ts";
+ * async function demo(p: Platform) {
+ *   const seg = Segment.pending(p, "/tmp/k/log", 0, { bufferBytes: 256 << 10, maxRecordBytes: 1 << 20 });
+ *   seg.append(0, Date.now(), new TextEncoder().encode("hello"));
+ *   await seg.sync(); // creates the file durably, writes, fdatasyncs
+ *   seg.close();
+ * }
+ * ```
+ * @module
+ */
+import { ClosedError, PoisonedError } from "./errors.ts";
+import { createFileDurable } from "./platform/durable.ts";
+import type { Platform, PlatformFile } from "./platform/types.ts";
+import { encodeHeader, HEADER_BYTES } from "./format/header.ts";
+import { encodeFrameInto, FRAME_HEADER_BYTES, FRAME_RECORD } from "./format/frame.ts";
+import { encodeSealFrame, type IndexEntry } from "./format/seal.ts";
+
+/** A sparse-index entry is added at the first flush that starts at least this far past the last. */
+export const INDEX_INTERVAL_BYTES: number = 64 * 1024;
+
+/** Sizes a segment works with. */
+export interface SegmentOptions {
+  /** User-space buffer size in bytes. */
+  bufferBytes: number;
+  /** Largest record payload; written into the header for recovery. */
+  maxRecordBytes: number;
+  /** Permission bits of the file when created. */
+  fileMode?: number;
+}
+
+/** File name of the segment whose first record is `firstSeq`: 20 zero-padded digits + `.seg`. */
+export function segmentFileName(firstSeq: number): string {
+  return `${String(firstSeq).padStart(20, "0")}.seg`;
+}
+
+/** Parses a segment file name; `null` if `name` is not one. */
+export function parseSegmentFileName(name: string): number | null {
+  if (!/^\d{20}\.seg$/.test(name)) return null;
+  const n = Number(name.slice(0, 20));
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+interface Chunk {
+  bytes: Uint8Array;
+  used: number;
+  firstSeq: number;
+}
+
+/**
+ * A segment being written. See the module doc for the buffering and failure rules.
+ *
+ * @example
+ * ```ts
+ * import { Segment, segmentFileName } from "./segment.ts";
+ * console.log(segmentFileName(42)); // "00000000000000000042.seg"
+ * ```
+ */
+export class Segment {
+  /** Path of the segment file. */
+  readonly path: string;
+  /** Sequence number of its first record. */
+  readonly firstSeq: number;
+  /** Bytes of whole frames in the file (header included): the readable length. */
+  flushedBytes: number;
+  /** One past the last record in the file. */
+  flushedSeq: number;
+  /** One past the last record appended (buffered or flushed). */
+  nextSeq: number;
+  /** Sparse index of frames in the file, ascending. */
+  readonly index: IndexEntry[];
+  #platform: Platform;
+  #opts: SegmentOptions;
+  #file: PlatformFile | null;
+  #chunks: Chunk[] = [];
+  #bufferedBytes = 0;
+  #poison: PoisonedError | null = null;
+  #closed = false;
+  #sealed = false;
+
+  private constructor(
+    platform: Platform,
+    path: string,
+    firstSeq: number,
+    opts: SegmentOptions,
+    file: PlatformFile | null,
+    flushedBytes: number,
+    nextSeq: number,
+    index: IndexEntry[],
+  ) {
+    this.#platform = platform;
+    this.path = path;
+    this.firstSeq = firstSeq;
+    this.#opts = opts;
+    this.#file = file;
+    this.flushedBytes = flushedBytes;
+    this.flushedSeq = nextSeq;
+    this.nextSeq = nextSeq;
+    this.index = index;
+  }
+
+  /** A new segment whose file is created (durably) by its first flush. */
+  static pending(platform: Platform, dir: string, firstSeq: number, opts: SegmentOptions): Segment {
+    const path = `${dir}/${segmentFileName(firstSeq)}`;
+    return new Segment(platform, path, firstSeq, opts, null, HEADER_BYTES, firstSeq, []);
+  }
+
+  /** Adopts a recovered file open for appending, holding whole frames up to `flushedBytes`. */
+  static recovered(
+    platform: Platform,
+    file: PlatformFile,
+    firstSeq: number,
+    opts: SegmentOptions,
+    flushedBytes: number,
+    nextSeq: number,
+    index: IndexEntry[],
+  ): Segment {
+    return new Segment(platform, file.path, firstSeq, opts, file, flushedBytes, nextSeq, index);
+  }
+
+  /** Bytes appended but not yet flushed. */
+  get bufferedBytes(): number {
+    return this.#bufferedBytes;
+  }
+
+  /** Size the file will have once the buffer is flushed. */
+  get projectedBytes(): number {
+    return this.flushedBytes + this.#bufferedBytes;
+  }
+
+  /** Records appended to this segment (buffered or flushed). */
+  get recordCount(): number {
+    return this.nextSeq - this.firstSeq;
+  }
+
+  /** True once the file exists. */
+  get materialized(): boolean {
+    return this.#file !== null;
+  }
+
+  /** True once an fdatasync failed, or a failed write could not be cut back: never write again. */
+  get poisoned(): boolean {
+    return this.#poison !== null;
+  }
+
+  /** True once the seal is written. */
+  get sealed(): boolean {
+    return this.#sealed;
+  }
+
+  /** Encodes a record into the buffer. `seq` must be {@linkcode Segment.nextSeq}. */
+  append(seq: number, timestamp: number, payload: Uint8Array): void {
+    this.#assertUsable();
+    const need = FRAME_HEADER_BYTES + payload.length;
+    let chunk = this.#chunks[this.#chunks.length - 1];
+    if (!chunk || chunk.bytes.length - chunk.used < need) {
+      chunk = {
+        bytes: new Uint8Array(Math.max(this.#opts.bufferBytes, need)),
+        used: 0,
+        firstSeq: seq,
+      };
+      this.#chunks.push(chunk);
+    }
+    chunk.used = encodeFrameInto(chunk.bytes, chunk.used, FRAME_RECORD, seq, timestamp, payload);
+    this.#bufferedBytes += need;
+    this.nextSeq = seq + 1;
+  }
+
+  /**
+   * Moves the buffer to the OS with one `writev`. The file must exist (see
+   * {@linkcode Segment.materialize}). On failure the file is cut back to its last whole frame, the
+   * buffer is kept (the caller decides what to drop) and the error is rethrown.
+   */
+  flush(): void {
+    this.#assertUsable();
+    if (this.#bufferedBytes === 0) return;
+    const file = this.#requireFile();
+    const views = this.#chunks.map((c) => c.bytes.subarray(0, c.used));
+    try {
+      file.writev(views);
+    } catch (err) {
+      this.#cutBack(file);
+      throw err;
+    }
+    let offset = this.flushedBytes;
+    for (const c of this.#chunks) {
+      const last = this.index[this.index.length - 1];
+      if (!last || offset - last.offset >= INDEX_INTERVAL_BYTES) {
+        this.index.push({ seq: c.firstSeq, offset });
+      }
+      offset += c.used;
+    }
+    this.flushedBytes = offset;
+    this.flushedSeq = this.nextSeq;
+    this.#chunks = [];
+    this.#bufferedBytes = 0;
+  }
+
+  /** Drops every buffered record (after a failed flush); returns the first dropped seq. */
+  discardBuffer(): number {
+    this.#chunks = [];
+    this.#bufferedBytes = 0;
+    this.nextSeq = this.flushedSeq;
+    return this.flushedSeq;
+  }
+
+  /** Creates the file durably (file + header + fdatasync + directory fsync), if not yet done. */
+  async materialize(): Promise<void> {
+    this.#assertUsable();
+    if (this.#file) return;
+    const header = encodeHeader({
+      firstSeq: this.firstSeq,
+      maxRecordBytes: this.#opts.maxRecordBytes,
+    });
+    this.#file = await createFileDurable(this.#platform, this.path, header, this.#opts.fileMode);
+  }
+
+  /** Flushes, then fdatasyncs. A failed fdatasync poisons the segment. */
+  async sync(): Promise<void> {
+    await this.materialize();
+    this.flush();
+    await this.datasync();
+  }
+
+  /** fdatasync of what is already flushed. A failure poisons the segment and throws. */
+  async datasync(): Promise<void> {
+    this.#assertUsable();
+    const file = this.#requireFile();
+    try {
+      await file.datasync();
+    } catch (err) {
+      this.#poison = new PoisonedError(this.path, err);
+      throw err;
+    }
+  }
+
+  /**
+   * Flushes, writes the seal (sparse index) and fdatasyncs: after this the segment is immutable and
+   * a later open trusts it without scanning.
+   */
+  async seal(timestamp: number): Promise<void> {
+    await this.materialize();
+    this.flush();
+    const file = this.#requireFile();
+    const seal = encodeSealFrame(this.flushedSeq, timestamp, this.index);
+    try {
+      file.write(seal);
+    } catch (err) {
+      this.#cutBack(file);
+      throw err;
+    }
+    this.#sealed = true;
+    await this.datasync();
+  }
+
+  /** Closes the file. Buffered bytes that were not flushed are dropped; call `sync` first. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#file?.close();
+  }
+
+  #cutBack(file: PlatformFile): void {
+    try {
+      file.truncate(this.flushedBytes);
+    } catch (truncErr) {
+      // The file may now end in a partial frame that a later flush would complete: unusable.
+      this.#poison = new PoisonedError(this.path, truncErr);
+    }
+  }
+
+  #requireFile(): PlatformFile {
+    if (!this.#file) throw new ClosedError("segment file (not created yet)", this.path);
+    return this.#file;
+  }
+
+  #assertUsable(): void {
+    if (this.#closed) throw new ClosedError("segment", this.path);
+    if (this.#poison) throw this.#poison;
+  }
+}

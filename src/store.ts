@@ -1,0 +1,241 @@
+/**
+ * A store: a directory holding named logs under one sync policy, owned by one writer at a time
+ * (an exclusive lock that works across processes and runtimes).
+ *
+ * @example
+ * ```ts
+ * import { Store, SyncPolicy } from "../mod.ts";
+ * await using store = await Store.open(await Deno.makeTempDir(), { syncPolicy: SyncPolicy.everyN(64) });
+ * const events = await store.log("events");
+ * await events.append(new Uint8Array([1, 2, 3]));
+ * await store.sync();
+ * ```
+ * @module
+ */
+import { ClosedError, InvalidArgumentError } from "./errors.ts";
+import { Log } from "./log.ts";
+import { mkdirDurable } from "./platform/durable.ts";
+import { defaultPlatform } from "./platform/detect.ts";
+import type { Platform, PlatformLock } from "./platform/types.ts";
+import { MAX_PAYLOAD_LIMIT } from "./format/frame.ts";
+import { SyncPolicy } from "./sync_policy.ts";
+
+/** Options of {@linkcode Store.open}; every one has a default. */
+export interface StoreOptions {
+  /** Durability policy for every log in the store. Default `SyncPolicy.everyN(64)`. */
+  syncPolicy?: SyncPolicy;
+  /** Roll a log over to a new segment before it passes this size. Default 64 MiB. */
+  segmentBytes?: number;
+  /** User-space write buffer per log. Default 256 KiB. */
+  bufferBytes?: number;
+  /** Largest record accepted; larger appends throw `RecordTooLargeError`. Default 16 MiB. */
+  maxRecordBytes?: number;
+  /** Permission bits for new segment files (before the umask). Default `0o644`. */
+  fileMode?: number;
+  /** The file system to use. Default: detected (Deno, Node or Bun). */
+  platform?: Platform;
+  /**
+   * On damage, move the damaged segment (and any after it) aside as `.broken` and keep everything
+   * before the damage readable, instead of failing with `CorruptionError`. Default false.
+   */
+  repair?: boolean;
+}
+
+/** Options after defaults. */
+export type ResolvedStoreOptions = Required<Omit<StoreOptions, "platform">> & {
+  platform: Platform;
+};
+
+/** Name of the lock file in a store directory. */
+export const LOCK_FILE = "LOCK";
+
+const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$/;
+const WINDOWS_RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$/i;
+
+/**
+ * Checks a log name: 1-100 characters from `A-Z a-z 0-9 _ . -`, not starting with `.` or `-`, not
+ * `LOCK`, and not a name Windows reserves (`CON`, `NUL`, `COM1`...). Throws `InvalidArgumentError`.
+ *
+ * @example
+ * ```ts
+ * import { validateLogName } from "./store.ts";
+ * validateLogName("orders-2026.v1"); // ok
+ * try { validateLogName("../etc"); } catch (e) { console.log((e as Error).message); }
+ * ```
+ */
+export function validateLogName(name: string): void {
+  if (
+    typeof name !== "string" || !NAME_RE.test(name) || name.toUpperCase() === LOCK_FILE ||
+    WINDOWS_RESERVED.test(name) || name.endsWith(".")
+  ) {
+    throw new InvalidArgumentError(
+      `invalid log name ${JSON.stringify(name)}: use 1-100 of A-Z a-z 0-9 _ . - ` +
+        `(not starting with '.' or '-', not ending with '.', not LOCK or a Windows device name)`,
+    );
+  }
+}
+
+function wholeNumber(name: string, value: number, min: number, max: number): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(
+      `${name} must be a whole number in [${min}, ${max}], got ${value}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * A directory of named logs with one writer. Open with {@linkcode Store.open}; close with
+ * `close()` or `await using`.
+ *
+ * @example
+ * ```ts
+ * import { Store, SyncPolicy } from "../mod.ts";
+ * const store = await Store.open(await Deno.makeTempDir(), { syncPolicy: SyncPolicy.always() });
+ * const log = await store.log("events");
+ * await log.append("durable");
+ * await store.close();
+ * ```
+ */
+export class Store {
+  /** The store directory. */
+  readonly path: string;
+  /** The options in force. */
+  readonly options: ResolvedStoreOptions;
+  #lock: PlatformLock;
+  #logs = new Map<string, Promise<Log>>();
+  #closing: Promise<void> | null = null;
+
+  private constructor(path: string, options: ResolvedStoreOptions, lock: PlatformLock) {
+    this.path = path;
+    this.options = options;
+    this.#lock = lock;
+  }
+
+  /**
+   * Opens the store in `dir`, creating the directory (durably) if missing, and takes its lock.
+   * Throws `LockedError` if another writer (any process, any runtime) has it open.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "../mod.ts";
+   * const store = await Store.open("./data", { segmentBytes: 8 << 20 });
+   * await store.close();
+   * ```
+   */
+  static async open(dir: string, options: StoreOptions = {}): Promise<Store> {
+    if (typeof dir !== "string" || dir.length === 0) {
+      throw new InvalidArgumentError("Store.open needs a directory path");
+    }
+    const resolved: ResolvedStoreOptions = {
+      syncPolicy: options.syncPolicy ?? SyncPolicy.everyN(64),
+      segmentBytes: wholeNumber("segmentBytes", options.segmentBytes ?? 64 << 20, 4096, 2 ** 48),
+      bufferBytes: wholeNumber("bufferBytes", options.bufferBytes ?? 256 << 10, 64, 1 << 30),
+      maxRecordBytes: wholeNumber(
+        "maxRecordBytes",
+        options.maxRecordBytes ?? 16 << 20,
+        0,
+        MAX_PAYLOAD_LIMIT,
+      ),
+      fileMode: wholeNumber("fileMode", options.fileMode ?? 0o644, 0, 0o7777),
+      repair: options.repair ?? false,
+      platform: options.platform ?? await defaultPlatform(),
+    };
+    if (!(resolved.syncPolicy instanceof SyncPolicy)) {
+      throw new InvalidArgumentError(
+        "syncPolicy must come from SyncPolicy.always/everyN/interval/osManaged",
+      );
+    }
+    const path = dir.length > 1 ? dir.replace(/[\\/]+$/, "") : dir;
+    await mkdirDurable(resolved.platform, path, undefined);
+    const lock = await resolved.platform.lock(`${path}/${LOCK_FILE}`);
+    return new Store(path, resolved, lock);
+  }
+
+  /**
+   * Opens (creating if needed) the log called `name`; the same name gives the same `Log`.
+   *
+   * @example
+   * ```ts
+   * import type { Store } from "./store.ts";
+   * async function demo(store: Store) {
+   *   const orders = await store.log("orders");
+   *   await orders.append("created #1");
+   * }
+   * ```
+   */
+  log(name: string): Promise<Log> {
+    if (this.#closing) return Promise.reject(new ClosedError("store", this.path));
+    try {
+      validateLogName(name);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let log = this.#logs.get(name);
+    if (!log) {
+      const { platform, syncPolicy, segmentBytes, bufferBytes, maxRecordBytes, fileMode, repair } =
+        this.options;
+      log = Log.open(name, `${this.path}/${name}`, {
+        platform,
+        syncPolicy,
+        segmentBytes,
+        bufferBytes,
+        maxRecordBytes,
+        fileMode,
+        repair,
+      });
+      this.#logs.set(name, log);
+      log.catch(() => this.#logs.delete(name));
+    }
+    return log;
+  }
+
+  /** Names of the logs opened through this store so far. */
+  get openLogs(): string[] {
+    return [...this.#logs.keys()];
+  }
+
+  /**
+   * fdatasyncs every log that has records not yet on disk.
+   *
+   * @example
+   * ```ts
+   * import type { Store } from "./store.ts";
+   * async function checkpoint(store: Store) { await store.sync(); }
+   * ```
+   */
+  async sync(): Promise<void> {
+    if (this.#closing) throw new ClosedError("store", this.path);
+    const logs = await Promise.all([...this.#logs.values()]);
+    await Promise.all(logs.filter((l) => l.dirty).map((l) => l.sync()));
+  }
+
+  /**
+   * Syncs and closes every log, then releases the lock. Idempotent. Throws the first failure after
+   * releasing everything.
+   *
+   * @example
+   * ```ts
+   * import type { Store } from "./store.ts";
+   * async function shutdown(store: Store) { await store.close(); }
+   * ```
+   */
+  close(): Promise<void> {
+    if (!this.#closing) this.#closing = this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    const results = await Promise.allSettled(
+      [...this.#logs.values()].map(async (l) => (await l).close()),
+    );
+    await this.#lock.release();
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  /** `await using store = await Store.open(...)` closes it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * What a resolved `append` promises, and so what a power cut can lose.
+ *
+ * | policy | an append resolves once | a process crash loses | a power cut loses |
+ * |---|---|---|---|
+ * | `always()` | an fdatasync covering it completed | nothing resolved | nothing resolved |
+ * | `everyN(n)` | written to the OS; every n-th waits for an fdatasync | nothing resolved | at most n-1 resolved records |
+ * | `interval(ms)` | written to the OS; a timer fdatasyncs dirty logs every `ms` | nothing resolved | what resolved in the last `ms` plus one fdatasync |
+ * | `osManaged()` | written to the OS; fdatasync only on `sync()` / `close()` | nothing resolved | everything since the last `sync()` |
+ *
+ * Under every policy concurrent appends share writes and fdatasyncs (group commit).
+ *
+ * @example
+ * ```ts
+ * import { SyncPolicy } from "./sync_policy.ts";
+ * const p = SyncPolicy.everyN(64);
+ * console.log(p.kind, p.n, p.maxLossOnPowerCut()); // everyN 64 "at most 63 resolved records"
+ * ```
+ * @module
+ */
+import { InvalidArgumentError } from "./errors.ts";
+
+/** The four policies. */
+export type SyncPolicyKind = "always" | "everyN" | "interval" | "osManaged";
+
+/**
+ * A durability policy; build one with the static methods.
+ *
+ * @example
+ * ```ts
+ * import { SyncPolicy } from "./sync_policy.ts";
+ * const strict = SyncPolicy.always();
+ * const relaxed = SyncPolicy.interval(10);
+ * ```
+ */
+export class SyncPolicy {
+  /** Which policy. */
+  readonly kind: SyncPolicyKind;
+  /** For `everyN`: records per fdatasync (1 for `always`). */
+  readonly n: number;
+  /** For `interval`: milliseconds between fdatasyncs of a dirty log. */
+  readonly ms: number;
+
+  private constructor(kind: SyncPolicyKind, n: number, ms: number) {
+    this.kind = kind;
+    this.n = n;
+    this.ms = ms;
+  }
+
+  /**
+   * Every append resolves only after an fdatasync that covers it.
+   *
+   * @example
+   * ```ts
+   * import { SyncPolicy } from "./sync_policy.ts";
+   * SyncPolicy.always();
+   * ```
+   */
+  static always(): SyncPolicy {
+    return new SyncPolicy("always", 1, 0);
+  }
+
+  /**
+   * At most `n - 1` resolved records are ever not yet fdatasynced (the default, n = 64).
+   *
+   * @example
+   * ```ts
+   * import { SyncPolicy } from "./sync_policy.ts";
+   * SyncPolicy.everyN(128);
+   * ```
+   */
+  static everyN(n: number = 64): SyncPolicy {
+    if (!Number.isSafeInteger(n) || n < 1) {
+      throw new InvalidArgumentError(`everyN needs a whole number >= 1, got ${n}`);
+    }
+    return n === 1 ? SyncPolicy.always() : new SyncPolicy("everyN", n, 0);
+  }
+
+  /**
+   * A timer fdatasyncs each dirty log `ms` milliseconds after it became dirty.
+   *
+   * @example
+   * ```ts
+   * import { SyncPolicy } from "./sync_policy.ts";
+   * SyncPolicy.interval(10);
+   * ```
+   */
+  static interval(ms: number): SyncPolicy {
+    if (!Number.isFinite(ms) || ms <= 0) {
+      throw new InvalidArgumentError(`interval needs milliseconds > 0, got ${ms}`);
+    }
+    return new SyncPolicy("interval", 0, ms);
+  }
+
+  /**
+   * Never fdatasyncs on its own; only `sync()` and `close()` do.
+   *
+   * @example
+   * ```ts
+   * import { SyncPolicy } from "./sync_policy.ts";
+   * SyncPolicy.osManaged();
+   * ```
+   */
+  static osManaged(): SyncPolicy {
+    return new SyncPolicy("osManaged", 0, 0);
+  }
+
+  /**
+   * What a power cut can lose under this policy, in words.
+   *
+   * @example
+   * ```ts
+   * import { SyncPolicy } from "./sync_policy.ts";
+   * console.log(SyncPolicy.always().maxLossOnPowerCut()); // "nothing that resolved"
+   * ```
+   */
+  maxLossOnPowerCut(): string {
+    switch (this.kind) {
+      case "always":
+        return "nothing that resolved";
+      case "everyN":
+        return `at most ${this.n - 1} resolved records`;
+      case "interval":
+        return `records resolved in the last ${this.ms} ms plus one fdatasync`;
+      case "osManaged":
+        return "everything since the last sync()";
+    }
+  }
+
+  /** A short label such as `everyN(64)`. */
+  toString(): string {
+    switch (this.kind) {
+      case "everyN":
+        return `everyN(${this.n})`;
+      case "interval":
+        return `interval(${this.ms})`;
+      default:
+        return `${this.kind}()`;
+    }
+  }
+}
