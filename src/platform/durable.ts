@@ -72,7 +72,11 @@ export async function createFileDurable(
  * async function demo(p: Platform) { await mkdirDurable(p, "/tmp/khipu/store/events"); }
  * ```
  */
-export async function mkdirDurable(platform: Platform, path: string, mode?: number): Promise<boolean> {
+export async function mkdirDurable(
+  platform: Platform,
+  path: string,
+  mode?: number,
+): Promise<boolean> {
   const existing = await platform.stat(path);
   if (existing) return false;
   const parent = parentDir(path);
