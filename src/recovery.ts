@@ -261,8 +261,10 @@ async function recoverNewest(
     readFully(file, head, 0);
     const h = decodeHeader(head);
     if (!h.ok || h.header.firstSeq !== firstSeq) {
-      // A header that never reached the disk: a short file, or zeros (size grew, data lost).
-      if (size < HEADER_BYTES || isZeroRange(file, 0, size)) {
+      // A header that never reached the disk: a short file, zeros (size grew, data lost), or a
+      // header torn into garbage with nothing after it. createFileDurable syncs the header before
+      // any frame is written, so a bad header followed by nothing but zeros holds no record.
+      if (size < HEADER_BYTES || isZeroRange(file, HEADER_BYTES, size)) {
         file.close();
         await unlinkDurable(platform, path);
         report.recreatedSegment = path;
