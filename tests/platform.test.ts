@@ -1,0 +1,380 @@
+// The platform layer on the runtime running the test: the write loops against fakes that write a
+// few bytes at a time, every adapter available here (Deno: both the Deno and the node:fs adapter),
+// each typed error produced by a real OS error, and the durable helpers observed through the
+// recording wrapper.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { ClosedError, IoError, KhipuError } from "../src/errors.ts";
+import { writeAll, writevAll } from "../src/platform/write_all.ts";
+import { defaultPlatform, detectRuntime } from "../src/platform/detect.ts";
+import { nodePlatform } from "../src/platform/node.ts";
+import { recordingPlatform } from "../src/platform/recording.ts";
+import {
+  createFileDurable,
+  mkdirDurable,
+  renameDurable,
+  unlinkDurable,
+} from "../src/platform/durable.ts";
+import type { Platform } from "../src/platform/types.ts";
+import { currentRuntime } from "./fixtures/runtimes.ts";
+
+const enc = new TextEncoder();
+const isLinux = process.platform === "linux";
+
+async function rejectsWith(p: Promise<unknown> | (() => unknown), code: string, path?: string) {
+  let caught: unknown;
+  try {
+    await (typeof p === "function" ? p() : p);
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof KhipuError, `expected a KhipuError ${code}, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  if (path !== undefined) {
+    assert.equal(caught.path, path);
+    assert.ok(caught.message.includes(path), "the path is in the message");
+  }
+  return caught;
+}
+
+describe("write loops (partial writes)", () => {
+  /** A fake file that accepts at most `max` bytes per call, cycling 1..max. */
+  function trickle(max: number) {
+    const out: number[] = [];
+    let k = 0;
+    const take = (bytes: Uint8Array[], limit: number) => {
+      let n = 0;
+      for (const b of bytes) {
+        for (const x of b) {
+          if (n === limit) return n;
+          out.push(x);
+          n++;
+        }
+      }
+      return n;
+    };
+    return {
+      out,
+      calls: () => k,
+      write: (b: Uint8Array) => take([b], (k++ % max) + 1),
+      writev: (cs: Uint8Array[]) => take(cs, (k++ % max) + 1),
+    };
+  }
+  const data = Uint8Array.from({ length: 100 }, (_, i) => i);
+
+  it("writeAll delivers every byte in order through 1..3-byte writes", () => {
+    const t = trickle(3);
+    writeAll(t.write, data, "write", "/fake");
+    assert.deepEqual(t.out, [...data]);
+    assert.equal(t.calls(), 51); // 6 bytes per 3 calls: 48 calls -> 96, then 1, 2, 1
+  });
+
+  it("writevAll resumes inside the chunk where a partial writev stopped", () => {
+    const t = trickle(7);
+    const chunks = [
+      data.subarray(0, 10),
+      new Uint8Array(0),
+      data.subarray(10, 11),
+      data.subarray(11),
+    ];
+    writevAll(t.writev, chunks, "writev", "/fake");
+    assert.deepEqual(t.out, [...data]);
+  });
+
+  it("writevAll passes at most maxChunks chunks per call", () => {
+    const seen: number[] = [];
+    const chunks = Array.from({ length: 10 }, (_, i) => data.subarray(i * 10, i * 10 + 10));
+    const out: number[] = [];
+    writevAll(
+      (cs) => {
+        seen.push(cs.length);
+        for (const c of cs) out.push(...c);
+        return cs.reduce((s, c) => s + c.length, 0);
+      },
+      chunks,
+      "writev",
+      "/fake",
+      4,
+    );
+    assert.deepEqual(seen, [4, 4, 2]);
+    assert.deepEqual(out, [...data]);
+  });
+
+  it("a write that makes no progress is an IoError, not an endless loop", () => {
+    assert.throws(() => writeAll(() => 0, data, "write", "/fake"), IoError);
+    assert.throws(() => writevAll(() => 0, [data], "writev", "/fake"), IoError);
+  });
+
+  it("an error mid-way propagates after the written prefix", () => {
+    let n = 0;
+    const boom = Object.assign(new Error("ENOSPC"), { code: "ENOSPC" });
+    assert.throws(() =>
+      writeAll(
+        () => {
+          if (n++ === 2) throw boom;
+          return 10;
+        },
+        data,
+        "write",
+        "/fake",
+      ), (e) => e === boom);
+    assert.equal(n, 3);
+  });
+});
+
+describe("runtime detection", () => {
+  it("picks the adapter of this runtime", async () => {
+    assert.equal(detectRuntime(), currentRuntime());
+    assert.equal((await defaultPlatform()).name, currentRuntime());
+  });
+});
+
+/** Adapters that work here: the default one, plus node:fs under Deno (it works there too). */
+async function adapters(): Promise<Platform[]> {
+  const def = await defaultPlatform();
+  return def === nodePlatform ? [def] : [def, nodePlatform];
+}
+
+for (const platform of await adapters()) {
+  describe(`${platform.name} adapter`, () => {
+    let dir = "";
+    before(() => {
+      dir = mkdtempSync(join(tmpdir(), `khipu-platform-${platform.name}-`));
+    });
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("create, write, writev, readAt, size, truncate, sync, close", async () => {
+      const path = `${dir}/a.seg`;
+      const f = await platform.open(path, "createExclusive", 0o600);
+      f.write(enc.encode("hello "));
+      f.writev([enc.encode("wor"), new Uint8Array(0), enc.encode("ld")]);
+      await f.datasync();
+      await f.sync();
+      assert.equal(f.size(), 11);
+      const buf = new Uint8Array(5);
+      assert.equal(f.readAt(buf, 6), 5);
+      assert.equal(new TextDecoder().decode(buf), "world");
+      assert.equal(f.readAt(new Uint8Array(4), 9), 2, "short read at the end");
+      assert.equal(f.readAt(new Uint8Array(4), 11), 0, "0 at end of file");
+      f.truncate(5);
+      assert.equal(f.size(), 5);
+      f.write(enc.encode("!")); // O_APPEND: lands at the new end, not at the read position
+      f.close();
+      f.close(); // idempotent
+      assert.equal(readFileSync(path, "utf8"), "hello!");
+      if (isLinux) assert.equal((await platform.stat(path))?.size, 6);
+    });
+
+    it("append reopens an existing file and writes at its end", async () => {
+      const path = `${dir}/b.seg`;
+      (await platform.open(path, "createExclusive")).close();
+      const f = await platform.open(path, "append");
+      f.write(enc.encode("x"));
+      f.write(enc.encode("y"));
+      f.close();
+      const r = await platform.open(path, "read");
+      const buf = new Uint8Array(8);
+      assert.equal(r.readAt(buf, 0), 2);
+      r.close();
+    });
+
+    it("a closed file throws ClosedError on every method", async () => {
+      const f = await platform.open(`${dir}/c.seg`, "createExclusive");
+      f.close();
+      for (
+        const call of [
+          () => f.write(new Uint8Array(1)),
+          () => f.writev([new Uint8Array(1)]),
+          () => f.readAt(new Uint8Array(1), 0),
+          () => f.size(),
+          () => f.truncate(0),
+        ]
+      ) assert.throws(call, ClosedError);
+      await assert.rejects(f.datasync(), ClosedError);
+      await assert.rejects(f.sync(), ClosedError);
+    });
+
+    it("close() during a pending datasync waits for it instead of reusing the descriptor", async () => {
+      const f = await platform.open(`${dir}/d.seg`, "createExclusive");
+      f.write(new Uint8Array(4096));
+      const pending = f.datasync();
+      f.close();
+      await pending; // would fail with EBADF if the fd had been closed under it
+      assert.throws(() => f.size(), ClosedError);
+    });
+
+    it("directory calls: mkdir, readdir, stat, rename, unlink, remove, syncDir", async () => {
+      assert.equal(await platform.mkdir(`${dir}/sub`), true);
+      assert.equal(await platform.mkdir(`${dir}/sub`), false, "existing directory");
+      (await platform.open(`${dir}/sub/x`, "createExclusive")).close();
+      await platform.rename(`${dir}/sub/x`, `${dir}/sub/y`);
+      assert.deepEqual(await platform.readdir(`${dir}/sub`), ["y"]);
+      const st = await platform.stat(`${dir}/sub/y`);
+      assert.deepEqual(st, { size: 0, isFile: true, isDirectory: false });
+      assert.equal((await platform.stat(`${dir}/sub`))?.isDirectory, true);
+      assert.equal(await platform.stat(`${dir}/nope`), null);
+      assert.equal(await platform.stat(`${dir}/sub/y/below-a-file`), null);
+      await platform.syncDir(`${dir}/sub`);
+      await platform.unlink(`${dir}/sub/y`);
+      assert.deepEqual(await platform.readdir(`${dir}/sub`), []);
+      await platform.remove(`${dir}/sub`);
+      await platform.remove(`${dir}/sub`); // missing: not an error
+      assert.equal(await platform.stat(`${dir}/sub`), null);
+    });
+
+    describe("typed errors from real OS errors", () => {
+      it("NOT_FOUND: open/read, append, unlink, readdir, rename, syncDir of missing paths", async () => {
+        const missing = `${dir}/missing`;
+        await rejectsWith(platform.open(missing, "read"), "NOT_FOUND", missing);
+        await rejectsWith(platform.open(missing, "append"), "NOT_FOUND", missing); // never creates
+        await rejectsWith(platform.unlink(missing), "NOT_FOUND", missing);
+        await rejectsWith(platform.readdir(missing), "NOT_FOUND", missing);
+        await rejectsWith(platform.rename(missing, `${dir}/z`), "NOT_FOUND", missing);
+        await rejectsWith(platform.syncDir(missing), "NOT_FOUND", missing);
+        await rejectsWith(platform.mkdir(`${missing}/child`), "NOT_FOUND");
+      });
+
+      it("ALREADY_EXISTS: exclusive create of an existing file, mkdir over a file", async () => {
+        const path = `${dir}/exists`;
+        (await platform.open(path, "createExclusive")).close();
+        await rejectsWith(platform.open(path, "createExclusive"), "ALREADY_EXISTS", path);
+        await rejectsWith(platform.mkdir(path), "ALREADY_EXISTS", path);
+      });
+
+      it(
+        "NO_SPACE: writing to /dev/full (ENOSPC)",
+        { skip: !isLinux && "needs /dev/full" },
+        async () => {
+          const f = await platform.open("/dev/full", "append");
+          try {
+            await rejectsWith(() => f.write(new Uint8Array(16)), "NO_SPACE", "/dev/full");
+            await rejectsWith(() => f.writev([new Uint8Array(16)]), "NO_SPACE", "/dev/full");
+          } finally {
+            f.close();
+          }
+        },
+      );
+
+      it(
+        "PERMISSION_DENIED: EPERM and EACCES even as root (procfs, sysfs)",
+        { skip: !isLinux && "needs /proc and /sys" },
+        async () => {
+          // unlink in procfs is EPERM and creating in sysfs EACCES, whoever we are.
+          await rejectsWith(platform.unlink("/proc/version"), "PERMISSION_DENIED", "/proc/version");
+          const sys = `/sys/khipu-${process.pid}`;
+          await rejectsWith(platform.open(sys, "createExclusive"), "PERMISSION_DENIED", sys);
+        },
+      );
+
+      it("IO: a real EIO (/proc/self/mem at address 0), and EISDIR", async () => {
+        if (isLinux) {
+          const f = await platform.open("/proc/self/mem", "read");
+          try {
+            const e = await rejectsWith(
+              () => f.readAt(new Uint8Array(8), 0),
+              "IO",
+              "/proc/self/mem",
+            );
+            assert.equal((e as IoError).osCode, "EIO");
+          } finally {
+            f.close();
+          }
+        }
+        const e = await rejectsWith(platform.open(dir, "append"), "IO", dir);
+        assert.equal((e as IoError).osCode, "EISDIR");
+      });
+
+      it("writing through a read-only file is an error, not a silent no-op", async () => {
+        const path = `${dir}/ro`;
+        (await platform.open(path, "createExclusive")).close();
+        const f = await platform.open(path, "read");
+        try {
+          await rejectsWith(() => f.write(new Uint8Array(1)), "IO", path);
+        } finally {
+          f.close();
+        }
+      });
+    });
+
+    describe("durable helpers, observed through the recording wrapper", () => {
+      it("createFileDurable: exclusive open, write, fdatasync, then fsync of the parent", async () => {
+        const rec = recordingPlatform(platform);
+        const path = `${dir}/dur/created.seg`;
+        await mkdirDurable(rec, `${dir}/dur`);
+        rec.clear();
+        const f = await createFileDurable(rec, path, enc.encode("header"));
+        f.close();
+        assert.deepEqual(rec.ops(), [
+          `open ${path}`,
+          `write ${path}`,
+          `datasync ${path}`,
+          `syncDir ${dir}/dur`,
+          `close ${path}`,
+        ]);
+        assert.equal(rec.calls[0].how, "createExclusive");
+        assert.equal(rec.calls[1].bytes, 6);
+        assert.ok(rec.calls.every((c) => c.outcome === "ok"));
+      });
+
+      it("renameDurable: fsync of the destination directory, and of the source when it differs", async () => {
+        const rec = recordingPlatform(platform, { ignore: ["stat"] });
+        await mkdirDurable(rec, `${dir}/ren/a`);
+        await mkdirDurable(rec, `${dir}/ren/b`);
+        (await createFileDurable(rec, `${dir}/ren/a/x`, new Uint8Array(1))).close();
+        rec.clear();
+        await renameDurable(rec, `${dir}/ren/a/x`, `${dir}/ren/a/y`);
+        assert.deepEqual(rec.ops(), [
+          `rename ${dir}/ren/a/x -> ${dir}/ren/a/y`,
+          `syncDir ${dir}/ren/a`,
+        ]);
+        rec.clear();
+        await renameDurable(rec, `${dir}/ren/a/y`, `${dir}/ren/b/y`);
+        assert.deepEqual(rec.ops(), [
+          `rename ${dir}/ren/a/y -> ${dir}/ren/b/y`,
+          `syncDir ${dir}/ren/b`,
+          `syncDir ${dir}/ren/a`,
+        ]);
+      });
+
+      it("unlinkDurable: fsync of the parent after the unlink", async () => {
+        const rec = recordingPlatform(platform);
+        (await createFileDurable(rec, `${dir}/gone`, new Uint8Array(1))).close();
+        rec.clear();
+        await unlinkDurable(rec, `${dir}/gone`);
+        assert.deepEqual(rec.ops(), [`unlink ${dir}/gone`, `syncDir ${dir}`]);
+      });
+
+      it("mkdirDurable: each created directory and each parent that gained an entry is fsynced", async () => {
+        const rec = recordingPlatform(platform, { ignore: ["stat"] });
+        await mkdirDurable(rec, `${dir}/m1/m2`);
+        assert.deepEqual(rec.ops(), [
+          `mkdir ${dir}/m1`,
+          `syncDir ${dir}/m1`,
+          `syncDir ${dir}`,
+          `mkdir ${dir}/m1/m2`,
+          `syncDir ${dir}/m1/m2`,
+          `syncDir ${dir}/m1`,
+        ]);
+      });
+
+      it("a failed step is recorded as an error, and beforeCall can inject it", async () => {
+        const rec = recordingPlatform(platform, {
+          beforeCall: (c) => {
+            if (c.op === "syncDir") throw new IoError("fsync directory", c.path, "EIO");
+          },
+        });
+        const path = `${dir}/injected`;
+        await rejectsWith(createFileDurable(rec, path, new Uint8Array(1)), "IO");
+        const sync = rec.calls.find((c) => c.op === "syncDir");
+        assert.equal(sync?.outcome, "error");
+        assert.equal(sync?.error, "IO");
+        assert.equal(await platform.stat(path), null, "the half-made file was removed");
+        assert.equal(rec.count("unlink", path), 1);
+      });
+    });
+  });
+}
