@@ -167,6 +167,7 @@ export class Segment {
     this.#assertUsable();
     const need = FRAME_HEADER_BYTES + payload.length;
     let chunk = this.#chunks[this.#chunks.length - 1];
+    if (chunk && chunk.used === 0) chunk.firstSeq = seq;
     if (!chunk || chunk.bytes.length - chunk.used < need) {
       chunk = {
         bytes: new Uint8Array(Math.max(this.#opts.bufferBytes, need)),
@@ -189,15 +190,17 @@ export class Segment {
     this.#assertUsable();
     if (this.#bufferedBytes === 0) return;
     const file = this.#requireFile();
-    const views = this.#chunks.map((c) => c.bytes.subarray(0, c.used));
+    const full = this.#chunks.filter((c) => c.used > 0);
+    const views = full.map((c) => c.bytes.subarray(0, c.used));
     try {
-      file.writev(views);
+      if (views.length === 1) file.write(views[0]);
+      else file.writev(views);
     } catch (err) {
       this.#cutBack(file);
       throw err;
     }
     let offset = this.flushedBytes;
-    for (const c of this.#chunks) {
+    for (const c of full) {
       const last = this.index[this.index.length - 1];
       if (!last || offset - last.offset >= INDEX_INTERVAL_BYTES) {
         this.index.push({ seq: c.firstSeq, offset });
@@ -206,14 +209,24 @@ export class Segment {
     }
     this.flushedBytes = offset;
     this.flushedSeq = this.nextSeq;
-    this.#chunks = [];
+    this.#resetBuffer();
+  }
+
+  /** Empties the buffer, keeping one standard-size chunk: allocating 256 KiB per flush is slow. */
+  #resetBuffer(): void {
+    const first = this.#chunks[0];
+    if (first && first.bytes.length === this.#opts.bufferBytes) {
+      first.used = 0;
+      this.#chunks = [first];
+    } else {
+      this.#chunks = [];
+    }
     this.#bufferedBytes = 0;
   }
 
   /** Drops every buffered record (after a failed flush); returns the first dropped seq. */
   discardBuffer(): number {
-    this.#chunks = [];
-    this.#bufferedBytes = 0;
+    this.#resetBuffer();
     this.nextSeq = this.flushedSeq;
     return this.flushedSeq;
   }
