@@ -54,7 +54,7 @@ const WINDOWS_RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$/i;
 
 /**
  * Checks a log name: 1-100 characters from `A-Z a-z 0-9 _ . -`, not starting with `.` or `-`, not
- * `LOCK`, and not a name Windows reserves (`CON`, `NUL`, `COM1`...). Throws `InvalidArgumentError`.
+ * `LOCK` or `LOCK.*`, and not a name Windows reserves (`CON`, `NUL`, `COM1`...). Throws `InvalidArgumentError`.
  *
  * @example
  * ```ts
@@ -65,14 +65,20 @@ const WINDOWS_RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$/i;
  */
 export function validateLogName(name: string): void {
   if (
-    typeof name !== "string" || !NAME_RE.test(name) || name.toUpperCase() === LOCK_FILE ||
+    typeof name !== "string" || !NAME_RE.test(name) || isLockName(name) ||
     WINDOWS_RESERVED.test(name) || name.endsWith(".")
   ) {
     throw new InvalidArgumentError(
       `invalid log name ${JSON.stringify(name)}: use 1-100 of A-Z a-z 0-9 _ . - ` +
-        `(not starting with '.' or '-', not ending with '.', not LOCK or a Windows device name)`,
+        `(not starting with '.' or '-', not ending with '.', not LOCK or LOCK.*, not a Windows device name)`,
     );
   }
+}
+
+/** The lock file and the lock protocol's helper files (`LOCK.*`) share the store directory. */
+function isLockName(name: string): boolean {
+  const upper = name.toUpperCase();
+  return upper === LOCK_FILE || upper.startsWith(`${LOCK_FILE}.`);
 }
 
 function wholeNumber(name: string, value: number, min: number, max: number): number {
