@@ -1,0 +1,155 @@
+/**
+ * Runs every benchmark suite in one process of the current runtime and writes
+ * `bench/results/<runtime>.json` (`bench/results/quick/<runtime>.json` with `--quick`).
+ *
+ * Order matters: the fsync-bound suites (raw limits, SQLite, policies) run first, the read suite
+ * last, because filling gigabytes leaves writeback behind that would slow later fsyncs.
+ *
+ * ```sh
+ * npx tsx --expose-gc bench/main.ts [--quick] [--suites=raw,sqlite,policy,format,read]
+ * npx deno run -A --v8-flags=--expose-gc bench/main.ts
+ * npx bun run bench/main.ts
+ * ```
+ * `npm run bench` runs it on all three runtimes and writes the report (`scripts/bench_all.ts`).
+ *
+ * @example
+ * ```ts
+ * import { runAll } from "./main.ts";
+ * const result = await runAll(["raw"]);
+ * console.log(result.rows.length);
+ * ```
+ * @module
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import {
+  benchRoot,
+  isMain,
+  QUICK,
+  Recorder,
+  type Row,
+  RUNTIME,
+  runtimeVersion,
+} from "./harness.ts";
+
+/** Suites in the order they run. */
+export const SUITES: readonly string[] = ["raw", "sqlite", "policy", "format", "read"];
+
+/** What one runtime's run writes to `bench/results/<runtime>.json`. */
+export interface RunResult {
+  /** `node`, `deno` or `bun`. */
+  runtime: string;
+  /** E.g. `bun 1.4.5`. */
+  version: string;
+  /** ISO date the run started. */
+  date: string;
+  /** True for a `--quick` run (smaller read/open data sets). */
+  quick: boolean;
+  /** Seconds the run took. */
+  seconds: number;
+  /** The machine. */
+  machine: {
+    cpu: string;
+    cpus: number;
+    memoryBytes: number;
+    os: string;
+    benchDir: string;
+  };
+  /** Which SQLite driver ran (or why none). */
+  sqliteDriver?: string;
+  /** Every measured figure. */
+  rows: Row[];
+}
+
+/**
+ * Runs the given suites (all by default) and returns the results.
+ *
+ * @example
+ * ```ts
+ * import { runAll } from "./main.ts";
+ * await runAll(["raw", "sqlite"]);
+ * ```
+ */
+export async function runAll(suites: readonly string[] = SUITES): Promise<RunResult> {
+  const started = new Date();
+  const t0 = performance.now();
+  const rec = new Recorder();
+  let sqliteDriver: string | undefined;
+  for (const suite of SUITES) {
+    if (!suites.includes(suite)) continue;
+    console.log(`\n=== ${suite} (${runtimeVersion()}) ===`);
+    // Dynamic imports: a suite's dependencies load only if it runs.
+    switch (suite) {
+      case "raw":
+        await (await import("./raw.bench.ts")).rawSuite(rec);
+        break;
+      case "sqlite": {
+        const m = await import("./sqlite.bench.ts");
+        await m.sqliteSuite(rec);
+        sqliteDriver = await m.sqliteDriverName();
+        break;
+      }
+      case "policy":
+        await (await import("./policies.bench.ts")).policySuite(rec);
+        break;
+      case "format":
+        await (await import("./format.bench.ts")).formatSuite(rec);
+        break;
+      case "read":
+        await (await import("./reads.bench.ts")).readSuite(rec);
+        break;
+    }
+  }
+  const cpus = os.cpus();
+  return {
+    runtime: RUNTIME,
+    version: runtimeVersion(),
+    date: started.toISOString(),
+    quick: QUICK,
+    seconds: (performance.now() - t0) / 1000,
+    machine: {
+      cpu: cpus[0]?.model ?? "unknown",
+      cpus: cpus.length,
+      memoryBytes: os.totalmem(),
+      os: `${os.type()} ${os.release()} ${os.arch()}`,
+      benchDir: benchRoot(),
+    },
+    sqliteDriver,
+    rows: rec.rows,
+  };
+}
+
+/**
+ * Where results go: `bench/results` (or `bench/results/quick` for quick runs).
+ *
+ * @example
+ * ```ts
+ * import { resultsDir } from "./main.ts";
+ * console.log(resultsDir(false));
+ * ```
+ */
+export function resultsDir(quick: boolean): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return path.join(here, "results", ...(quick ? ["quick"] : []));
+}
+
+if (isMain(import.meta.url)) {
+  const arg = process.argv.find((a) => a.startsWith("--suites="));
+  const suites = arg ? arg.slice("--suites=".length).split(",") : SUITES;
+  const result = await runAll(suites);
+  const dir = resultsDir(QUICK);
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${RUNTIME}.json`);
+  if (arg && fs.existsSync(file)) {
+    // A partial run updates its rows in the existing file and keeps the others.
+    const old = JSON.parse(fs.readFileSync(file, "utf8")) as RunResult;
+    const fresh = new Set(result.rows.map((r) => r.name));
+    result.rows = [...old.rows.filter((r) => !fresh.has(r.name)), ...result.rows];
+    result.sqliteDriver ??= old.sqliteDriver;
+  }
+  fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n");
+  console.log(`\nwrote ${file} (${result.seconds.toFixed(0)} s)`);
+}
