@@ -94,6 +94,11 @@ export async function* readRecords(
       if (opts.signal?.aborted || seq >= to) return;
       if (seq >= visibleEnd) {
         if (!opts.follow || src.isClosed()) return;
+        // Records flushed since `visibleEnd` was taken signalled no one: read them before waiting.
+        if (src.flushedEnd() > visibleEnd) {
+          visibleEnd = src.flushedEnd();
+          continue;
+        }
         if (!(await waitForChange(src, opts.signal))) return;
         visibleEnd = src.flushedEnd();
         continue;
