@@ -1,0 +1,98 @@
+/**
+ * Long crash-point exploration, and single-state reproduction.
+ *
+ *   npm run crash -- --states 1000000          # explore until 1,000,000 distinct crash states
+ *   npm run crash -- --workload everyN-retention --seed 1 --call 45 --mode torn --crash-seed 297578491
+ *                                               # re-run the one state a failure printed
+ *
+ * Runs on any runtime: `npx tsx scripts/crash.ts ...`, `deno run -A scripts/crash.ts ...`,
+ * `bun scripts/crash.ts ...`. Options:
+ *   --states N          distinct crash states to explore (default 100000)
+ *   --workload NAME     only this workload (default: all, round-robin); --list shows them
+ *   --seed S            first workload seed (default 1); with --call: the exact seed
+ *   --seeds-per-mode K  crash seeds per crash point for the random modes (default 2)
+ *   --mode M            only this crash mode
+ *   --call C            only the crash point after platform call #C
+ *   --crash-seed X      only this crash seed
+ *   --no-recovery-crashes   skip the second crash inside each recovery
+ *   --verbose           print every state checked
+ * Exits 1 if any property is violated, printing a reproduction line for each.
+ *
+ * @module
+ */
+import process from "node:process";
+import { type RunResult, runWorkload, WORKLOADS } from "../tests/crash_harness.ts";
+import { CRASH_MODES, type CrashMode } from "../src/platform/sim.ts";
+
+function parse(argv: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) throw new Error(`unexpected argument ${a}`);
+    const next = argv[i + 1];
+    if (next === undefined || next.startsWith("--")) out.set(a.slice(2), "true");
+    else {
+      out.set(a.slice(2), next);
+      i++;
+    }
+  }
+  return out;
+}
+
+const args = parse(process.argv.slice(2));
+const num = (k: string, d: number) => (args.has(k) ? Number(args.get(k)) : d);
+
+if (args.has("list")) {
+  for (const w of WORKLOADS) console.log(`${w.name}  ${w.opts.policy}`);
+  process.exit(0);
+}
+const target = num("states", 100_000);
+const only = args.get("workload");
+const workloads = only ? WORKLOADS.filter((w) => w.name === only) : WORKLOADS;
+if (workloads.length === 0) throw new Error(`no workload ${only}; try --list`);
+const mode = args.get("mode") as CrashMode | undefined;
+if (mode && !CRASH_MODES.includes(mode)) throw new Error(`no crash mode ${mode}`);
+const single = args.has("call");
+const opts = {
+  modes: mode ? [mode] : undefined,
+  seedsPerMode: num("seeds-per-mode", 2),
+  onlyCall: single ? num("call", 0) : undefined,
+  onlyCrashSeed: args.has("crash-seed") ? num("crash-seed", 0) : undefined,
+  recoveryCrashes: !args.has("no-recovery-crashes"),
+  maxViolations: 50,
+  verbose: args.has("verbose") || single ? (line: string) => console.log(`  ${line}`) : undefined,
+};
+
+const started = Date.now();
+const totals = { runs: 0, generated: 0, states: 0, images: 0, recovery: 0, violations: 0 };
+let lastReport = started;
+const add = (r: RunResult) => {
+  totals.runs++;
+  totals.generated += r.generated;
+  totals.states += r.states;
+  totals.images += r.distinct;
+  totals.recovery += r.recoveryStates;
+  totals.violations += r.violations.length;
+  for (const v of r.violations) console.log(`VIOLATION ${v.message}\n  ${v.repro}`);
+};
+const summary = () =>
+  `states explored=${totals.states} (of ${totals.generated} generated, ${totals.images} distinct ` +
+  `images, +${totals.recovery} crashes during recovery) in ${totals.runs} workload runs, ` +
+  `violations=${totals.violations}, ${((Date.now() - started) / 1000).toFixed(0)} s`;
+
+if (single) {
+  add(await runWorkload(workloads[0], num("seed", 1), opts));
+} else {
+  for (let seed = num("seed", 1); totals.states < target; seed++) {
+    for (const w of workloads) {
+      add(await runWorkload(w, seed, opts));
+      if (Date.now() - lastReport > 10_000) {
+        lastReport = Date.now();
+        console.log(`seed ${seed}: ${summary()}`);
+      }
+      if (totals.states >= target) break;
+    }
+  }
+}
+console.log(summary());
+process.exit(totals.violations > 0 ? 1 : 0);

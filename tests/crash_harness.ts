@@ -1,0 +1,685 @@
+/**
+ * Crash-point exploration for khipu-log, shared by `tests/crash.test.ts` (the CI run) and
+ * `scripts/crash.ts` (long runs and single-state reproductions).
+ *
+ * A workload runs once against a {@linkcode SimPlatform}. After every platform call that changed
+ * the simulated disk, the harness freezes the state together with what the workload had been
+ * promised so far (appends resolved, syncs resolved, retention requested). Each frozen state is
+ * then crashed in every {@linkcode CrashMode}, the store is reopened on the result, and the four
+ * properties of issue 5 are checked:
+ *
+ * 1. `Store.open` and `store.log(name)` succeed;
+ * 2. every record whose append resolved under `always()`, or that a resolved `sync()`/`close()`
+ *    covered, is present with identical bytes; under `everyN(n)` at most n-1 resolved records are
+ *    missing; in the `all` mode (a process crash) no resolved record is missing under any policy;
+ * 3. the records present are a contiguous run `[first, end)` of what was appended, byte for byte,
+ *    with `first` 0 unless `truncateBefore` was called (then at most the highest point asked for),
+ *    and `end` never below a record that had to survive (sequence numbers are never reused);
+ * 4. the reopened log accepts new appends, and after `sync()` they survive a second crash.
+ *
+ * A non-mutating call (a read, a stat) leaves the disk as the previous call left it, so crashing
+ * after it would repeat the previous state: those calls are counted but not re-explored.
+ *
+ * @example
+ * ```ts
+ * import { runWorkload, WORKLOADS } from "./crash_harness.ts";
+ * const r = await runWorkload(WORKLOADS[0], 1, {});
+ * console.log(r.states, r.violations.length);
+ * ```
+ * @module
+ */
+import { crc32 } from "node:zlib";
+import { Store, SyncPolicy } from "../mod.ts";
+import type { Log } from "../src/log.ts";
+import {
+  CRASH_MODES,
+  type CrashMode,
+  seededRandom,
+  SimPlatform,
+  type SimSnapshot,
+} from "../src/platform/sim.ts";
+
+/** The modes whose outcome depends on the seed (the others are one state per crash point). */
+const SEEDED_MODES: ReadonlySet<CrashMode> = new Set(["prefix", "subset", "torn", "zeros"]);
+
+/** Where the simulated store lives. */
+export const DIR = "/khipu/store";
+
+/** What the workload was promised for one log, at one instant. */
+interface LogPromise {
+  /** Appends called so far (records 0..attempted-1 may exist). */
+  attempted: number;
+  /** How many entries of the model's `resolved` list existed. */
+  resolvedLen: number;
+  /** Records below this were covered by a resolved sync() or close(). */
+  syncCovered: number;
+  /** The highest `truncateBefore` point called so far (0 if none). */
+  truncCalled: number;
+}
+
+/** Everything the workload did to one log. */
+class LogModel {
+  readonly data: Uint8Array[] = [];
+  /** Sequence numbers of resolved appends, in resolution order. */
+  readonly resolved: number[] = [];
+  syncCovered = 0;
+  truncCalled = 0;
+
+  capture(): LogPromise {
+    return {
+      attempted: this.data.length,
+      resolvedLen: this.resolved.length,
+      syncCovered: this.syncCovered,
+      truncCalled: this.truncCalled,
+    };
+  }
+}
+
+/** The API a workload drives; it keeps the model in step with the store. */
+export class Ctx {
+  readonly rnd: () => number;
+  readonly models: Map<string, LogModel> = new Map();
+  store!: Store;
+  readonly errors: string[] = [];
+  private logs: Map<string, Log> = new Map();
+
+  constructor(
+    readonly sim: SimPlatform,
+    readonly opts: StoreOpts,
+    seed: number,
+  ) {
+    this.rnd = seededRandom(seed ^ 0x5eed);
+  }
+
+  async open(): Promise<void> {
+    this.store = await Store.open(DIR, { ...this.opts.open(), platform: this.sim });
+    this.logs.clear();
+  }
+
+  async log(name: string): Promise<Log> {
+    let l = this.logs.get(name);
+    if (!l) {
+      l = await this.store.log(name);
+      this.logs.set(name, l);
+      if (!this.models.has(name)) this.models.set(name, new LogModel());
+    }
+    return l;
+  }
+
+  /** Random payload of 0..max bytes (a zero-length record now and then). */
+  payload(max: number): Uint8Array {
+    const n = this.rnd() < 0.05 ? 0 : 1 + Math.floor(this.rnd() * max);
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = Math.floor(this.rnd() * 256);
+    return out;
+  }
+
+  private track(name: string, p: Promise<number>, idx: number): Promise<number> {
+    const m = this.models.get(name)!;
+    return p.then((seq) => {
+      if (seq !== idx) this.errors.push(`${name}: append #${idx} resolved with seq ${seq}`);
+      m.resolved.push(idx);
+      return seq;
+    });
+  }
+
+  async append(name: string, data: Uint8Array): Promise<number> {
+    const log = await this.log(name);
+    const m = this.models.get(name)!;
+    const idx = m.data.length;
+    m.data.push(data);
+    return await this.track(name, log.append(data), idx);
+  }
+
+  async appendBatch(name: string, items: Uint8Array[]): Promise<number[]> {
+    const log = await this.log(name);
+    const m = this.models.get(name)!;
+    const first = m.data.length;
+    m.data.push(...items);
+    const seqs = await log.appendBatch(items);
+    seqs.forEach((s, i) => {
+      if (s !== first + i) this.errors.push(`${name}: batch #${first + i} resolved with seq ${s}`);
+      m.resolved.push(first + i);
+    });
+    return seqs;
+  }
+
+  async sync(name: string): Promise<void> {
+    const log = await this.log(name);
+    const m = this.models.get(name)!;
+    const covered = m.data.length;
+    await log.sync();
+    m.syncCovered = Math.max(m.syncCovered, covered);
+  }
+
+  async truncateBefore(name: string, seq: number): Promise<void> {
+    const log = await this.log(name);
+    const m = this.models.get(name)!;
+    m.truncCalled = Math.max(m.truncCalled, seq);
+    await log.truncateBefore(seq);
+  }
+
+  async close(): Promise<void> {
+    const covered = [...this.models].map(([n, m]) => [n, m.data.length] as const);
+    await this.store.close();
+    for (const [n, c] of covered) {
+      const m = this.models.get(n)!;
+      m.syncCovered = Math.max(m.syncCovered, c);
+    }
+  }
+
+  async reopen(): Promise<void> {
+    await this.close();
+    await this.open();
+  }
+
+  capture(): Map<string, LogPromise> {
+    const out = new Map<string, LogPromise>();
+    for (const [n, m] of this.models) out.set(n, m.capture());
+    return out;
+  }
+}
+
+/** Store options of a workload (a function: a policy object is per store). */
+export interface StoreOpts {
+  policy: string;
+  /** `n` of everyN (1 for always), for the loss bound; 0 when no bound applies. */
+  lossBound: number;
+  open(): {
+    syncPolicy: SyncPolicy;
+    segmentBytes: number;
+    bufferBytes?: number;
+    maxRecordBytes?: number;
+  };
+}
+
+/** A deterministic workload. */
+export interface Workload {
+  name: string;
+  opts: StoreOpts;
+  run(ctx: Ctx): Promise<void>;
+}
+
+const always = (segmentBytes: number, bufferBytes?: number): StoreOpts => ({
+  policy: "always()",
+  lossBound: 1,
+  open: () => ({ syncPolicy: SyncPolicy.always(), segmentBytes, bufferBytes }),
+});
+const everyN = (n: number, segmentBytes: number, bufferBytes?: number): StoreOpts => ({
+  policy: `everyN(${n})`,
+  lossBound: n,
+  open: () => ({ syncPolicy: SyncPolicy.everyN(n), segmentBytes, bufferBytes }),
+});
+const osManaged = (segmentBytes: number, bufferBytes?: number): StoreOpts => ({
+  policy: "osManaged()",
+  lossBound: 0,
+  open: () => ({ syncPolicy: SyncPolicy.osManaged(), segmentBytes, bufferBytes }),
+});
+
+/**
+ * The CI workloads. Each is small (a few hundred platform calls) but crosses every code path
+ * that changes the disk: segment creation and rollover, torn-tail repair on reopen, retention,
+ * batches, concurrent appends (group commit), several logs, close and reopen.
+ */
+export const WORKLOADS: readonly Workload[] = [
+  {
+    name: "always-rollover",
+    opts: always(4096),
+    async run(c) {
+      await c.open();
+      for (let i = 0; i < 30; i++) await c.append("a", c.payload(700));
+      await c.appendBatch("a", [c.payload(300), c.payload(10), c.payload(900)]);
+      await c.close();
+    },
+  },
+  {
+    name: "always-concurrent",
+    opts: always(4096, 512),
+    async run(c) {
+      await c.open();
+      await c.log("x");
+      await c.log("y");
+      for (let round = 0; round < 4; round++) {
+        const ps: Promise<unknown>[] = [];
+        for (let i = 0; i < 6; i++) ps.push(c.append(i % 3 ? "x" : "y", c.payload(400)));
+        ps.push(c.appendBatch("x", [c.payload(200), c.payload(200)]));
+        await Promise.all(ps);
+      }
+      await c.close();
+    },
+  },
+  {
+    name: "everyN-retention",
+    opts: everyN(4, 4096),
+    async run(c) {
+      await c.open();
+      for (let i = 0; i < 40; i++) {
+        await c.append("r", c.payload(500));
+        if (i === 20) await c.truncateBefore("r", 12);
+        if (i === 30) await c.sync("r");
+      }
+      await c.truncateBefore("r", 33);
+      for (let i = 0; i < 3; i++) await c.append("r", c.payload(100));
+      await c.close();
+    },
+  },
+  {
+    name: "osManaged-reopen",
+    opts: osManaged(4096, 1024),
+    async run(c) {
+      await c.open();
+      for (let i = 0; i < 12; i++) await c.append("o", c.payload(600));
+      await c.sync("o");
+      for (let i = 0; i < 5; i++) await c.append("o", c.payload(600));
+      await c.reopen();
+      for (let i = 0; i < 8; i++) await c.append("o", c.payload(800));
+      await c.appendBatch("o", [c.payload(100), c.payload(3000)]);
+      await c.store.sync();
+      await c.append("o", c.payload(50));
+      await c.close();
+    },
+  },
+  {
+    name: "everyN-batches",
+    opts: everyN(3, 4096, 256),
+    async run(c) {
+      await c.open();
+      for (let i = 0; i < 8; i++) {
+        const n = 1 + Math.floor(c.rnd() * 4);
+        const items = Array.from({ length: n }, () => c.payload(350));
+        if (i % 3 === 2) await c.append("b", c.payload(350));
+        else await c.appendBatch("b", items);
+      }
+      await c.reopen();
+      await c.append("b", c.payload(100));
+      await c.truncateBefore("b", 5);
+      await c.close();
+    },
+  },
+];
+
+/** One frozen crash point. */
+interface Point {
+  call: number;
+  op: string;
+  path: string;
+  snap: SimSnapshot;
+  promised: Map<string, LogPromise>;
+}
+
+/** A violated property, with the line that reproduces it. */
+export interface Violation {
+  repro: string;
+  message: string;
+}
+
+/** What one workload run explored. */
+export interface RunResult {
+  workload: string;
+  seed: number;
+  /** Platform calls the workload made. */
+  calls: number;
+  /** Calls that changed the disk (each one a crash point). */
+  crashPoints: number;
+  /** Crash states generated (crash points x modes x seeds), duplicates included. */
+  generated: number;
+  /** Distinct crash states (file-system image + what had been promised) reopened and checked. */
+  states: number;
+  /** Distinct file-system images among them. */
+  distinct: number;
+  /** Extra states: a second crash at each call of the recovery of a crash state. */
+  recoveryStates: number;
+  violations: Violation[];
+}
+
+/** Knobs of {@linkcode runWorkload}. */
+export interface RunOptions {
+  /** Modes to crash in (default: all). */
+  modes?: readonly CrashMode[];
+  /** Crash seeds per point for the modes that draw random choices (default 2; others get 1). */
+  seedsPerMode?: number;
+  /** Only this crash point (for reproductions). */
+  onlyCall?: number;
+  /** Only this crash seed (for reproductions). */
+  onlyCrashSeed?: number;
+  /** Stop after this many violations (default 20). */
+  maxViolations?: number;
+  /** Also crash after every call of each recovery and check again (default true). */
+  recoveryCrashes?: boolean;
+  /** Print every check. */
+  verbose?: (line: string) => void;
+}
+
+function mix(...xs: number[]): number {
+  let h = 0x811c9dc5;
+  for (const x of xs) {
+    h = Math.imul(h ^ (x >>> 0), 0x01000193);
+    h ^= h >>> 15;
+  }
+  return h >>> 0;
+}
+
+function fingerprint(fs: SimPlatform): string {
+  return fs.listFiles().map((p) => {
+    const b = fs.fileBytes(p)!;
+    return `${p}:${b.length}:${crc32(b)}`;
+  }).join("|");
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Runs `w` once with `seed`, then crashes, reopens and checks every crash point.
+ *
+ * @example
+ * ```ts
+ * import { runWorkload, WORKLOADS } from "./crash_harness.ts";
+ * const r = await runWorkload(WORKLOADS[0], 7, { modes: ["torn"] });
+ * console.log(r);
+ * ```
+ */
+export async function runWorkload(
+  w: Workload,
+  seed: number,
+  o: RunOptions = {},
+): Promise<RunResult> {
+  const modes = o.modes ?? CRASH_MODES;
+  const seeds = o.seedsPerMode ?? 2;
+  const maxViolations = o.maxViolations ?? 20;
+  const sim = new SimPlatform();
+  const ctx = new Ctx(sim, w.opts, seed);
+  const points: Point[] = [];
+  sim.onCall = (call) => {
+    if (!call.mutates) return;
+    if (o.onlyCall !== undefined && call.n !== o.onlyCall) return;
+    points.push({
+      call: call.n,
+      op: call.op,
+      path: call.path,
+      snap: sim.freeze(),
+      promised: ctx.capture(),
+    });
+  };
+  const result: RunResult = {
+    workload: w.name,
+    seed,
+    calls: 0,
+    crashPoints: 0,
+    generated: 0,
+    states: 0,
+    distinct: 0,
+    recoveryStates: 0,
+    violations: [],
+  };
+  try {
+    await w.run(ctx);
+  } catch (err) {
+    result.violations.push({
+      repro: `npm run crash -- --workload ${w.name} --seed ${seed}`,
+      message: `the workload itself failed: ${String((err as Error)?.stack ?? err)}`,
+    });
+  }
+  sim.onCall = undefined;
+  for (const e of ctx.errors) {
+    result.violations.push({
+      repro: `npm run crash -- --workload ${w.name} --seed ${seed}`,
+      message: e,
+    });
+  }
+  result.calls = sim.calls;
+  result.crashPoints = points.length;
+  const images = new Set<string>();
+  const checked = new Set<string>();
+  for (const pt of points) {
+    const promised = JSON.stringify([...pt.promised]);
+    for (const mode of modes) {
+      const n = o.onlyCrashSeed !== undefined || !SEEDED_MODES.has(mode) ? 1 : seeds;
+      for (let k = 0; k < n; k++) {
+        const crashSeed = o.onlyCrashSeed ?? mix(seed, pt.call, CRASH_MODES.indexOf(mode), k);
+        const fs = pt.snap.crash(mode, crashSeed);
+        result.generated++;
+        // The same image with the same promises is the same check: run it once.
+        const image = fingerprint(fs);
+        images.add(image);
+        const key = `${image}#${promised}`;
+        if (checked.has(key)) continue;
+        checked.add(key);
+        result.states++;
+        const repro = `npm run crash -- --workload ${w.name} --seed ${seed} --call ${pt.call} ` +
+          `--mode ${mode} --crash-seed ${crashSeed}`;
+        const { msg, nested } = await checkState(
+          fs,
+          w,
+          ctx,
+          pt,
+          mode,
+          crashSeed,
+          o.recoveryCrashes ?? true,
+        );
+        result.recoveryStates += nested;
+        o.verbose?.(
+          `call ${pt.call} ${pt.op} ${pt.path} mode=${mode} ${fs.lastCrash?.detail}: ${
+            msg ?? "ok"
+          }`,
+        );
+        if (msg) {
+          result.violations.push({
+            repro,
+            message:
+              `after call #${pt.call} (${pt.op} ${pt.path}), ${mode} [${fs.lastCrash?.detail}]: ${msg}`,
+          });
+          if (result.violations.length >= maxViolations) {
+            result.distinct = images.size;
+            return result;
+          }
+        }
+      }
+    }
+  }
+  result.distinct = images.size;
+  return result;
+}
+
+/** What a reopened log holds. */
+interface Found {
+  first: number;
+  end: number;
+  records: { seq: number; data: Uint8Array }[];
+}
+
+async function readAll(log: Log): Promise<Found> {
+  const first = log.firstSeq;
+  const end = log.nextSeq;
+  const records: { seq: number; data: Uint8Array }[] = [];
+  for await (const r of log.read({ from: first })) {
+    records.push({ seq: r.seq, data: r.data.slice() });
+  }
+  return { first, end, records };
+}
+
+/** Opens the store on a crashed file system and checks properties 1-3 for every log. */
+async function recoverAndCheck(
+  fs: SimPlatform,
+  w: Workload,
+  ctx: Ctx,
+  pt: Point,
+  mode: CrashMode,
+): Promise<{ store: Store; found: Map<string, Found> } | string> {
+  let store: Store;
+  try {
+    store = await Store.open(DIR, { ...w.opts.open(), platform: fs });
+  } catch (err) {
+    // Store.open creates the directory if the crash lost it, so any failure is a violation.
+    return `property 1: Store.open failed: ${describeErr(err)}`;
+  }
+  const found = new Map<string, Found>();
+  try {
+    for (const [name, promised] of pt.promised) {
+      let log: Log;
+      try {
+        log = await store.log(name);
+      } catch (err) {
+        return `property 1: store.log(${name}) failed: ${describeErr(err)}`;
+      }
+      const f = await readAll(log);
+      const bad = checkLog(name, f, ctx.models.get(name)!, promised, w.opts, mode);
+      if (bad) return bad;
+      found.set(name, f);
+    }
+  } catch (err) {
+    return `unexpected error while checking: ${describeErr(err)}`;
+  } finally {
+    if (found.size !== pt.promised.size) await store.close().catch(() => {});
+  }
+  return { store, found };
+}
+
+/**
+ * Checks one crashed state: properties 1-3 on reopen, property 4 (appends after recovery survive a
+ * second crash) and, if asked, properties 1-3 again after a crash at each call of the recovery.
+ * Returns the first violation (or null) and how many crash-during-recovery states were checked.
+ */
+async function checkState(
+  fs: SimPlatform,
+  w: Workload,
+  ctx: Ctx,
+  pt: Point,
+  mode: CrashMode,
+  crashSeed: number,
+  recoveryCrashes: boolean,
+): Promise<{ msg: string | null; nested: number }> {
+  const during: SimSnapshot[] = [];
+  if (recoveryCrashes) {
+    fs.onCall = (c) => {
+      if (c.mutates) during.push(fs.freeze());
+    };
+  }
+  const r = await recoverAndCheck(fs, w, ctx, pt, mode);
+  fs.onCall = undefined;
+  if (typeof r === "string") return { msg: r, nested: 0 };
+  const { store, found } = r;
+  try {
+    // Property 4: the recovered store takes new appends, which survive a second crash.
+    const extra = new Map<string, Uint8Array[]>();
+    for (const name of pt.promised.keys()) {
+      const log = await store.log(name);
+      const add = [new Uint8Array([0xa5, name.length]), new Uint8Array(300).fill(0x5a)];
+      extra.set(name, add);
+      for (let i = 0; i < add.length; i++) {
+        const seq = await log.append(add[i]);
+        const want = found.get(name)!.end + i;
+        if (seq !== want) {
+          return {
+            msg: `property 4: append after recovery got seq ${seq}, expected ${want}`,
+            nested: 0,
+          };
+        }
+      }
+      await log.sync();
+    }
+    const fs2 = fs.crash(mode, mix(crashSeed, 2));
+    let store2: Store;
+    try {
+      store2 = await Store.open(DIR, { ...w.opts.open(), platform: fs2 });
+    } catch (err) {
+      return {
+        msg: `property 4: reopen after the second crash failed: ${describeErr(err)}`,
+        nested: 0,
+      };
+    }
+    try {
+      for (const [name, f] of found) {
+        const log = await store2.log(name);
+        const g = await readAll(log);
+        const want = [...f.records.map((r) => r.data), ...extra.get(name)!];
+        if (g.first !== f.first || g.end !== f.end + extra.get(name)!.length) {
+          const msg = `property 4: ${name} after the second crash holds [${g.first}, ${g.end}), ` +
+            `expected [${f.first}, ${f.end + extra.get(name)!.length})`;
+          return { msg, nested: 0 };
+        }
+        for (let i = 0; i < want.length; i++) {
+          if (!g.records[i] || !equalBytes(g.records[i].data, want[i])) {
+            const msg = `property 4: ${name} record ${f.first + i} differs after the second crash`;
+            return { msg, nested: 0 };
+          }
+        }
+      }
+    } finally {
+      await store2.close().catch(() => {});
+    }
+  } catch (err) {
+    return { msg: `unexpected error while checking: ${describeErr(err)}`, nested: 0 };
+  } finally {
+    await store.close().catch(() => {});
+  }
+  // A crash in the middle of recovery (while it truncates a torn tail, recreates a segment...):
+  // the next open must still satisfy properties 1-3.
+  for (let i = 0; i < during.length; i++) {
+    const fs3 = during[i].crash(mode, mix(crashSeed, 3, i));
+    const r3 = await recoverAndCheck(fs3, w, ctx, pt, mode);
+    if (typeof r3 === "string") {
+      const msg = `a crash after recovery call ${i + 1}/${during.length} ` +
+        `[${fs3.lastCrash?.detail}], then: ${r3}`;
+      return { msg, nested: i + 1 };
+    }
+    await r3.store.close().catch(() => {});
+  }
+  return { msg: null, nested: during.length };
+}
+
+function checkLog(
+  name: string,
+  f: Found,
+  m: LogModel,
+  p: LogPromise,
+  opts: StoreOpts,
+  mode: CrashMode,
+): string | null {
+  const { first, end, records } = f;
+  // Property 3: a contiguous run, byte-identical to what was appended, no phantoms.
+  if (records.length !== end - first) {
+    return `property 3: ${name} claims [${first}, ${end}) but read ${records.length} records`;
+  }
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i];
+    if (r.seq !== first + i) return `property 3: ${name} seq ${r.seq} at position ${first + i}`;
+    if (r.seq >= p.attempted) {
+      return `property 3: ${name} phantom record ${r.seq} (only ${p.attempted} appended)`;
+    }
+    if (!equalBytes(r.data, m.data[r.seq])) {
+      return `property 3: ${name} record ${r.seq} has different bytes (${r.data.length} vs ${
+        m.data[r.seq].length
+      })`;
+    }
+  }
+  if (first > p.truncCalled) {
+    return `property 3: ${name} starts at ${first}, but truncateBefore never asked beyond ${p.truncCalled}`;
+  }
+  // Property 2: what had to survive.
+  const resolved = m.resolved.slice(0, p.resolvedLen);
+  const missing = resolved.filter((s) => s >= end).length;
+  let required = p.syncCovered;
+  if (opts.lossBound === 1 || mode === "all") {
+    for (const s of resolved) required = Math.max(required, s + 1);
+  }
+  if (end < required) {
+    return `property 2: ${name} ends at ${end} but records below ${required} had to survive ` +
+      `(${opts.policy}, syncCovered=${p.syncCovered}, resolved missing=${missing})`;
+  }
+  if (opts.lossBound > 1) {
+    const unsyncedMissing = resolved.filter((s) => s >= end && s >= p.syncCovered).length;
+    if (unsyncedMissing > opts.lossBound - 1) {
+      return `property 2: ${name} lost ${unsyncedMissing} resolved records under ${opts.policy}`;
+    }
+  }
+  return null;
+}
+
+function describeErr(err: unknown): string {
+  const e = err as { name?: string; code?: string; message?: string };
+  return `${e?.name ?? "Error"}${e?.code ? `[${e.code}]` : ""}: ${e?.message ?? String(err)}`;
+}
