@@ -296,6 +296,33 @@ export const WORKLOADS: readonly Workload[] = [
       await c.close();
     },
   },
+  {
+    name: "everyN-concurrent",
+    opts: everyN(8, 4096, 1024),
+    async run(c) {
+      await c.open();
+      for (let round = 0; round < 3; round++) {
+        const ps: Promise<unknown>[] = [];
+        for (let i = 0; i < 10; i++) ps.push(c.append(i % 4 ? "p" : "q", c.payload(450)));
+        if (round === 2) ps.push(c.truncateBefore("p", 9));
+        await Promise.all(ps);
+      }
+      await c.store.sync();
+      await c.append("q", c.payload(100));
+      await c.close();
+    },
+  },
+  {
+    name: "always-big-records",
+    opts: always(16384, 2048),
+    async run(c) {
+      await c.open();
+      // Records spanning several 512 B sectors and 4 KiB pages, and larger than the buffer.
+      for (let i = 0; i < 8; i++) await c.append("big", c.payload(9000));
+      await c.appendBatch("big", [c.payload(5000), c.payload(5000)]);
+      await c.close();
+    },
+  },
 ];
 
 /** One frozen crash point. */
