@@ -223,6 +223,33 @@ export function isZeroRange(file: PlatformFile, from: number, to: number): boole
   return true;
 }
 
+/** Smallest unit a device loses in a power cut; a lost write reads back as zeroed sectors. */
+export const SECTOR_BYTES = 512;
+
+/**
+ * True if `[from, to)` holds a sector-aligned run of {@linkcode SECTOR_BYTES} zero bytes: the trace
+ * of a write the device never received (page-cache write-back is per page and unordered, so a lost
+ * page can sit below later pages that did reach the disk). etcd's WAL uses the same test.
+ *
+ * @example
+ * ```ts
+ * import { hasZeroSector } from "./scanner.ts";
+ * import type { PlatformFile } from "../platform/types.ts";
+ * const lostWrite = (f: PlatformFile, from: number, to: number) => hasZeroSector(f, from, to);
+ * ```
+ */
+export function hasZeroSector(file: PlatformFile, from: number, to: number): boolean {
+  const sector = new Uint8Array(SECTOR_BYTES);
+  for (
+    let at = Math.ceil(from / SECTOR_BYTES) * SECTOR_BYTES;
+    at + SECTOR_BYTES <= to;
+    at += SECTOR_BYTES
+  ) {
+    if (readFully(file, sector, at) === SECTOR_BYTES && sector.every((b) => b === 0)) return true;
+  }
+  return false;
+}
+
 /**
  * Reads until `buf` is full or the file ends; returns the byte count.
  *
