@@ -27,7 +27,6 @@ import {
   PoisonedError,
   RecordTooLargeError,
 } from "./errors.ts";
-import { unlinkDurable } from "./platform/durable.ts";
 import type { Platform } from "./platform/types.ts";
 import { FRAME_HEADER_BYTES } from "./format/frame.ts";
 import { type OpenReport, recoverLog, type SegmentRef } from "./recovery.ts";
@@ -331,8 +330,11 @@ export class Log {
       while (this.#segments.length > 1) {
         const oldest = this.#segments[0];
         if (oldest.endSeq === null || oldest.endSeq > seq) break;
-        await unlinkDurable(this.#p, oldest.path);
+        await this.#p.unlink(oldest.path);
+        // Gone from the directory: drop it before the directory fsync, which can fail, so readers
+        // never look for a file that no longer exists.
         this.#segments.shift();
+        await this.#p.syncDir(this.path);
       }
     });
     this.#retention = run.catch(() => {});
