@@ -86,7 +86,7 @@ function describe(message: string, ctx: ErrorContext): string {
  * ```
  */
 export class NotFoundError extends KhipuError {
-  /** @param op the operation that failed @param path the missing path */
+  /** Creates the error. @param op the operation that failed @param path the missing path */
   constructor(op: string, path: string, cause?: unknown) {
     super("NOT_FOUND", `${op}: no such file or directory`, { path, cause });
   }
@@ -102,7 +102,7 @@ export class NotFoundError extends KhipuError {
  * ```
  */
 export class AlreadyExistsError extends KhipuError {
-  /** @param op the operation that failed @param path the existing path */
+  /** Creates the error. @param op the operation that failed @param path the existing path */
   constructor(op: string, path: string, cause?: unknown) {
     super("ALREADY_EXISTS", `${op}: file already exists`, { path, cause });
   }
@@ -118,7 +118,7 @@ export class AlreadyExistsError extends KhipuError {
  * ```
  */
 export class NoSpaceError extends KhipuError {
-  /** @param op the operation that failed @param path the file written */
+  /** Creates the error. @param op the operation that failed @param path the file written */
   constructor(op: string, path: string, cause?: unknown) {
     super("NO_SPACE", `${op}: no space left on device`, { path, cause });
   }
@@ -134,7 +134,7 @@ export class NoSpaceError extends KhipuError {
  * ```
  */
 export class PermissionDeniedError extends KhipuError {
-  /** @param op the operation that failed @param path the path concerned */
+  /** Creates the error. @param op the operation that failed @param path the path concerned */
   constructor(op: string, path: string, cause?: unknown) {
     super("PERMISSION_DENIED", `${op}: permission denied`, { path, cause });
   }
@@ -152,7 +152,10 @@ export class PermissionDeniedError extends KhipuError {
 export class IoError extends KhipuError {
   /** The OS error code (`EIO`, `EBADF`, ...), when known. */
   readonly osCode?: string;
-  /** @param op the operation that failed @param path the path concerned @param osCode e.g. `EIO` */
+  /**
+   * Creates the error.
+   * @param op the operation that failed @param path the path concerned @param osCode e.g. `EIO`
+   */
   constructor(op: string, path: string, osCode?: string, cause?: unknown) {
     super("IO", `${op}: I/O error${osCode ? ` ${osCode}` : ""}`, { path, cause });
     if (osCode !== undefined) this.osCode = osCode;
@@ -169,7 +172,7 @@ export class IoError extends KhipuError {
  * ```
  */
 export class LockedError extends KhipuError {
-  /** @param path the lock file @param holder who holds it */
+  /** Creates the error. @param path the lock file @param holder who holds it */
   constructor(path: string, holder: string, cause?: unknown) {
     super("LOCKED", `store is locked by ${holder}`, { path, cause });
   }
@@ -185,7 +188,7 @@ export class LockedError extends KhipuError {
  * ```
  */
 export class ClosedError extends KhipuError {
-  /** @param what what was closed ("store", "log", "file") @param path its path */
+  /** Builds it. @param what what was closed ("store", "log", "file") @param path its path */
   constructor(what: string, path: string) {
     super("CLOSED", `${what} is closed`, { path });
   }
@@ -201,7 +204,7 @@ export class ClosedError extends KhipuError {
  * ```
  */
 export class InvalidArgumentError extends KhipuError {
-  /** @param message what is wrong @param ctx where */
+  /** Creates the error. @param message what is wrong @param ctx where */
   constructor(message: string, ctx: ErrorContext = {}) {
     super("INVALID_ARGUMENT", message, ctx);
   }
@@ -221,7 +224,7 @@ export class RecordTooLargeError extends KhipuError {
   readonly size: number;
   /** The limit in force. */
   readonly limit: number;
-  /** @param size the record's size @param limit maxRecordBytes @param path the log */
+  /** Builds it. @param size the record's size @param limit maxRecordBytes @param path the log */
   constructor(size: number, limit: number, path: string) {
     super("RECORD_TOO_LARGE", `record of ${size} bytes exceeds maxRecordBytes ${limit}`, { path });
     this.size = size;
@@ -241,7 +244,7 @@ export class RecordTooLargeError extends KhipuError {
  * ```
  */
 export class CorruptionError extends KhipuError {
-  /** @param message what failed @param ctx file, offset and sequence number */
+  /** Creates the error. @param message what failed @param ctx file, offset and sequence number */
   constructor(message: string, ctx: ErrorContext) {
     super("CORRUPTION", message, ctx);
   }
@@ -258,7 +261,7 @@ export class CorruptionError extends KhipuError {
  * ```
  */
 export class PoisonedError extends KhipuError {
-  /** @param path the log or file @param cause the failure that poisoned it */
+  /** Creates the error. @param path the log or file @param cause the failure that poisoned it */
   constructor(path: string, cause: unknown) {
     super("POISONED", "log is poisoned by an earlier fsync failure; reopen the store", {
       path,
