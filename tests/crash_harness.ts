@@ -323,6 +323,20 @@ export const WORKLOADS: readonly Workload[] = [
       await c.close();
     },
   },
+  {
+    name: "always-page-straddle",
+    opts: always(65536, 1024),
+    async run(c) {
+      await c.open();
+      // Small synced records move the synced end through every sector of a page; each batch is one
+      // un-synced write of a frame that straddles pages followed by a small frame.
+      for (let i = 0; i < 40; i++) {
+        if (i % 4 === 3) await c.appendBatch("s", [c.payload(900), c.payload(40)]);
+        else await c.append("s", c.payload(300));
+      }
+      await c.close();
+    },
+  },
 ];
 
 /** One frozen crash point. */

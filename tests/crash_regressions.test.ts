@@ -71,4 +71,31 @@ describe("crash regressions", () => {
     assert.equal(again.openReport.truncatedAt?.offset, HEADER_BYTES);
     await reopened.close();
   });
+
+  // The same lost page, when synced records fill that page up to its last sector: the hole
+  // [synced end, page end) is shorter than a sector, and the damaged record's tail plus the next
+  // record sit in the following (written-back) page. No aligned sector is all zeros.
+  it("a lost page tail shorter than a sector below later frames is a torn tail", async () => {
+    const sim = new SimPlatform();
+    const opts = { syncPolicy: SyncPolicy.osManaged(), platform: sim };
+    const store = await Store.open(DIR, opts);
+    const log = await store.log("a");
+    while (log.byteSize < 7750) await log.append(new Uint8Array(100).fill(3));
+    assert.ok(log.byteSize < 8192 - 16, `synced end ${log.byteSize}`);
+    await log.sync();
+    const syncedEnd = log.byteSize;
+    const kept = log.nextSeq;
+    await log.append(new Uint8Array(600).fill(4)); // straddles the page boundary at 8192
+    await log.append(new Uint8Array(100).fill(5)); // wholly in the next page
+    const crashed = sim.crash("all");
+    const seg = crashed.listFiles().find((p) => p.endsWith(".seg"))!;
+    const bytes = crashed.fileBytes(seg)!;
+    bytes.fill(0, syncedEnd, 8192); // the dirty tail of page 1 was lost, page 2 was written
+    crashed.setFileBytes(seg, bytes);
+    const reopened = await Store.open(DIR, { ...opts, platform: crashed });
+    const again = await reopened.log("a");
+    assert.equal(again.nextSeq, kept);
+    assert.equal(again.openReport.truncatedAt?.offset, syncedEnd);
+    await reopened.close();
+  });
 });
