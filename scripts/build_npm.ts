@@ -7,12 +7,13 @@
  *   `./x.js`, dynamic `import("./deno.ts")` included; declarations are rewritten the same way).
  * - `npm/cjs/**`: CommonJS, its own `.d.ts` copies and a `{"type":"commonjs"}` package.json, so a
  *   `require` consumer gets types that describe a CommonJS module ("masquerading as ESM" otherwise).
+ * - `npm/package.json` (exports map, engines, files, no devDependencies), README.md, LICENSE, and
+ *   FORMAT.md / PLATFORMS.md when present.
  *
- * Sources are `mod.ts` and every module it reaches (static or literal dynamic imports), compiled with the repository's
- * tsconfig (lib, types, strictness). The program is type-checked and emits the declarations
- * (`isolatedDeclarations`, the JSR "no slow types" rule, is on); the JavaScript is transpiled file by
- * file, which `verbatimModuleSyntax` makes exact (type-only imports are marked as such).
- * - `npm/package.json` (exports map, engines, files, no devDependencies), README.md, LICENSE, FORMAT.md.
+ * Sources are `mod.ts` and every module it reaches (static or literal dynamic imports), compiled
+ * with the repository's tsconfig (lib, types, strictness). The program is type-checked and emits
+ * the declarations (`isolatedDeclarations`, JSR's "no slow types" rule, is on); the JavaScript is
+ * transpiled file by file, which `verbatimModuleSyntax` makes exact (type-only imports are marked).
  *
  * The build is reproducible: the output directory is recreated, files are written in sorted order, and
  * nothing depends on time, environment or the file system's directory order.
@@ -66,7 +67,7 @@ export interface BuildResult {
 }
 
 /** Names that mark tests or benchmarks, which must never reach the package. */
-const EXCLUDED_FILE = /(?:[._](?:test|bench)|\.d)\.[cm]?tsx?$/;
+const EXCLUDED_FILE = /[._](?:test|bench|spec)\.(?:d\.)?[cm]?[jt]sx?$/;
 const EXCLUDED_DIR = new Set(["test", "tests", "testdata", "bench", "__tests__", "fixtures"]);
 
 /** Specifier extensions rewritten in declarations (TypeScript leaves `.ts` there: TS#61037). */
@@ -458,9 +459,7 @@ function checkOutput(emitted: Map<string, string>): void {
   }
   for (const file of emitted.keys()) {
     const parts = file.split("/");
-    if (
-      parts.some((p) => EXCLUDED_DIR.has(p)) || EXCLUDED_FILE.test(file.replace(/\.d\.ts$/, ""))
-    ) {
+    if (parts.some((p) => EXCLUDED_DIR.has(p)) || EXCLUDED_FILE.test(file)) {
       problems.push(`${file}: test or benchmark code in the package`);
     }
   }
