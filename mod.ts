@@ -54,3 +54,28 @@ export type {
   PlatformStat,
 } from "./src/platform/types.ts";
 export { defaultPlatform } from "./src/platform/detect.ts";
+export { nodePlatform } from "./src/platform/node.ts";
+export {
+  CRASH_MODES,
+  type CrashInfo,
+  type CrashMode,
+  type CrashOptions,
+  seededRandom,
+  type SimCall,
+  type SimOptions,
+  SimPlatform,
+  SimSnapshot,
+} from "./src/platform/sim.ts";
+export {
+  type FaultOp,
+  type FaultRule,
+  FaultyPlatform,
+  type InjectedFault,
+} from "./src/platform/faulty.ts";
+export {
+  type RecordedCall,
+  type RecordedOp,
+  type RecordingOptions,
+  type RecordingPlatform,
+  recordingPlatform,
+} from "./src/platform/recording.ts";
