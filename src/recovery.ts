@@ -33,6 +33,7 @@ import {
   hasZeroSector,
   isZeroRange,
   readFully,
+  SECTOR_BYTES,
 } from "./format/scanner.ts";
 import {
   INDEX_INTERVAL_BYTES,
@@ -174,6 +175,11 @@ export async function recoverLog(
   return finish(segments, active, report);
 }
 
+/** The first sector boundary after `offset`. */
+function sectorEnd(offset: number): number {
+  return (Math.floor(offset / SECTOR_BYTES) + 1) * SECTOR_BYTES;
+}
+
 function finish(segments: SegmentRef[], active: Segment, report: OpenReport): Recovered {
   segments.push({
     firstSeq: active.firstSeq,
@@ -312,9 +318,13 @@ async function recoverNewest(
       // write-back is per page and unordered, so an un-synced page can be lost below later ones.
       // The cost, documented in FORMAT.md: damage inside a record that itself holds a zeroed
       // sector is reported as a torn tail (openReport.tornHole) rather than as CorruptionError.
+      // A lost page whose first part held synced frames leaves zeros only from validEnd to the
+      // page's end, which can be shorter than a sector: zeros from validEnd up to the next
+      // sector boundary count too (a frame header is never all zeros, so damage cannot look so).
       const next = seal ? -1 : findNextValidFrame(file, validEnd, size, nextSeq, max);
       const hole = next >= 0 &&
-        (isZeroRange(file, validEnd, next) || hasZeroSector(file, validEnd, next));
+        (isZeroRange(file, validEnd, next) || hasZeroSector(file, validEnd, next) ||
+          isZeroRange(file, validEnd, Math.min(next, sectorEnd(validEnd))));
       if (next >= 0 && !hole) {
         const reason = step.kind === "bad" ? step.reason : "truncated frame";
         const damage = new CorruptionError(`${reason}, followed by valid frames`, {
