@@ -60,7 +60,8 @@ describe(`kill -9 (${rt})`, () => {
       timeout: 600_000,
     }, async () => {
       const storeDir = join(dir, policy);
-      const rnd = seededRandom(Date.now() >>> 0);
+      const seed = Date.now() >>> 0; // kill delays; printed with any failure
+      const rnd = seededRandom(seed);
       const promised = new Map<number, { runId: string; n: number }>();
       let kills = 0;
       let resolvedChecked = 0;
@@ -107,7 +108,7 @@ describe(`kill -9 (${rt})`, () => {
           for (const seq of promised.keys()) {
             assert.ok(
               seen.has(seq),
-              `kill ${k} (${policy}, delay ${delay} ms): resolved record ${seq} is missing`,
+              `kill ${k} (${policy}, delay ${delay} ms, seed ${seed}): resolved record ${seq} missing`,
             );
           }
           resolvedChecked = promised.size;
