@@ -58,6 +58,8 @@ export interface RunResult {
     os: string;
     benchDir: string;
   };
+  /** 1-minute load average when the run started and ended (the machine may be shared). */
+  loadAverage?: { start: number; end: number };
   /** Which SQLite driver ran (or why none). */
   sqliteDriver?: string;
   /** Every measured figure. */
@@ -75,6 +77,7 @@ export interface RunResult {
  */
 export async function runAll(suites: readonly string[] = SUITES): Promise<RunResult> {
   const started = new Date();
+  const loadStart = os.loadavg()[0];
   const t0 = performance.now();
   const rec = new Recorder();
   let sqliteDriver: string | undefined;
@@ -117,6 +120,7 @@ export async function runAll(suites: readonly string[] = SUITES): Promise<RunRes
       os: `${os.type()} ${os.release()} ${os.arch()}`,
       benchDir: benchRoot(),
     },
+    loadAverage: { start: loadStart, end: os.loadavg()[0] },
     sqliteDriver,
     rows: rec.rows,
   };

@@ -47,6 +47,10 @@ function ms(ns: number | undefined): string {
   return ns >= 1e6 ? `${(ns / 1e6).toFixed(2)} ms` : `${(ns / 1e3).toFixed(1)} µs`;
 }
 
+function us(ns: number): string {
+  return `${(ns / 1000).toFixed(0)} µs`;
+}
+
 function mib(bytes: unknown): string {
   return typeof bytes === "number" ? `${(bytes / 1048576).toFixed(1)} MiB` : "n/a";
 }
@@ -272,12 +276,21 @@ export function renderMarkdown(results: RunResult[], svgPath: string): string {
   );
   const fsyncs = results.map((r) => {
     const x = row(r, "raw sync write+fdatasync 100B");
-    return x?.avgNs ? `${r.runtime} ${(x.avgNs / 1000).toFixed(0)} µs` : `${r.runtime} n/a`;
+    return x?.avgNs && x.p50Ns
+      ? `${r.runtime} ${us(x.p50Ns)} median, ${us(x.avgNs)} mean`
+      : `${r.runtime} n/a`;
   });
+  const loads = results.map((r) =>
+    r.loadAverage
+      ? `${r.runtime} ${r.loadAverage.start.toFixed(1)} → ${r.loadAverage.end.toFixed(1)}`
+      : `${r.runtime} n/a`
+  );
   out.push(
-    `**This machine's fsync**: one \`write\` + \`fdatasync\` of a 100 B append costs ${
-      fsyncs.join(", ")
-    } (mean, raw loop). Every durable figure below is bounded by it.`,
+    `**This machine's fsync**: one \`write\` + \`fdatasync\` of a 100 B append takes ${
+      fsyncs.join("; ")
+    } (raw loop, same run). Every durable figure below is bounded by it. ` +
+      `Load average (1 min) at start → end of each runtime's run: ${loads.join(", ")} ` +
+      `(on ${m.cpus} cores; above ~1, other work shared the CPUs and the disk).`,
     "",
     "How to run: `npm run bench` (all three runtimes, then this report; about 10 minutes with the " +
       "default 1 GiB data sets, `npm run bench -- --quick` for 128 MiB). One runtime: " +
@@ -479,23 +492,30 @@ function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
-/** Bars of the chart: label and the row name (per record size and mode). */
-const CHART_GROUPS: { label: string; name: string }[] = [
-  { label: "raw write+fdatasync", name: "raw sync write+fdatasync 100B" },
-  { label: "SQLite FULL", name: "sqlite WAL FULL insert 100B" },
-  { label: "always() x1", name: "khipu always() x1 append 100B" },
-  { label: "always() x8", name: "khipu always() x8 append 100B" },
-  { label: "always() x64", name: "khipu always() x64 append 100B" },
-  { label: "always() x512", name: "khipu always() x512 append 100B" },
-  { label: "everyN(64)", name: "khipu everyN(64) x1 append 100B" },
-  { label: "interval(10)", name: "khipu interval(10) x1 append 100B" },
-  { label: "osManaged()", name: "khipu osManaged() x1 append 100B" },
+/** Bars of the chart: a two-line label and the row name (100 B records, appends awaited). */
+const CHART_GROUPS: { label: [string, string]; name: string; reference?: boolean }[] = [
+  { label: ["raw write", "+ fdatasync"], name: "raw sync write+fdatasync 100B", reference: true },
+  { label: ["SQLite WAL", "sync=FULL"], name: "sqlite WAL FULL insert 100B", reference: true },
+  { label: ["always()", "1 appender"], name: "khipu always() x1 append 100B" },
+  { label: ["always()", "8 appenders"], name: "khipu always() x8 append 100B" },
+  { label: ["always()", "64 appenders"], name: "khipu always() x64 append 100B" },
+  { label: ["always()", "512 appenders"], name: "khipu always() x512 append 100B" },
+  { label: ["everyN(64)", "1 appender"], name: "khipu everyN(64) x1 append 100B" },
+  { label: ["interval(10)", "1 appender"], name: "khipu interval(10) x1 append 100B" },
+  { label: ["osManaged()", "1 appender"], name: "khipu osManaged() x1 append 100B" },
 ];
+
+/** Short value label: 211, 8.1k, 45k, 1.3M. */
+function short(v: number): string {
+  if (v >= 1e6) return `${(v / 1e6).toFixed(v >= 1e7 ? 0 : 1)}M`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(v >= 1e4 ? 0 : 1)}k`;
+  return String(Math.round(v));
+}
 
 /**
  * A grouped bar chart (log scale) of records/s per policy and runtime, 100 B records, appends
- * awaited one by one (`xN` = N concurrent appenders), with the raw fsync loop and SQLite as
- * references. Hand-written SVG.
+ * awaited one by one by 1 to 512 concurrent appenders, with the raw fsync loop and SQLite as
+ * references. Hand-written SVG, no dependencies.
  *
  * @example
  * ```ts
@@ -504,43 +524,55 @@ const CHART_GROUPS: { label: string; name: string }[] = [
  * ```
  */
 export function renderSvg(results: RunResult[]): string {
-  const W = 960, H = 420;
-  const left = 70, right = 20, top = 50, bottom = 80;
+  const W = 960, H = 460;
+  const left = 64, right = 16, top = 64, bottom = 96;
   const plotW = W - left - right, plotH = H - top - bottom;
   const lo = 2, hi = 7; // 10^2 .. 10^7 records/s
   const y = (v: number) => {
     const l = Math.min(hi, Math.max(lo, Math.log10(Math.max(v, 1))));
     return top + plotH - ((l - lo) / (hi - lo)) * plotH;
   };
+  const date = results.map((r) => r.date.slice(0, 10)).sort()[0] ?? "";
   const parts: string[] = [];
   parts.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ` +
-      `font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">`,
+      `font-family="system-ui, -apple-system, 'Segoe UI', sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
-    `<text x="${left}" y="22" font-size="16" font-weight="600">khipu-log: acknowledged records/s ` +
-      `by sync policy and runtime (100 B records, log scale)</text>`,
-    `<text x="${left}" y="40" fill="#555">always(): durable on resolve. everyN/interval/osManaged: ` +
-      `durable at the next fdatasync. xN = N concurrent appenders.</text>`,
+    `<text x="${left}" y="24" font-size="16" font-weight="600">khipu-log: records/s by sync ` +
+      `policy and runtime (100 B records, each append awaited; log scale)</text>`,
+    `<text x="${left}" y="44" fill="#555">always(): durable when the append resolves. ` +
+      `everyN / interval / osManaged: in the OS on resolve, durable at the next fdatasync.</text>`,
   );
+  const ticks = ["100", "1k", "10k", "100k", "1M", "10M"];
   for (let e = lo; e <= hi; e++) {
     const yy = y(10 ** e);
     parts.push(
-      `<line x1="${left}" x2="${W - right}" y1="${yy}" y2="${yy}" stroke="#ddd"/>`,
-      `<text x="${left - 8}" y="${yy + 4}" text-anchor="end" fill="#444">${
-        fmt(10 ** e).replace(" ", "")
-      }</text>`,
+      `<line x1="${left}" x2="${W - right}" y1="${yy}" y2="${yy}" stroke="#e3e3e3"/>`,
+      `<text x="${left - 8}" y="${yy + 4}" text-anchor="end" fill="#444">${ticks[e - lo]}</text>`,
     );
   }
+  parts.push(
+    `<text transform="translate(16 ${top + plotH / 2}) rotate(-90)" text-anchor="middle" ` +
+      `fill="#444">records/s</text>`,
+  );
   const groupW = plotW / CHART_GROUPS.length;
-  const barW = Math.min(22, (groupW - 14) / Math.max(1, results.length));
+  const barW = Math.min(24, (groupW - 12) / Math.max(1, results.length));
   CHART_GROUPS.forEach((g, gi) => {
-    const x0 = left + gi * groupW + (groupW - barW * results.length) / 2;
+    const gx = left + gi * groupW;
+    if (g.reference) {
+      parts.push(
+        `<rect x="${gx.toFixed(1)}" y="${top}" width="${groupW.toFixed(1)}" height="${plotH}" ` +
+          `fill="#f4f4f4"/>`,
+      );
+    }
+    const x0 = gx + (groupW - barW * results.length) / 2;
     results.forEach((r, ri) => {
       const v = rate(r, g.name);
       const x = x0 + ri * barW;
+      const cx = (x + (barW - 2) / 2).toFixed(1);
       if (v === undefined) {
         parts.push(
-          `<text x="${x + barW / 2}" y="${top + plotH - 4}" text-anchor="middle" font-size="9" ` +
+          `<text x="${cx}" y="${top + plotH - 4}" text-anchor="middle" font-size="9" ` +
             `fill="#999">n/a</text>`,
         );
         return;
@@ -549,12 +581,18 @@ export function renderSvg(results: RunResult[]): string {
       parts.push(
         `<rect x="${x.toFixed(1)}" y="${yy.toFixed(1)}" width="${(barW - 2).toFixed(1)}" ` +
           `height="${(top + plotH - yy).toFixed(1)}" fill="${COLORS[r.runtime] ?? "#888"}">` +
-          `<title>${esc(`${r.version}: ${g.label}: ${Math.round(v)} records/s`)}</title></rect>`,
+          `<title>${esc(`${r.version}: ${g.label.join(" ")}: ${Math.round(v)} records/s`)}` +
+          `</title></rect>`,
+        `<text x="${cx}" y="${(yy - 4).toFixed(1)}" text-anchor="middle" font-size="9" ` +
+          `fill="#333">${short(v)}</text>`,
       );
     });
+    const color = g.reference ? "#777" : "#222";
     parts.push(
-      `<text x="${left + gi * groupW + groupW / 2}" y="${top + plotH + 18}" text-anchor="middle" ` +
-        `fill="${gi < 2 ? "#777" : "#222"}">${esc(g.label)}</text>`,
+      `<text x="${(gx + groupW / 2).toFixed(1)}" y="${top + plotH + 18}" text-anchor="middle" ` +
+        `fill="${color}">${esc(g.label[0])}</text>`,
+      `<text x="${(gx + groupW / 2).toFixed(1)}" y="${top + plotH + 33}" text-anchor="middle" ` +
+        `fill="${color}" font-size="11">${esc(g.label[1])}</text>`,
     );
   });
   parts.push(
@@ -562,15 +600,15 @@ export function renderSvg(results: RunResult[]): string {
     `<line x1="${left}" x2="${left}" y1="${top}" y2="${top + plotH}" stroke="#333"/>`,
   );
   results.forEach((r, i) => {
-    const x = left + i * 170;
+    const x = left + i * 160;
     parts.push(
-      `<rect x="${x}" y="${H - 30}" width="14" height="14" fill="${COLORS[r.runtime] ?? "#888"}"/>`,
-      `<text x="${x + 20}" y="${H - 19}">${esc(r.version)}</text>`,
+      `<rect x="${x}" y="${H - 50}" width="14" height="14" fill="${COLORS[r.runtime] ?? "#888"}"/>`,
+      `<text x="${x + 20}" y="${H - 39}">${esc(r.version)}</text>`,
     );
   });
   parts.push(
-    `<text x="${W - right}" y="${H - 19}" text-anchor="end" fill="#777">grey labels: references ` +
-      `(raw fsync loop, SQLite WAL synchronous=FULL)</text>`,
+    `<text x="${left}" y="${H - 14}" fill="#777">grey: references ` +
+      `without khipu-log. Measured ${esc(date)}; bench/RESULTS.md</text>`,
     `</svg>`,
   );
   return parts.join("\n") + "\n";
