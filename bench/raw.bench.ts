@@ -11,6 +11,7 @@
  *   full, never synced — the ceiling for `osManaged()`.
  * - `naive appendFileSync+fsync`: what a script writes first: `fs.appendFileSync(path)` then
  *   open/`fsyncSync`/close.
+ * - On Deno also `raw Deno.FsFile writeSync+syncData`: the calls khipu-log's Deno platform makes.
  *
  * Run alone: `npx tsx bench/raw.bench.ts` (or `npx deno run -A` / `npx bun run`).
  *
@@ -49,6 +50,45 @@ function freshFile(label: string): { dir: string; file: string; fd: number } {
 
 function fdatasyncCb(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+}
+
+/** The part of Deno's file API the Deno-native variant uses (typed locally: tsc runs without Deno's types). */
+interface DenoFile {
+  writeSync(p: Uint8Array): number;
+  syncData(): Promise<void>;
+  close(): void;
+}
+interface DenoLike {
+  openSync(path: string, opts: { append: boolean; create: boolean }): DenoFile;
+}
+
+/**
+ * On Deno only: `FsFile.writeSync` + `await FsFile.syncData()`, the calls khipu-log's Deno platform
+ * makes, to compare with the `node:fs` loops above.
+ */
+function denoSpecs(size: number): ThroughputSpec[] {
+  const deno = (globalThis as { Deno?: DenoLike }).Deno;
+  if (!deno) return [];
+  const rec = payload(size);
+  return [{
+    name: `raw Deno.FsFile writeSync+syncData ${size}B`,
+    recordBytes: size,
+    setup: () => {
+      const dir = freshDir("rawdeno");
+      const f = deno.openSync(path.join(dir, "raw.bin"), { append: true, create: true });
+      return Promise.resolve<Prepared>({
+        call: () => {
+          let off = 0;
+          while (off < rec.length) off += f.writeSync(rec.subarray(off));
+          return f.syncData();
+        },
+        teardown: () => {
+          f.close();
+          removeDir(dir);
+        },
+      });
+    },
+  }];
 }
 
 /**
@@ -160,6 +200,7 @@ export function rawSpecs(size: number): ThroughputSpec[] {
         });
       },
     },
+    ...denoSpecs(size),
   ];
 }
 

@@ -389,6 +389,10 @@ export function renderMarkdown(results: RunResult[], svgPath: string): string {
           label: `naive \`appendFileSync\` + \`fsyncSync\`, ${s} B`,
           name: `naive appendFileSync+fsync ${s}B`,
         },
+        {
+          label: `Deno only: \`FsFile.writeSync\` + \`syncData\`, ${s} B`,
+          name: `raw Deno.FsFile writeSync+syncData ${s}B`,
+        },
       ]),
     ),
     "",
