@@ -270,7 +270,13 @@ export function renderMarkdown(results: RunResult[], svgPath: string): string {
     `Measured ${results.map((r) => r.date.slice(0, 16).replace("T", " ")).sort()[0]} UTC on ` +
       `${m.cpu} (${m.cpus} cores, ${(m.memoryBytes / 2 ** 30).toFixed(0)} GiB), ${m.os}, ` +
       `in \`${m.benchDir}\`. Runtimes: ${results.map((r) => r.version).join(", ")}. ` +
-      `Run time: ${results.map((r) => `${r.runtime} ${Math.round(r.seconds)} s`).join(", ")}.` +
+      `Runs: ${
+        results.map((r) =>
+          `${r.runtime} ${Math.round(r.seconds)} s from ${r.date.slice(11, 16)} UTC ${
+            r.date.slice(0, 10)
+          }`
+        ).join(", ")
+      }.` +
       (quick ? " **Quick run**: read/open data sets are 128 MiB instead of 1 GiB." : ""),
     "",
   );
