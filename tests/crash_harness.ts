@@ -35,6 +35,7 @@ import {
   CRASH_MODES,
   type CrashMode,
   seededRandom,
+  type SimCall,
   SimPlatform,
   type SimSnapshot,
 } from "../src/platform/sim.ts";
@@ -81,6 +82,10 @@ export class Ctx {
   readonly models: Map<string, LogModel> = new Map();
   store!: Store;
   readonly errors: string[] = [];
+  /** A workload's own hook, called after each platform call (to start work at a precise point). */
+  onCall: ((call: SimCall) => void) | undefined;
+  /** Promises a hook started; awaited by the workload before it ends. */
+  readonly background: Promise<unknown>[] = [];
   private logs: Map<string, Log> = new Map();
 
   constructor(
@@ -337,6 +342,26 @@ export const WORKLOADS: readonly Workload[] = [
       await c.close();
     },
   },
+  {
+    name: "always-retention-race",
+    opts: always(4096),
+    async run(c) {
+      await c.open();
+      await c.log("t");
+      const m = c.models.get("t")!;
+      // Ask to drop everything appended so far at the moment a rollover starts creating the next
+      // segment: retention then races the new segment's creation.
+      c.onCall = (call) => {
+        if (call.op === "open" && call.mutates && call.path.endsWith(".seg") && m.data.length > 0) {
+          c.background.push(c.truncateBefore("t", m.data.length).catch(() => {}));
+        }
+      };
+      for (let i = 0; i < 14; i++) await c.append("t", c.payload(1300));
+      c.onCall = undefined;
+      await Promise.all(c.background);
+      await c.close();
+    },
+  },
 ];
 
 /** One frozen crash point. */
@@ -435,15 +460,16 @@ export async function runWorkload(
   const ctx = new Ctx(sim, w.opts, seed);
   const points: Point[] = [];
   sim.onCall = (call) => {
-    if (!call.mutates) return;
-    if (o.onlyCall !== undefined && call.n !== o.onlyCall) return;
-    points.push({
-      call: call.n,
-      op: call.op,
-      path: call.path,
-      snap: sim.freeze(),
-      promised: ctx.capture(),
-    });
+    if (call.mutates && (o.onlyCall === undefined || call.n === o.onlyCall)) {
+      points.push({
+        call: call.n,
+        op: call.op,
+        path: call.path,
+        snap: sim.freeze(),
+        promised: ctx.capture(),
+      });
+    }
+    ctx.onCall?.(call);
   };
   const result: RunResult = {
     workload: w.name,
@@ -708,6 +734,10 @@ function checkLog(
     for (const s of resolved) required = Math.max(required, s + 1);
   }
   if (end < required) {
+    if (first === end && required <= p.truncCalled) {
+      return `property 3: ${name} restarts at seq ${end}, below ${required} records that existed ` +
+        `(retention may delete them, but sequence numbers must never be reused)`;
+    }
     return `property 2: ${name} ends at ${end} but records below ${required} had to survive ` +
       `(${opts.policy}, syncCovered=${p.syncCovered}, resolved missing=${missing})`;
   }

@@ -2,7 +2,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Store, SyncPolicy } from "../mod.ts";
-import { seededRandom, SimPlatform } from "../src/platform/sim.ts";
+import { CRASH_MODES, seededRandom, SimPlatform } from "../src/platform/sim.ts";
 import { HEADER_BYTES } from "../src/format/header.ts";
 import { parseSegmentFileName } from "../src/segment.ts";
 
@@ -97,5 +97,43 @@ describe("crash regressions", () => {
     assert.equal(again.nextSeq, kept);
     assert.equal(again.openReport.truncatedAt?.offset, syncedEnd);
     await reopened.close();
+  });
+
+  // Found by: npm run crash -- --workload always-retention-race
+  // truncateBefore can unlink the last sealed segment while the next segment's file is still being
+  // created (its directory entry not yet durable). A power cut that keeps the unlink but not the
+  // create leaves no segment at all, and the log restarts at sequence number 0.
+  it("retention racing a rollover never lets sequence numbers go backwards", async () => {
+    const sim = new SimPlatform();
+    const opts = { syncPolicy: SyncPolicy.always(), segmentBytes: 4096, platform: sim };
+    const store = await Store.open(DIR, opts);
+    const log = await store.log("a");
+    for (let i = 0; i < 3; i++) await log.append(new Uint8Array(1300).fill(i)); // fills segment 0
+    let retention: Promise<void> | null = null;
+    const snaps: ReturnType<SimPlatform["freeze"]>[] = [];
+    sim.onCall = (c) => {
+      // The rollover creates segment 3: ask to drop records 0-2 right then.
+      if (c.op === "open" && c.mutates && c.path.endsWith("00000000000000000003.seg")) {
+        retention = log.truncateBefore(3);
+      }
+      if (retention && c.mutates) snaps.push(sim.freeze());
+    };
+    await log.append(new Uint8Array(1300).fill(3));
+    await retention;
+    sim.onCall = undefined;
+    await store.close();
+    for (const [i, snap] of snaps.entries()) {
+      for (const mode of CRASH_MODES) {
+        for (let seed = 0; seed < (mode === "subset" ? 20 : 1); seed++) {
+          const s = await Store.open(DIR, { ...opts, platform: snap.crash(mode, seed) });
+          const l = await s.log("a");
+          assert.ok(
+            l.nextSeq >= 3,
+            `call ${i}, ${mode} seed ${seed}: the log restarts at ${l.nextSeq}`,
+          );
+          await s.close();
+        }
+      }
+    }
   });
 });
