@@ -399,7 +399,8 @@ export class Log {
     const a = this.#active;
     if (
       a.recordCount > 0 &&
-      a.projectedBytes + FRAME_HEADER_BYTES + payload.length > this.#opts.segmentBytes
+      (a.projectedBytes + FRAME_HEADER_BYTES + payload.length > this.#opts.segmentBytes ||
+        payload.length > a.maxRecordBytes) // a recovered segment's header may cap records lower
     ) {
       this.#rollover();
     }

@@ -175,7 +175,8 @@ async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
   }
   const file = await src.platform.open(ref.path, "read");
   const limit = ref.writer ? ref.writer.flushedBytes : ref.bytes;
-  return { ref, file, scanner: new FrameScanner(file, start, limit, expected, src.maxRecordBytes) };
+  // Each segment is read under the cap its header was written with, not the current option.
+  return { ref, file, scanner: new FrameScanner(file, start, limit, expected, ref.maxRecordBytes) };
 }
 
 async function waitForChange(src: ReadSource, signal: AbortSignal | undefined): Promise<boolean> {

@@ -187,7 +187,7 @@ function finish(segments: SegmentRef[], active: Segment, report: OpenReport): Re
     endSeq: null,
     index: active.index,
     bytes: 0,
-    maxRecordBytes: 0,
+    maxRecordBytes: active.maxRecordBytes,
     writer: active,
   });
   report.segments = segments.length;
@@ -358,8 +358,28 @@ async function recoverNewest(
         },
       };
     }
+    let cap = max;
+    if (nextSeq === firstSeq && max < opts.maxRecordBytes) {
+      // An empty segment whose header caps records below the current maxRecordBytes: rewrite its
+      // header under the new cap (a non-empty one is rolled over by the log when a record needs
+      // it). In place, not unlinked, so the name keeps firstSeq if a crash interrupts this: a
+      // short or zero header is recreated under the same name at the next open.
+      file.truncate(0);
+      file.write(encodeHeader({ firstSeq, maxRecordBytes: opts.maxRecordBytes }));
+      await file.datasync();
+      cap = opts.maxRecordBytes;
+    }
     keep = true;
-    const active = Segment.recovered(platform, file, firstSeq, opts, validEnd, nextSeq, index);
+    // The segment keeps the cap its header was written with, whatever the current option says.
+    const active = Segment.recovered(
+      platform,
+      file,
+      firstSeq,
+      { ...opts, maxRecordBytes: cap },
+      validEnd,
+      nextSeq,
+      index,
+    );
     return { kind: "active", active };
   } finally {
     if (!keep) file.close();

@@ -132,6 +132,11 @@ export class Segment {
     return new Segment(platform, file.path, firstSeq, opts, file, flushedBytes, nextSeq, index);
   }
 
+  /** Largest payload this segment's header allows; larger records need a new segment. */
+  get maxRecordBytes(): number {
+    return this.#opts.maxRecordBytes;
+  }
+
   /** Bytes appended but not yet flushed. */
   get bufferedBytes(): number {
     return this.#bufferedBytes;

@@ -204,6 +204,59 @@ describe("appends: payload kinds, batches and limits", () => {
   });
 });
 
+describe("maxRecordBytes changed between opens", () => {
+  const readSizes = async (log: Awaited<ReturnType<typeof open>>["log"]) =>
+    (await collect(log.read({ from: 0 }))).map((r) => r.data.length);
+
+  it("records written under a larger limit stay readable after lowering it", async () => {
+    const dir = freshDir();
+    let { store, log } = await open(dir, { segmentBytes: 4096, maxRecordBytes: 1000 });
+    for (let i = 0; i < 10; i++) await log.append(bytesFor(i, 1000));
+    assert.ok(log.segmentCount > 2);
+    await store.close();
+    ({ store, log } = await open(dir, { segmentBytes: 4096, maxRecordBytes: 100 }));
+    assert.deepEqual(await readSizes(log), Array(10).fill(1000));
+    await assert.rejects(log.append(new Uint8Array(101)), RecordTooLargeError);
+    await log.append(new Uint8Array(100));
+    await store.close();
+    ({ store, log } = await open(dir, { segmentBytes: 4096, maxRecordBytes: 100 }));
+    assert.deepEqual(await readSizes(log), [...Array(10).fill(1000), 100]);
+    await store.close();
+  });
+
+  it("records larger than the old limit, appended after raising it, survive a reopen", async () => {
+    const dir = freshDir();
+    let { store, log } = await open(dir, { maxRecordBytes: 1000 });
+    await log.append(new Uint8Array(1000));
+    await store.close();
+    const big = { maxRecordBytes: 2000, syncPolicy: SyncPolicy.always() };
+    ({ store, log } = await open(dir, big));
+    await log.append(bytesFor(1, 1500)); // acknowledged as durable
+    await store.close();
+    ({ store, log } = await open(dir, big));
+    assert.equal(log.openReport.truncatedBytes, 0, "an acknowledged record was cut as torn");
+    await log.append(bytesFor(2, 1500));
+    await log.append(new Uint8Array(10));
+    await store.close();
+    ({ store, log } = await open(dir, { maxRecordBytes: 10 }));
+    assert.equal(log.openReport.truncatedBytes, 0);
+    assert.deepEqual(await readSizes(log), [1000, 1500, 1500, 10]);
+    await store.close();
+  });
+
+  it("an empty log reopened with a larger limit takes records up to the new limit", async () => {
+    const dir = freshDir();
+    let { store, log } = await open(dir, { maxRecordBytes: 1000 });
+    await store.close();
+    ({ store, log } = await open(dir, { maxRecordBytes: 5000 }));
+    await log.append(new Uint8Array(3000));
+    await store.close();
+    ({ store, log } = await open(dir, { maxRecordBytes: 5000 }));
+    assert.deepEqual(await readSizes(log), [3000]);
+    await store.close();
+  });
+});
+
 describe("rollover and reads", () => {
   const N = 1000;
   let dir = "";
