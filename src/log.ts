@@ -330,6 +330,14 @@ export class Log {
       while (this.#segments.length > 1) {
         const oldest = this.#segments[0];
         if (oldest.endSeq === null || oldest.endSeq > seq) break;
+        // Never delete a segment before a later one is durably on disk: a power cut could
+        // otherwise leave no segment at all, and the log would restart at sequence number 0.
+        const next = this.#segments[1].writer;
+        if (next && !next.materialized) {
+          await this.#pumpDone;
+          if (!next.materialized && this.#segments[1].writer === next) break;
+          continue;
+        }
         await this.#p.unlink(oldest.path);
         // Gone from the directory: drop it before the directory fsync, which can fail, so readers
         // never look for a file that no longer exists.

@@ -421,14 +421,37 @@ async function keepValidPrefix(
   } finally {
     file.close();
   }
-  const movedTo = await setAside(platform, path);
+  // The repaired segment is built under a temporary name, the damaged one is copied aside, and
+  // only then does the repaired one replace it (an atomic rename). At every instant the segment's
+  // name holds the damaged original or the repaired prefix: a crash mid-repair never leaves the
+  // records before the damage only in the `.broken` file (the next open would drop them).
+  const tmp = `${path}.repair`;
+  await platform.remove(tmp); // left by an interrupted repair
+  (await createFileDurable(platform, tmp, prefix, opts.fileMode)).close();
+  const movedTo = await copyAside(platform, path, opts.fileMode);
   report.repaired.push({
     path,
     movedTo,
     offset: damage.offset ?? 0,
     reason: damage.message,
   });
-  (await createFileDurable(platform, path, prefix, opts.fileMode)).close();
+  await renameDurable(platform, tmp, path);
+}
+
+/** Copies `path` durably to the first free `<path>.broken[.n]`; returns that name. */
+async function copyAside(platform: Platform, path: string, mode?: number): Promise<string> {
+  let to = `${path}.broken`;
+  for (let n = 1; await platform.stat(to); n++) to = `${path}.broken.${n}`;
+  const file = await platform.open(path, "read");
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(file.size());
+    readFully(file, bytes, 0);
+  } finally {
+    file.close();
+  }
+  (await createFileDurable(platform, to, bytes, mode)).close();
+  return to;
 }
 
 function readHead(file: PlatformFile): Uint8Array {
