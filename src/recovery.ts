@@ -17,12 +17,7 @@
  * @module
  */
 import { CorruptionError, type KhipuError } from "./errors.ts";
-import {
-  createFileDurable,
-  mkdirDurable,
-  renameDurable,
-  unlinkDurable,
-} from "./platform/durable.ts";
+import { createFileDurable, mkdirDurable, renameDurable } from "./platform/durable.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
 import { decodeHeader, encodeHeader, HEADER_BYTES } from "./format/header.ts";
 import { decodeFrame, FRAME_HEADER_BYTES, FRAME_SEAL } from "./format/frame.ts";
@@ -163,10 +158,8 @@ export async function recoverLog(
       );
     }
     const last = await recoverNewest(platform, pathOf(firstSeqs[i]), firstSeqs[i], opts, report);
-    if (last.kind === "active") {
-      return finish(segments, last.active, report);
-    }
-    if (last.kind === "sealed") segments.push(last.ref);
+    if (last.kind === "active") return finish(segments, last.active, report);
+    segments.push(last.ref);
     activeFirst = last.nextFirstSeq;
     break;
   }
@@ -254,8 +247,7 @@ async function checkSealed(
 
 type NewestResult =
   | { kind: "active"; active: Segment }
-  | { kind: "sealed"; ref: SegmentRef; nextFirstSeq: number }
-  | { kind: "recreate"; nextFirstSeq: number };
+  | { kind: "sealed"; ref: SegmentRef; nextFirstSeq: number };
 
 /** Scans the newest segment: keeps whole frames, cuts a torn tail, refuses damage. */
 async function recoverNewest(
@@ -277,10 +269,23 @@ async function recoverNewest(
       // header torn into garbage with nothing after it. createFileDurable syncs the header before
       // any frame is written, so a bad header followed by nothing but zeros holds no record.
       if (size < HEADER_BYTES || isZeroRange(file, HEADER_BYTES, size)) {
-        file.close();
-        await unlinkDurable(platform, path);
+        // Rewritten in place, never unlinked: the name carries firstSeq, and if it is the only
+        // segment left (after retention) a crash between unlink and create would restart at 0.
+        file.truncate(0);
+        file.write(encodeHeader({ firstSeq, maxRecordBytes: opts.maxRecordBytes }));
+        await file.datasync();
         report.recreatedSegment = path;
-        return { kind: "recreate", nextFirstSeq: firstSeq };
+        keep = true;
+        const active = Segment.recovered(
+          platform,
+          file,
+          firstSeq,
+          opts,
+          HEADER_BYTES,
+          firstSeq,
+          [],
+        );
+        return { kind: "active", active };
       }
       const reason = h.ok ? "header first seq does not match the file name" : h.reason;
       const damage = new CorruptionError(`segment header: ${reason}`, { path, offset: 0 });
