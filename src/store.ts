@@ -24,7 +24,10 @@ import { SyncPolicy } from "./sync_policy.ts";
 export interface StoreOptions {
   /** Durability policy for every log in the store. Default `SyncPolicy.everyN(64)`. */
   syncPolicy?: SyncPolicy;
-  /** Roll a log over to a new segment before it passes this size. Default 64 MiB. */
+  /**
+   * Roll a log over to a new segment before its records would pass this size (a sealed segment then
+   * gains its seal: 36 bytes plus 16 per 64 KiB of records). Default 64 MiB.
+   */
   segmentBytes?: number;
   /** User-space write buffer per log. Default 256 KiB. */
   bufferBytes?: number;
@@ -109,7 +112,8 @@ export class Store {
   /** The options in force. */
   readonly options: ResolvedStoreOptions;
   #lock: PlatformLock;
-  #logs = new Map<string, Promise<Log>>();
+  #logs = new Map<string, { name: string; log: Promise<Log> }>();
+  #opened = new Set<Log>();
   #closing: Promise<void> | null = null;
 
   private constructor(path: string, options: ResolvedStoreOptions, lock: PlatformLock) {
@@ -177,28 +181,55 @@ export class Store {
     } catch (err) {
       return Promise.reject(err);
     }
-    let log = this.#logs.get(name);
-    if (!log) {
-      const { platform, syncPolicy, segmentBytes, bufferBytes, maxRecordBytes, fileMode, repair } =
-        this.options;
-      log = Log.open(name, `${this.path}/${name}`, {
-        platform,
-        syncPolicy,
-        segmentBytes,
-        bufferBytes,
-        maxRecordBytes,
-        fileMode,
-        repair,
-      });
-      this.#logs.set(name, log);
-      log.catch(() => this.#logs.delete(name));
+    // Keyed case-insensitively: on macOS and Windows "Events" and "events" are one directory, and
+    // two writers on it would corrupt it.
+    const key = name.toLowerCase();
+    const entry = this.#logs.get(key);
+    if (entry && entry.name !== name) {
+      return Promise.reject(
+        new InvalidArgumentError(
+          `log name ${JSON.stringify(name)} differs only in case from open log ${
+            JSON.stringify(entry.name)
+          }`,
+        ),
+      );
     }
+    const log = (entry?.log ?? Promise.resolve(null)).then(async (open) => {
+      if (open && !open.closed) return open;
+      // Closed by its owner: reopen once its close has finished, so two writers never overlap.
+      if (open) {
+        this.#opened.delete(open);
+        await open.close().catch(() => {});
+      }
+      if (this.#closing) throw new ClosedError("store", this.path);
+      return await this.#openLog(name);
+    });
+    this.#logs.set(key, { name, log });
+    log.catch(() => {
+      if (this.#logs.get(key)?.log === log) this.#logs.delete(key);
+    });
+    return log;
+  }
+
+  async #openLog(name: string): Promise<Log> {
+    const { platform, syncPolicy, segmentBytes, bufferBytes, maxRecordBytes, fileMode, repair } =
+      this.options;
+    const log = await Log.open(name, `${this.path}/${name}`, {
+      platform,
+      syncPolicy,
+      segmentBytes,
+      bufferBytes,
+      maxRecordBytes,
+      fileMode,
+      repair,
+    });
+    this.#opened.add(log);
     return log;
   }
 
   /** Names of the logs opened through this store so far. */
   get openLogs(): string[] {
-    return [...this.#logs.keys()];
+    return [...this.#logs.values()].map((e) => e.name);
   }
 
   /**
@@ -212,7 +243,7 @@ export class Store {
    */
   async sync(): Promise<void> {
     if (this.#closing) throw new ClosedError("store", this.path);
-    const logs = await Promise.all([...this.#logs.values()]);
+    const logs = await Promise.all([...this.#logs.values()].map((e) => e.log));
     await Promise.all(logs.filter((l) => l.dirty).map((l) => l.sync()));
   }
 
@@ -232,9 +263,13 @@ export class Store {
   }
 
   async #shutdown(): Promise<void> {
-    const results = await Promise.allSettled(
-      [...this.#logs.values()].map(async (l) => (await l).close()),
-    );
+    // Logs already open start closing now, so an append later in this same turn is refused.
+    const closing = [...this.#opened].map((l) => l.close());
+    const results = await Promise.allSettled([
+      ...closing,
+      // A log whose open failed has nothing to close; its failure was the caller's to see.
+      ...[...this.#logs.values()].map((e) => e.log.then((l) => l.close(), () => {})),
+    ]);
     await this.#lock.release();
     const failed = results.find((r) => r.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;

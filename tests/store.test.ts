@@ -325,3 +325,34 @@ describe("options", () => {
     },
   );
 });
+
+describe("log handles", () => {
+  it("store.log(name) after log.close() opens a fresh Log that continues the sequence", async () => {
+    const store = await Store.open(freshDir(), { platform: disk });
+    const first = await store.log("events");
+    await first.append("one");
+    await first.close();
+    const second = await store.log("events");
+    assert.notEqual(second, first);
+    assert.equal(second.closed, false);
+    assert.equal(await second.append("two"), 1);
+    assert.equal(await store.log("events"), second);
+    await store.close();
+  });
+
+  it("a name differing only in case from an open log is refused (one directory on macOS/Windows)", async () => {
+    const store = await Store.open(freshDir(), { platform: disk });
+    await store.log("events");
+    await assert.rejects(store.log("Events"), InvalidArgumentError);
+    assert.deepEqual(store.openLogs, ["events"]);
+    await store.close();
+  });
+
+  it("an append in the same turn as store.close() is refused with ClosedError", async () => {
+    const store = await Store.open(freshDir(), { platform: disk });
+    const log = await store.log("events");
+    const closing = store.close();
+    await assert.rejects(log.append("late"), ClosedError);
+    await closing;
+  });
+});
