@@ -11,12 +11,14 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import { Store, SyncPolicy } from "../mod.ts";
 import { currentRuntime, ROOT, runtimeCommand } from "./fixtures/runtimes.ts";
 import { killPayload, parseKillPayload } from "./fixtures/kill_payload.ts";
 import { seededRandom } from "../src/platform/sim.ts";
 
-const KILLS = 20;
+/** Kills per policy; raise it for a long run: `KHIPU_KILLS=500 npx tsx --test tests/kill.test.ts`. */
+const KILLS = Number(process.env.KHIPU_KILLS ?? 20);
 const rt = currentRuntime();
 
 /** A spawned child with its stdout split into lines as they arrive. */
