@@ -268,7 +268,9 @@ async function recoverNewest(
       // A header that never reached the disk: a short file, zeros (size grew, data lost), or a
       // header torn into garbage with nothing after it. createFileDurable syncs the header before
       // any frame is written, so a bad header followed by nothing but zeros holds no record.
-      if (size < HEADER_BYTES || isZeroRange(file, HEADER_BYTES, size)) {
+      // A well-formed header of another format version is never "torn": refuse, don't downgrade.
+      const foreign = !h.ok && h.foreignVersion !== undefined;
+      if (!foreign && (size < HEADER_BYTES || isZeroRange(file, HEADER_BYTES, size))) {
         // Rewritten in place, never unlinked: the name carries firstSeq, and if it is the only
         // segment left (after retention) a crash between unlink and create would restart at 0.
         file.truncate(0);
@@ -289,7 +291,7 @@ async function recoverNewest(
       }
       const reason = h.ok ? "header first seq does not match the file name" : h.reason;
       const damage = new CorruptionError(`segment header: ${reason}`, { path, offset: 0 });
-      if (!opts.repair) throw damage;
+      if (!opts.repair || foreign) throw damage;
       file.close();
       await keepValidPrefix(platform, path, firstSeq, damage, opts, report);
       return await recoverNewest(platform, path, firstSeq, opts, report);

@@ -16,6 +16,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { crc32 } from "node:zlib";
 import { CorruptionError, Store, type StoreOptions, SyncPolicy } from "../mod.ts";
 import { nodePlatform } from "../src/platform/node.ts";
 import { recordingPlatform } from "../src/platform/recording.ts";
@@ -382,6 +383,23 @@ describe("segment headers", () => {
     const r = await inspect(dir);
     assert.equal(r.report.recreatedSegment, path(0));
     assert.equal(r.next, 0);
+  });
+
+  it("an empty newest segment with a well-formed header of another version is refused, not rewritten", async () => {
+    const bytes = five.slice(0, HEADER);
+    bytes[8] = 2; // format version 2, checksum recomputed below: a header from a future release
+    new DataView(bytes.buffer).setUint32(28, crc32(bytes.subarray(0, 28)), true);
+    const { dir, path } = place({ 0: bytes });
+    for (const repair of [false, true]) {
+      const store = await openStore(dir, { repair });
+      await assert.rejects(store.log(LOG), (e: unknown) => {
+        assert.ok(e instanceof CorruptionError);
+        assert.match(e.message, /unsupported format version 2/);
+        return true;
+      });
+      await store.close();
+    }
+    assert.deepEqual(new Uint8Array(readFileSync(path(0))), bytes);
   });
 
   it("a zero-filled header over records in the newest segment is corruption", async () => {

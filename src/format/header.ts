@@ -30,7 +30,7 @@ export interface SegmentHeader {
 /** The outcome of {@linkcode decodeHeader}: the header, or why it is not one. */
 export type HeaderResult =
   | { ok: true; header: SegmentHeader }
-  | { ok: false; reason: string };
+  | { ok: false; reason: string; foreignVersion?: number };
 
 /**
  * Encodes a segment header.
@@ -74,7 +74,7 @@ export function decodeHeader(b: Uint8Array): HeaderResult {
   }
   const version = b[8] | (b[9] << 8);
   if (version !== FORMAT_VERSION) {
-    return { ok: false, reason: `unsupported format version ${version}` };
+    return { ok: false, reason: `unsupported format version ${version}`, foreignVersion: version };
   }
   if (b[10] !== HEADER_BYTES || b[11] !== 0 || readU32(b, 24) !== 0) {
     return { ok: false, reason: "bad header length or reserved bits" };
