@@ -200,6 +200,8 @@ export interface Row {
   samples?: number;
   /** Any other figure (bytes, RSS, segment count). */
   extra?: Record<string, number | string | boolean>;
+  /** Per-round records/s of an interleaved measurement (`paired` suite). */
+  rounds?: number[];
   /** Set when the benchmark could not run (e.g. no SQLite on this runtime). */
   skipped?: string;
 }

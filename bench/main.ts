@@ -2,11 +2,12 @@
  * Runs every benchmark suite in one process of the current runtime and writes
  * `bench/results/<runtime>.json` (`bench/results/quick/<runtime>.json` with `--quick`).
  *
- * Order matters: the fsync-bound suites (raw limits, SQLite, policies) run first, the read suite
- * last, because filling gigabytes leaves writeback behind that would slow later fsyncs.
+ * Order matters: the fsync-bound suites (raw limits, SQLite, interleaved target pairs, policies) run
+ * first, the read suite last, because filling gigabytes leaves writeback behind that would slow
+ * later fsyncs.
  *
  * ```sh
- * npx tsx --expose-gc bench/main.ts [--quick] [--suites=raw,sqlite,policy,format,read]
+ * npx tsx --expose-gc bench/main.ts [--quick] [--suites=raw,sqlite,paired,policy,format,read]
  * npx deno run -A --v8-flags=--expose-gc bench/main.ts
  * npx bun run bench/main.ts
  * ```
@@ -36,7 +37,7 @@ import {
 } from "./harness.ts";
 
 /** Suites in the order they run. */
-export const SUITES: readonly string[] = ["raw", "sqlite", "policy", "format", "read"];
+export const SUITES: readonly string[] = ["raw", "sqlite", "paired", "policy", "format", "read"];
 
 /** What one runtime's run writes to `bench/results/<runtime>.json`. */
 export interface RunResult {
@@ -95,6 +96,9 @@ export async function runAll(suites: readonly string[] = SUITES): Promise<RunRes
         sqliteDriver = await m.sqliteDriverName();
         break;
       }
+      case "paired":
+        await (await import("./paired.bench.ts")).pairedSuite(rec);
+        break;
       case "policy":
         await (await import("./policies.bench.ts")).policySuite(rec);
         break;
@@ -153,6 +157,10 @@ if (isMain(import.meta.url)) {
     const fresh = new Set(result.rows.map((r) => r.name));
     result.rows = [...old.rows.filter((r) => !fresh.has(r.name)), ...result.rows];
     result.sqliteDriver ??= old.sqliteDriver;
+    // The run's date, duration and load stay those of the full run the other rows came from.
+    result.date = old.date;
+    result.seconds = old.seconds;
+    result.loadAverage = old.loadAverage ?? result.loadAverage;
   }
   fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n");
   console.log(`\nwrote ${file} (${result.seconds.toFixed(0)} s)`);

@@ -80,7 +80,16 @@ export function policyRowName(
   return `khipu ${policy} x${concurrency} ${mode} ${size}B`;
 }
 
-function specs(size: number): ThroughputSpec[] {
+/**
+ * The policy benchmarks for `size`-byte records (every case, awaited appends and batches of 100).
+ *
+ * @example
+ * ```ts
+ * import { policySpecs } from "./policies.bench.ts";
+ * console.log(policySpecs(100).length); // 14
+ * ```
+ */
+export function policySpecs(size: number): ThroughputSpec[] {
   const rec = payload(size);
   const batch: Uint8Array[] = Array.from({ length: 100 }, () => rec);
   const out: ThroughputSpec[] = [];
@@ -121,7 +130,7 @@ function specs(size: number): ThroughputSpec[] {
  */
 export async function policySuite(rec: Recorder): Promise<void> {
   for (const size of RECORD_SIZES) {
-    await runThroughput("policy", specs(size), rec, `khipu-log policies, ${size} B records`);
+    await runThroughput("policy", policySpecs(size), rec, `khipu-log policies, ${size} B records`);
   }
 }
 

@@ -195,6 +195,22 @@ function specs(ctor: DriverCtor, size: number): ThroughputSpec[] {
 }
 
 /**
+ * The `synchronous=FULL` one-insert-per-commit benchmark for `size`-byte records, or `undefined`
+ * without a driver (used by the interleaved target measurements).
+ *
+ * @example
+ * ```ts
+ * import { sqliteFullSpec } from "./sqlite.bench.ts";
+ * console.log((await sqliteFullSpec(100))?.name);
+ * ```
+ */
+export async function sqliteFullSpec(size: number): Promise<ThroughputSpec | undefined> {
+  driver ??= await loadDriver();
+  if (typeof driver === "string") return undefined;
+  return specs(driver.ctor, size)[0];
+}
+
+/**
  * Runs the SQLite suite into `rec`; without a driver, records the rows as skipped.
  *
  * @example

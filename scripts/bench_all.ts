@@ -44,7 +44,7 @@ const COMMANDS: Record<string, string[]> = {
 };
 
 if (!reportOnly) {
-  if (runtimes.includes("node") && (!suites || suites.includes("sqlite"))) {
+  if (runtimes.includes("node") && (!suites || /sqlite|paired/.test(suites))) {
     // Installs better-sqlite3 (a ~80 s compile) before the timed runs, not during them.
     const { ensureBetterSqlite } = await import("../bench/sqlite.bench.ts");
     const err = ensureBetterSqlite();
