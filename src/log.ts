@@ -27,6 +27,7 @@ import {
   PoisonedError,
   RecordTooLargeError,
 } from "./errors.ts";
+import { unlinkDurable } from "./platform/durable.ts";
 import type { Platform } from "./platform/types.ts";
 import { FRAME_HEADER_BYTES } from "./format/frame.ts";
 import { type OpenReport, recoverLog, type SegmentRef } from "./recovery.ts";
@@ -338,11 +339,9 @@ export class Log {
           if (!next.materialized && this.#segments[1].writer === next) break;
           continue;
         }
-        await this.#p.unlink(oldest.path);
-        // Gone from the directory: drop it before the directory fsync, which can fail, so readers
-        // never look for a file that no longer exists.
-        this.#segments.shift();
-        await this.#p.syncDir(this.path);
+        // Dropped from the list once unlinked, before the directory fsync (which can fail), so
+        // readers never look for a file that no longer exists.
+        await unlinkDurable(this.#p, oldest.path, () => this.#segments.shift());
       }
     });
     this.#retention = run.catch(() => {});

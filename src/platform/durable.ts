@@ -109,7 +109,8 @@ export async function renameDurable(platform: Platform, from: string, to: string
 }
 
 /**
- * Removes a file and fsyncs its parent directory, so the removal is durable.
+ * Removes a file and fsyncs its parent directory, so the removal is durable. `afterUnlink`, if
+ * given, runs between the two steps.
  *
  * @example
  * ```ts
@@ -118,7 +119,14 @@ export async function renameDurable(platform: Platform, from: string, to: string
  * async function demo(p: Platform) { await unlinkDurable(p, "/d/00000000000000000000.seg"); }
  * ```
  */
-export async function unlinkDurable(platform: Platform, path: string): Promise<void> {
+export async function unlinkDurable(
+  platform: Platform,
+  path: string,
+  afterUnlink?: () => void,
+): Promise<void> {
   await platform.unlink(path);
+  // The name is gone (not yet durably): callers that index files forget it now, because the
+  // directory fsync below can still fail.
+  afterUnlink?.();
   await platform.syncDir(parentDir(path));
 }
