@@ -75,6 +75,7 @@ export class FrameScanner {
   #file: PlatformFile;
   #limit: number;
   #maxPayload: number;
+  #chunk: number;
   #buf: Uint8Array;
   #bufStart: number;
   #bufLen = 0;
@@ -93,7 +94,9 @@ export class FrameScanner {
     this.#file = file;
     this.#limit = limit;
     this.#maxPayload = maxPayload;
-    this.#buf = new Uint8Array(chunkBytes);
+    this.#chunk = chunkBytes;
+    // Sized to what is readable now (a young segment is small); #fill grows it up to the chunk.
+    this.#buf = new Uint8Array(Math.min(chunkBytes, Math.max(FRAME_HEADER_BYTES, limit - start)));
     this.#bufStart = start;
     this.#pos = start;
     this.#expected = expectedSeq;
@@ -145,8 +148,9 @@ export class FrameScanner {
   #fill(need: number): boolean {
     const rel = this.#pos - this.#bufStart;
     const keep = this.#bufLen - rel;
-    if (need > this.#buf.length) {
-      const bigger = new Uint8Array(need);
+    const size = Math.max(need, Math.min(this.#chunk, this.#limit - this.#pos));
+    if (size > this.#buf.length) {
+      const bigger = new Uint8Array(size);
       bigger.set(this.#buf.subarray(rel, this.#bufLen));
       this.#buf = bigger;
     } else if (rel > 0) {
