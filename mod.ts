@@ -47,10 +47,12 @@ export {
   RecordTooLargeError,
 } from "./src/errors.ts";
 export type {
+  FileOp,
   OpenMode,
   Platform,
   PlatformFile,
   PlatformLock,
+  PlatformOp,
   PlatformStat,
 } from "./src/platform/types.ts";
 export { defaultPlatform } from "./src/platform/detect.ts";

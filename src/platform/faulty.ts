@@ -20,7 +20,15 @@
  * @module
  */
 import { fromOsError, type KhipuError } from "../errors.ts";
-import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
+import type {
+  FileOp,
+  OpenMode,
+  Platform,
+  PlatformFile,
+  PlatformLock,
+  PlatformOp,
+  PlatformStat,
+} from "./types.ts";
 
 /**
  * The calls a fault can be injected into.
@@ -32,22 +40,7 @@ import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } fro
  * console.log(ops);
  * ```
  */
-export type FaultOp =
-  | "open"
-  | "write"
-  | "writev"
-  | "readAt"
-  | "truncate"
-  | "datasync"
-  | "sync"
-  | "syncDir"
-  | "rename"
-  | "unlink"
-  | "mkdir"
-  | "readdir"
-  | "remove"
-  | "stat"
-  | "lock";
+export type FaultOp = Exclude<PlatformOp | FileOp, "size" | "close">;
 
 /**
  * When and how to fail. A rule matches a call by operation and path; the first `after` matching

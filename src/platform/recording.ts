@@ -21,28 +21,18 @@
  * ```
  * @module
  */
-import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
+import type {
+  FileOp,
+  OpenMode,
+  Platform,
+  PlatformFile,
+  PlatformLock,
+  PlatformOp,
+  PlatformStat,
+} from "./types.ts";
 
 /** Names of recorded calls: platform calls, file calls, and `release` of a lock. */
-export type RecordedOp =
-  | "open"
-  | "syncDir"
-  | "rename"
-  | "unlink"
-  | "mkdir"
-  | "readdir"
-  | "remove"
-  | "stat"
-  | "lock"
-  | "release"
-  | "write"
-  | "writev"
-  | "readAt"
-  | "size"
-  | "truncate"
-  | "datasync"
-  | "sync"
-  | "close";
+export type RecordedOp = PlatformOp | FileOp | "release";
 
 /** One recorded call. */
 export interface RecordedCall {

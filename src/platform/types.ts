@@ -110,3 +110,9 @@ export interface Platform {
    */
   lock(path: string): Promise<PlatformLock>;
 }
+
+/** Names of the {@linkcode Platform} calls, for wrappers that record or fail them by name. */
+export type PlatformOp = Exclude<keyof Platform, "name">;
+
+/** Names of the {@linkcode PlatformFile} calls. */
+export type FileOp = Exclude<keyof PlatformFile, "path">;
