@@ -13,7 +13,8 @@ import { pathToFileURL } from "node:url";
 import { Store, SyncPolicy } from "../mod.ts";
 import { SimPlatform } from "../src/platform/sim.ts";
 import { defaultPlatform } from "../src/platform/detect.ts";
-import type { Platform, PlatformFile } from "../src/platform/types.ts";
+import type { Platform } from "../src/platform/types.ts";
+import { wrapFile } from "./helpers.ts";
 import { currentRuntime, ROOT, runtimeCommand } from "./fixtures/runtimes.ts";
 
 const isLinux = process.platform === "linux";
@@ -32,18 +33,7 @@ function withoutFileSyncs(inner: Platform): Platform {
     name: `nosync(${inner.name})`,
     open: async (path, how, mode) => {
       const f = await inner.open(path, how, mode);
-      const file: PlatformFile = {
-        path: f.path,
-        write: (d) => f.write(d),
-        writev: (c) => f.writev(c),
-        readAt: (b, p) => f.readAt(b, p),
-        size: () => f.size(),
-        truncate: (n) => f.truncate(n),
-        datasync: () => Promise.resolve(),
-        sync: () => Promise.resolve(),
-        close: () => f.close(),
-      };
-      return file;
+      return wrapFile(f, { datasync: () => Promise.resolve(), sync: () => Promise.resolve() });
     },
     syncDir: (p) => inner.syncDir(p),
     rename: (a, b) => inner.rename(a, b),

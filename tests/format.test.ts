@@ -17,6 +17,7 @@ import type { PlatformFile } from "../src/platform/types.ts";
 import { decodeFrame, encodeFrame, FRAME_RECORD } from "../src/format/frame.ts";
 import { decodeHeader } from "../src/format/header.ts";
 import { FrameScanner, SCAN_CHUNK_BYTES } from "../src/format/scanner.ts";
+import { concat } from "./helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -71,16 +72,6 @@ function specSeal(nextSeq: number, timestamp: number, index: [number, number][])
   });
   v.setUint32(payload.length - 4, FH + payload.length, true);
   return specFrame(2, nextSeq, timestamp, payload);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 interface SpecFrame {
@@ -198,7 +189,7 @@ describe("FORMAT.md: a hand-built segment", () => {
       new Uint8Array(0),
       Uint8Array.from({ length: 256 }, (_, i) => i),
     ];
-    const file = concat([
+    const file = concat(...[
       specHeader(1000, 1 << 20),
       ...payloads.map((p, i) => specFrame(1, 1000 + i, ts + i, p)),
     ]);
@@ -237,12 +228,16 @@ describe("FORMAT.md: a hand-built segment", () => {
     const offsets = [HEADER];
     for (const f of frames0) offsets.push(offsets[offsets.length - 1] + f.length);
     // Index entries for seq 0 and seq 2 (a reader starting at 2 or 3 seeks to offsets[2]).
-    const seg0 = concat([
+    const seg0 = concat(...[
       specHeader(0, 4096),
       ...frames0,
       specSeal(4, 99, [[0, offsets[0]], [2, offsets[2]]]),
     ]);
-    const seg4 = concat([specHeader(4, 4096), specFrame(1, 4, 9, p(4)), specFrame(1, 5, 10, p(5))]);
+    const seg4 = concat(...[
+      specHeader(4, 4096),
+      specFrame(1, 4, 9, p(4)),
+      specFrame(1, 5, 10, p(5)),
+    ]);
     writeFileSync(join(dir, "l", segName(0)), seg0);
     writeFileSync(join(dir, "l", segName(4)), seg4);
 
@@ -265,7 +260,7 @@ describe("FORMAT.md: a hand-built segment", () => {
     mkdirSync(join(dir, "v"), { recursive: true });
     writeFileSync(
       join(dir, "v", segName(0)),
-      concat([specHeader(0, 4096, 2), specFrame(1, 0, 0, enc.encode("x"))]),
+      concat(...[specHeader(0, 4096, 2), specFrame(1, 0, 0, enc.encode("x"))]),
     );
     const store = await Store.open(dir, { platform: nodePlatform });
     try {
@@ -430,7 +425,7 @@ describe("FrameScanner: bounded buffer, chunk boundaries", () => {
       for (let k = 0; k < len; k++) p[k] = (i * 31 + k) & 0xff;
       payloads.push(p);
     }
-    const bytes = concat([
+    const bytes = concat(...[
       specHeader(0, 1 << 24),
       ...payloads.map((p, i) => specFrame(1, i, i, p)),
     ]);

@@ -1,17 +1,15 @@
 // Group commit: concurrent appends share writes and fdatasyncs; appends that arrive while an
 // fdatasync is in flight are written at once and wait for the next one; each append resolves only
 // after an fdatasync that followed its write. Counted through the recording platform.
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Log, Store, SyncPolicy } from "../mod.ts";
-import { defaultPlatform } from "../src/platform/detect.ts";
 import { recordingPlatform } from "../src/platform/recording.ts";
 import { SimPlatform } from "../src/platform/sim.ts";
-import type { Platform, PlatformFile } from "../src/platform/types.ts";
+import type { Platform } from "../src/platform/types.ts";
 import { SyncObserver } from "./fixtures/sync_observer.ts";
+import { realDisk, wrapFile } from "./helpers.ts";
 
 const L = 16;
 let counter = 0;
@@ -20,19 +18,11 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 /** Lets every queued microtask and I/O callback run. */
 const settle = () => new Promise<void>((r) => setTimeout(r, 1));
 
-let disk: Platform;
-const roots: string[] = [];
-before(async () => {
-  disk = await defaultPlatform();
-});
-after(() => {
-  for (const d of roots) rmSync(d, { recursive: true, force: true });
-});
+const real = realDisk("group");
 
 async function diskStore(syncPolicy: SyncPolicy) {
-  const root = mkdtempSync(join(tmpdir(), "khipu-group-"));
-  roots.push(root);
-  const rec = recordingPlatform(disk);
+  const root = real.tempDir();
+  const rec = recordingPlatform(real.platform());
   const store = await Store.open(join(root, "s"), { platform: rec, syncPolicy });
   const log = await store.log("ev");
   return { rec, store, log, obs: new SyncObserver(rec, L) };
@@ -58,13 +48,7 @@ class GatedPlatform implements Platform {
 
   async open(path: string, how: "read" | "append" | "createExclusive", mode?: number) {
     const f = await this.inner.open(path, how, mode);
-    const file: PlatformFile = {
-      path: f.path,
-      write: (d) => f.write(d),
-      writev: (c) => f.writev(c),
-      readAt: (b, p) => f.readAt(b, p),
-      size: () => f.size(),
-      truncate: (n) => f.truncate(n),
+    return wrapFile(f, {
       datasync: async () => {
         // The sync takes effect when it starts; its completion is reported only on release.
         await f.datasync();
@@ -72,10 +56,7 @@ class GatedPlatform implements Platform {
           await new Promise<void>((r) => this.waiting.push(r));
         }
       },
-      sync: () => f.sync(),
-      close: () => f.close(),
-    };
-    return file;
+    });
   }
   syncDir(p: string) {
     return this.inner.syncDir(p);

@@ -2,18 +2,16 @@
 // writes, fdatasyncs and resolutions seen through the recording platform (on the simulator and on
 // the real disk), and what survives a simulated power cut or process crash. Also: an fdatasync
 // failure poisons the log (no retry, later appends refused, reads still work).
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { IoError, type Log, PoisonedError, Store, SyncPolicy } from "../mod.ts";
-import { defaultPlatform } from "../src/platform/detect.ts";
 import { recordingPlatform } from "../src/platform/recording.ts";
 import { SimPlatform, type SimSnapshot } from "../src/platform/sim.ts";
 import { FaultyPlatform } from "../src/platform/faulty.ts";
 import type { Platform } from "../src/platform/types.ts";
 import { SyncObserver } from "./fixtures/sync_observer.ts";
+import { realDisk } from "./helpers.ts";
 
 const L = 24; // every payload in the observed workloads has this size
 let counter = 0;
@@ -24,24 +22,16 @@ function payload(): Uint8Array {
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-let disk: Platform;
-const roots: string[] = [];
-before(async () => {
-  disk = await defaultPlatform();
-});
-after(() => {
-  for (const d of roots) rmSync(d, { recursive: true, force: true });
-});
+const real = realDisk("policy");
 
 /** A store on a recording wrapper around the simulator or the real disk. */
 async function observed(backend: "sim" | "disk", syncPolicy: SyncPolicy, segmentBytes = 64 << 20) {
   let dir = "/s";
   let inner: Platform = new SimPlatform();
   if (backend === "disk") {
-    const root = mkdtempSync(join(tmpdir(), "khipu-policy-"));
-    roots.push(root);
+    const root = real.tempDir();
     dir = join(root, "s");
-    inner = disk;
+    inner = real.platform();
   }
   const rec = recordingPlatform(inner);
   const store = await Store.open(dir, { platform: rec, syncPolicy, segmentBytes });

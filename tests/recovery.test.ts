@@ -20,6 +20,7 @@ import { crc32 } from "node:zlib";
 import { CorruptionError, Store, type StoreOptions, SyncPolicy } from "../mod.ts";
 import { nodePlatform } from "../src/platform/node.ts";
 import { recordingPlatform } from "../src/platform/recording.ts";
+import { concat } from "./helpers.ts";
 
 const HEADER = 32;
 const FH = 28;
@@ -76,16 +77,6 @@ async function inspect(dir: string, opts: StoreOptions = {}) {
   } finally {
     await store.close();
   }
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);

@@ -6,6 +6,7 @@ import { CRASH_MODES, type CrashMode, seededRandom, SimPlatform } from "../src/p
 import { FaultyPlatform } from "../src/platform/faulty.ts";
 import { createFileDurable, mkdirDurable, renameDurable } from "../src/platform/durable.ts";
 import { IoError, KhipuError, LockedError, NoSpaceError } from "../src/errors.ts";
+import { concat } from "./helpers.ts";
 
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
 
@@ -157,7 +158,7 @@ describe("crash modes", () => {
   async function fourWrites() {
     const { sim, f } = await setup();
     for (let i = 1; i <= 4; i++) f.write(bytes(1000, i));
-    return { sim, f, all: concat([1, 2, 3, 4].map((i) => bytes(1000, i))) };
+    return { sim, f, all: concat(...[1, 2, 3, 4].map((i) => bytes(1000, i))) };
   }
 
   it("every mode is deterministic from its seed", async () => {
@@ -343,7 +344,7 @@ describe("crash modes", () => {
     await g.datasync();
     g.write(bytes(10, 3));
     const fs2 = fs1.crash("none");
-    assert.deepEqual(fs2.fileBytes("/d/f"), concat([bytes(10, 1), bytes(10, 2)]));
+    assert.deepEqual(fs2.fileBytes("/d/f"), concat(...[bytes(10, 1), bytes(10, 2)]));
   });
 
   it("random workloads: every mode yields a state between durable and cache", async () => {
@@ -425,13 +426,3 @@ describe("FaultyPlatform", () => {
     assert.ok(await sim.stat("/b"));
   });
 });
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}

@@ -1,0 +1,60 @@
+// Helpers shared by the test files (not itself a test file).
+import { after, before } from "node:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defaultPlatform } from "../src/platform/detect.ts";
+import type { Platform, PlatformFile } from "../src/platform/types.ts";
+
+/** The bytes of `parts`, one after another. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** A file that forwards every call to `f`, except those in `overrides`. */
+export function wrapFile(f: PlatformFile, overrides: Partial<PlatformFile>): PlatformFile {
+  return {
+    path: f.path,
+    write: (d) => f.write(d),
+    writev: (c) => f.writev(c),
+    readAt: (b, p) => f.readAt(b, p),
+    size: () => f.size(),
+    truncate: (n) => f.truncate(n),
+    datasync: () => f.datasync(),
+    sync: () => f.sync(),
+    close: () => f.close(),
+    ...overrides,
+  };
+}
+
+/**
+ * Registers hooks that give the file's tests this runtime's real platform and fresh temp
+ * directories (named `khipu-<prefix>-*`), all removed after the file's tests.
+ */
+export function realDisk(prefix: string): { platform(): Platform; tempDir(): string } {
+  let disk: Platform | undefined;
+  const roots: string[] = [];
+  before(async () => {
+    disk = await defaultPlatform();
+  });
+  after(() => {
+    for (const d of roots) rmSync(d, { recursive: true, force: true });
+  });
+  return {
+    platform() {
+      if (!disk) throw new Error("realDisk: used before the before() hook ran");
+      return disk;
+    },
+    tempDir() {
+      const d = mkdtempSync(join(tmpdir(), `khipu-${prefix}-`));
+      roots.push(d);
+      return d;
+    },
+  };
+}
