@@ -27,7 +27,7 @@ export {
   validateLogName,
 } from "./src/store.ts";
 export { Log, type LogOptions } from "./src/log.ts";
-export type { LogRecord, ReadOptions } from "./src/reader.ts";
+export { type LogRecord, type ReadOptions, RecordIterator } from "./src/reader.ts";
 export type { OpenReport, RepairAction } from "./src/recovery.ts";
 export { SyncPolicy, type SyncPolicyKind } from "./src/sync_policy.ts";
 export {

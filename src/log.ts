@@ -31,7 +31,7 @@ import { unlinkDurable } from "./platform/durable.ts";
 import type { Platform } from "./platform/types.ts";
 import { FRAME_HEADER_BYTES } from "./format/frame.ts";
 import { type OpenReport, recoverLog, type SegmentRef } from "./recovery.ts";
-import { type LogRecord, type ReadOptions, readRecords, type ReadSource } from "./reader.ts";
+import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
 import { Segment } from "./segment.ts";
 import type { SyncPolicy } from "./sync_policy.ts";
 
@@ -280,7 +280,7 @@ export class Log {
    * }
    * ```
    */
-  read(opts: ReadOptions = {}): AsyncGenerator<LogRecord, void, undefined> {
+  read(opts: ReadOptions = {}): RecordIterator {
     if (this.#closed) throw new ClosedError("log", this.path);
     return readRecords(this.#source, opts);
   }
@@ -299,7 +299,7 @@ export class Log {
    */
   follow(
     opts: { from?: number; signal?: AbortSignal } = {},
-  ): AsyncGenerator<LogRecord, void, undefined> {
+  ): RecordIterator {
     return this.read({ from: opts.from ?? this.#nextSeq, follow: true, signal: opts.signal });
   }
 
