@@ -323,7 +323,8 @@ export function renderMarkdown(results: RunResult[], svgPath: string): string {
       `(on ${m.cpus} cores; above ~1, other work shared the CPUs and the disk).`,
     "",
     "How to run: `npm run bench` (all three runtimes, then this report; about 10 minutes with the " +
-      "default 1 GiB data sets, `npm run bench -- --quick` for 128 MiB). One runtime: " +
+      "default 1 GiB data sets, plus ~80 s once to compile better-sqlite3 into `bench/.deps`; " +
+      "`npm run bench -- --quick` for 128 MiB). One runtime: " +
       "`npx tsx --expose-gc bench/main.ts`, `npx deno run -A --v8-flags=--expose-gc bench/main.ts`, " +
       "`npx bun run bench/main.ts` (add `--suites=raw,sqlite,paired,policy,format,read` to pick suites). " +
       "Figures are means over mitata's samples (throughput = records per sample / mean sample " +
@@ -480,7 +481,8 @@ export function renderMarkdown(results: RunResult[], svgPath: string): string {
               `${e.segments} segments, peak RSS +${mib(e.peakRssAboveBaselineBytes)}`;
           }
           if (name.startsWith("open")) {
-            return `${ms(x.avgNs)} (${e.segments} segments, ${e.records} records` +
+            const segs = `${e.segments} segment${e.segments === 1 ? "" : "s"}`;
+            return `${ms(x.avgNs)} (${segs}, ${e.records} records` +
               (typeof e.ratioToOneSegment === "number"
                 ? `; ${e.ratioToOneSegment.toFixed(2)}x one segment)`
                 : ")");
