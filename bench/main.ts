@@ -21,6 +21,7 @@
  * ```
  * @module
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -59,6 +60,8 @@ export interface RunResult {
     os: string;
     benchDir: string;
   };
+  /** The code measured: `git describe --always --dirty` of the checkout, if available. */
+  commit?: string;
   /** 1-minute load average when the run started and ended (the machine may be shared). */
   loadAverage?: { start: number; end: number };
   /** Which SQLite driver ran (or why none). */
@@ -124,10 +127,24 @@ export async function runAll(suites: readonly string[] = SUITES): Promise<RunRes
       os: `${os.type()} ${os.release()} ${os.arch()}`,
       benchDir: benchRoot(),
     },
+    commit: gitCommit(),
     loadAverage: { start: loadStart, end: os.loadavg()[0] },
     sqliteDriver,
     rows: rec.rows,
   };
+}
+
+/** `git describe --always --dirty` of this checkout, or undefined outside git. */
+function gitCommit(): string | undefined {
+  try {
+    const r = spawnSync("git", ["describe", "--always", "--dirty"], {
+      cwd: path.dirname(fileURLToPath(import.meta.url)),
+      encoding: "utf8",
+    });
+    return r.status === 0 ? r.stdout.trim() : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -161,6 +178,9 @@ if (isMain(import.meta.url)) {
     result.date = old.date;
     result.seconds = old.seconds;
     result.loadAverage = old.loadAverage ?? result.loadAverage;
+    if (old.commit && old.commit !== result.commit) {
+      result.commit = `${old.commit} + ${result.commit ?? "unknown"}`;
+    }
   }
   fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n");
   console.log(`\nwrote ${file} (${result.seconds.toFixed(0)} s)`);

@@ -294,6 +294,9 @@ export function renderMarkdown(results: RunResult[], svgPath: string): string {
     `Measured ${results.map((r) => r.date.slice(0, 16).replace("T", " ")).sort()[0]} UTC on ` +
       `${m.cpu} (${m.cpus} cores, ${(m.memoryBytes / 2 ** 30).toFixed(0)} GiB), ${m.os}, ` +
       `in \`${m.benchDir}\`. Runtimes: ${results.map((r) => r.version).join(", ")}. ` +
+      (results.some((r) => r.commit)
+        ? `Code: ${[...new Set(results.map((r) => r.commit ?? "unknown"))].join(", ")}. `
+        : "") +
       `Runs: ${
         results.map((r) =>
           `${r.runtime} ${Math.round(r.seconds)} s from ${r.date.slice(11, 16)} UTC ${
