@@ -25,7 +25,11 @@ export interface LogRecord {
   seq: number;
   /** When it was appended, in ms since the Unix epoch. */
   timestamp: number;
-  /** Its bytes (a copy the caller owns). */
+  /**
+   * Its bytes: a copy the caller owns. Records up to 4 KiB are copied into a shared 64 KiB block (as
+   * Node's `Buffer` pool does), so `data.buffer` may hold other records too; `data.slice()` detaches
+   * one. One `ArrayBuffer` per record costs ~15x more on V8 and capped scans at ~0.3 GB/s.
+   */
   data: Uint8Array;
 }
 
@@ -83,6 +87,10 @@ export function readRecords(src: ReadSource, opts: ReadOptions): RecordIterator 
   return new RecordIterator(src, opts);
 }
 
+/** Records at most this big share pooled blocks of {@linkcode POOL_BYTES}; larger ones are sliced. */
+const POOLED_RECORD_BYTES = 4096;
+const POOL_BYTES = 64 * 1024;
+
 const END = 0;
 const OPEN = 1;
 const WAIT = 2;
@@ -113,6 +121,8 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
   #done = false;
   #busy: Promise<IteratorResult<LogRecord, undefined>> | null = null;
   #argError: unknown = null;
+  #pool: Uint8Array = new Uint8Array(0);
+  #poolUsed = 0;
 
   /** Use `log.read()`. A bad `from` or `to` rejects the first `next()` with `InvalidArgumentError`. */
   constructor(src: ReadSource, opts: ReadOptions) {
@@ -181,6 +191,20 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
     }
   }
 
+  /** Copies a payload out of the scan buffer (which is reused); see `LogRecord.data`. */
+  #copy(payload: Uint8Array): Uint8Array {
+    const n = payload.length;
+    if (n > POOLED_RECORD_BYTES) return payload.slice();
+    if (this.#poolUsed + n > this.#pool.length) {
+      this.#pool = new Uint8Array(POOL_BYTES);
+      this.#poolUsed = 0;
+    }
+    const out = this.#pool.subarray(this.#poolUsed, this.#poolUsed + n);
+    out.set(payload);
+    this.#poolUsed += n;
+    return out;
+  }
+
   #finish(): IteratorResult<LogRecord, undefined> {
     this.#done = true;
     this.#cur?.file.close();
@@ -210,7 +234,7 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
       if (step.kind === "frame" && step.type === FRAME_RECORD) {
         if (step.seq < this.#seq) continue;
         this.#seq = step.seq + 1;
-        return { seq: step.seq, timestamp: step.timestamp, data: step.payload.slice() };
+        return { seq: step.seq, timestamp: step.timestamp, data: this.#copy(step.payload) };
       }
       if (step.kind === "frame" || (step.kind === "end" && ref.endSeq !== null)) {
         // A seal, or the end of a sealed segment: it must have held exactly [firstSeq, endSeq).
