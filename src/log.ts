@@ -450,12 +450,25 @@ export class Log {
   #schedule(): void {
     if (this.#pumpScheduled) return;
     this.#pumpScheduled = true;
-    queueMicrotask(() => {
-      this.#pumpScheduled = false;
-      if (this.#pumpRunning) this.#pumpAgain = true;
-      else this.#pumpDone = this.#pump();
-    });
+    queueMicrotask(this.#onMicrotask);
   }
+
+  /** Runs once per turn with appends: the common case (no rollover due) without an async hop. */
+  #onMicrotask = (): void => {
+    this.#pumpScheduled = false;
+    if (this.#pumpRunning) {
+      this.#pumpAgain = true;
+    } else if (this.#writing.length === 1 && this.#active.materialized && !this.#poison) {
+      try {
+        this.#flushActive();
+        this.#settle();
+      } catch (err) {
+        this.#fail(err);
+      }
+    } else {
+      this.#pumpDone = this.#pump();
+    }
+  };
 
   /** One writer at a time: seal/create segments if a rollover is due, flush, settle waiters. */
   async #pump(): Promise<void> {
