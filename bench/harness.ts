@@ -232,6 +232,17 @@ export class Recorder {
   get(name: string): Row | undefined {
     return this.rows.find((r) => r.name === name);
   }
+
+  /** Prints records/s and MB/s per row: what a suite run on its own shows. */
+  printTable(): void {
+    console.table(
+      this.rows.map((r) => ({
+        name: r.name,
+        "records/s": Math.round(r.recordsPerSec ?? 0),
+        "MB/s": Number((r.mbPerSec ?? 0).toFixed(2)),
+      })),
+    );
+  }
 }
 
 /** What {@linkcode ThroughputSpec.setup} returns: the measured call and its cleanup. */

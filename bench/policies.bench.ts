@@ -137,11 +137,5 @@ export async function policySuite(rec: Recorder): Promise<void> {
 if (isMain(import.meta.url)) {
   const rec = new Recorder();
   await policySuite(rec);
-  console.table(
-    rec.rows.map((r) => ({
-      name: r.name,
-      "records/s": Math.round(r.recordsPerSec ?? 0),
-      "MB/s": Number((r.mbPerSec ?? 0).toFixed(2)),
-    })),
-  );
+  rec.printTable();
 }

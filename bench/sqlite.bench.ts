@@ -249,11 +249,5 @@ if (isMain(import.meta.url)) {
   const rec = new Recorder();
   await sqliteSuite(rec);
   console.log(await sqliteDriverName());
-  console.table(
-    rec.rows.map((r) => ({
-      name: r.name,
-      "records/s": Math.round(r.recordsPerSec ?? 0),
-      "MB/s": Number((r.mbPerSec ?? 0).toFixed(2)),
-    })),
-  );
+  rec.printTable();
 }

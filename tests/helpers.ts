@@ -5,16 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultPlatform } from "../src/platform/detect.ts";
 import type { Platform, PlatformFile } from "../src/platform/types.ts";
+import { concatChunks } from "../src/platform/write_all.ts";
 
 /** The bytes of `parts`, one after another. */
 export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatChunks(parts);
 }
 
 /** A file that forwards every call to `f`, except those in `overrides`. */

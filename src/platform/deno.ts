@@ -22,7 +22,7 @@
  */
 import { ClosedError, fromOsError } from "../errors.ts";
 import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
-import { writeAll } from "./write_all.ts";
+import { concatChunks, writeAll } from "./write_all.ts";
 import { acquireLock } from "./lock.ts";
 
 /** The subset of `Deno.FsFile` used here. */
@@ -115,14 +115,7 @@ class DenoFile implements PlatformFile {
     if (chunks.length === 1) return this.write(chunks[0]);
     // No writev in Deno: one copy is far cheaper than one syscall per chunk, and keeps the append a
     // single write(2) where the kernel allows.
-    let total = 0;
-    for (const c of chunks) total += c.length;
-    const buf = new Uint8Array(total);
-    let o = 0;
-    for (const c of chunks) {
-      buf.set(c, o);
-      o += c.length;
-    }
+    const buf = concatChunks(chunks);
     try {
       writeAll((b) => this.#file.writeSync(b), buf, "writev", this.path);
     } catch (err) {

@@ -20,6 +20,7 @@
  * @module
  */
 import { fromOsError, type KhipuError } from "../errors.ts";
+import { concatChunks } from "./write_all.ts";
 import type {
   FileOp,
   OpenMode,
@@ -295,15 +296,7 @@ class FaultyFile implements PlatformFile {
   writev(chunks: readonly Uint8Array[]): void {
     const rule = this.fire("writev");
     if (!rule) return this.inner.writev(chunks);
-    let total = 0;
-    for (const c of chunks) total += c.length;
-    const all = new Uint8Array(total);
-    let off = 0;
-    for (const c of chunks) {
-      all.set(c, off);
-      off += c.length;
-    }
-    this.failWrite(rule, "writev", all);
+    this.failWrite(rule, "writev", concatChunks(chunks));
   }
 
   readAt(buf: Uint8Array, position: number): number {

@@ -106,3 +106,25 @@ export function writevAll(
     }
   }
 }
+
+/**
+ * The chunks' bytes in one new buffer: how a platform without `writev` (Deno) keeps an append a
+ * single `write(2)`, and how a wrapper sees what a `writev` would have written.
+ *
+ * @example
+ * ```ts
+ * import { concatChunks } from "./write_all.ts";
+ * console.log(concatChunks([new Uint8Array([1]), new Uint8Array([2, 3])])); // Uint8Array [1, 2, 3]
+ * ```
+ */
+export function concatChunks(chunks: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const c of chunks) total += c.length;
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
