@@ -172,17 +172,3 @@ export function decodeFrame(
     frameBytes,
   };
 }
-
-/**
- * Reads the payload length field of a frame header without checking anything else. Used to walk
- * frames already known to be valid (our own write buffer).
- *
- * @example
- * ```ts
- * import { encodeFrame, frameLengthAt, FRAME_RECORD } from "./frame.ts";
- * console.assert(frameLengthAt(encodeFrame(FRAME_RECORD, 0, 0, new Uint8Array(5)), 0) === 33);
- * ```
- */
-export function frameLengthAt(buf: Uint8Array, off: number): number {
-  return FRAME_HEADER_BYTES + readU32(buf, off + 8);
-}

@@ -27,11 +27,6 @@ export interface IndexEntry {
   offset: number;
 }
 
-/** Size of the seal frame for an index of `entries` entries. */
-export function sealFrameBytes(entries: number): number {
-  return FRAME_HEADER_BYTES + 8 + 16 * entries;
-}
-
 /**
  * Encodes the seal frame of a segment whose next sequence number is `nextSeq`.
  *
