@@ -10,6 +10,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { ClosedError, IoError, KhipuError } from "../src/errors.ts";
 import { writeAll, writevAll } from "../src/platform/write_all.ts";
+import { HandleGate } from "../src/platform/handle.ts";
 import { defaultPlatform, detectRuntime } from "../src/platform/detect.ts";
 import { nodePlatform } from "../src/platform/node.ts";
 import { recordingPlatform } from "../src/platform/recording.ts";
@@ -378,3 +379,33 @@ for (const platform of await adapters()) {
     });
   });
 }
+
+describe("HandleGate: closing a file while an fsync is in flight", () => {
+  it("defers the real close until the last sync settles, releases once, refuses use after close", async () => {
+    const released: number[] = [];
+    const gate = new HandleGate("/tmp/gate", 7, (h) => released.push(h));
+    let finish = () => {};
+    const pending = gate.sync("fdatasync", () => new Promise<void>((r) => (finish = r)));
+    gate.close();
+    gate.close();
+    assert.deepEqual(released, [], "closed while the sync could still land on a recycled fd");
+    assert.throws(() => gate.get(), ClosedError);
+    await assert.rejects(gate.sync("fsync", () => Promise.resolve()), ClosedError);
+    finish();
+    await pending;
+    assert.deepEqual(released, [7]);
+  });
+
+  it("maps a failed sync to a typed error naming the file, and still releases after it", async () => {
+    const released: number[] = [];
+    const gate = new HandleGate("/tmp/gate-eio", 9, (h) => released.push(h));
+    const eio = Object.assign(new Error("EIO"), { code: "EIO" });
+    const failing = gate.sync("fdatasync", () => Promise.reject(eio));
+    gate.close();
+    await assert.rejects(
+      failing,
+      (e: unknown) => e instanceof IoError && e.path === "/tmp/gate-eio",
+    );
+    assert.deepEqual(released, [9]);
+  });
+});

@@ -20,10 +20,11 @@
  * ```
  * @module
  */
-import { ClosedError, fromOsError } from "../errors.ts";
+import { fromOsError } from "../errors.ts";
 import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
 import { concatChunks, writeAll } from "./write_all.ts";
 import { acquireLock } from "./lock.ts";
+import { HandleGate } from "./handle.ts";
 
 /** The subset of `Deno.FsFile` used here. */
 interface DenoFsFile {
@@ -82,23 +83,20 @@ function codeOf(err: unknown): string | undefined {
 }
 
 /**
- * An open `Deno.FsFile`. As in the Node adapter, `close()` during a pending sync defers the real
- * close until the sync settles, so the sync cannot land on a recycled descriptor.
+ * An open `Deno.FsFile`. Its {@linkcode HandleGate} defers a `close()` made during a pending sync
+ * until the sync settles, so the sync cannot land on a recycled descriptor.
  */
 class DenoFile implements PlatformFile {
   readonly path: string;
-  #file: DenoFsFile;
-  #closed = false;
-  #inflight = 0;
+  readonly #gate: HandleGate<DenoFsFile>;
 
   constructor(path: string, file: DenoFsFile) {
     this.path = path;
-    this.#file = file;
+    this.#gate = new HandleGate(path, file, (f) => f.close());
   }
 
   #check(): DenoFsFile {
-    if (this.#closed) throw new ClosedError("file", this.path);
-    return this.#file;
+    return this.#gate.get();
   }
 
   write(data: Uint8Array): void {
@@ -111,13 +109,13 @@ class DenoFile implements PlatformFile {
   }
 
   writev(chunks: readonly Uint8Array[]): void {
-    this.#check();
+    const f = this.#check();
     if (chunks.length === 1) return this.write(chunks[0]);
     // No writev in Deno: one copy is far cheaper than one syscall per chunk, and keeps the append a
     // single write(2) where the kernel allows.
     const buf = concatChunks(chunks);
     try {
-      writeAll((b) => this.#file.writeSync(b), buf, "writev", this.path);
+      writeAll((b) => f.writeSync(b), buf, "writev", this.path);
     } catch (err) {
       throw fromOsError(err, "writev", this.path);
     }
@@ -158,37 +156,15 @@ class DenoFile implements PlatformFile {
   }
 
   datasync(): Promise<void> {
-    return this.#sync("fdatasync", (f) => f.syncData());
+    return this.#gate.sync("fdatasync", (f) => f.syncData());
   }
 
   sync(): Promise<void> {
-    return this.#sync("fsync", (f) => f.sync());
-  }
-
-  async #sync(op: string, call: (f: DenoFsFile) => Promise<void>): Promise<void> {
-    const f = this.#check();
-    this.#inflight++;
-    try {
-      await call(f);
-    } catch (err) {
-      throw fromOsError(err, op, this.path);
-    } finally {
-      if (--this.#inflight === 0 && this.#closed) this.#closeFile();
-    }
+    return this.#gate.sync("fsync", (f) => f.sync());
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#inflight === 0) this.#closeFile();
-  }
-
-  #closeFile(): void {
-    try {
-      this.#file.close();
-    } catch {
-      // Nothing to act on: durability was decided by the sync results the caller already saw.
-    }
+    this.#gate.close();
   }
 }
 

@@ -20,10 +20,11 @@
  */
 import * as fs from "node:fs";
 import process from "node:process";
-import { ClosedError, fromOsError } from "../errors.ts";
+import { fromOsError } from "../errors.ts";
 import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
 import { writeAll, writevAll } from "./write_all.ts";
 import { acquireLock } from "./lock.ts";
+import { HandleGate } from "./handle.ts";
 
 const C = fs.constants;
 
@@ -47,24 +48,20 @@ function fdatasyncAsync(fd: number): Promise<void> {
 }
 
 /**
- * An open `node:fs` descriptor. `close()` while a sync is in flight defers the real `close(2)` until
- * the sync settles: closing first would let the kernel hand the same fd number to another open, and
- * the pending fsync would then sync (and report errors of) the wrong file.
+ * An open `node:fs` descriptor. Its {@linkcode HandleGate} defers a `close()` made while a sync is
+ * in flight until the sync settles, so the sync cannot land on a recycled descriptor.
  */
 class NodeFile implements PlatformFile {
   readonly path: string;
-  #fd: number;
-  #closed = false;
-  #inflight = 0;
+  readonly #gate: HandleGate<number>;
 
   constructor(path: string, fd: number) {
     this.path = path;
-    this.#fd = fd;
+    this.#gate = new HandleGate(path, fd, (h) => fs.closeSync(h));
   }
 
   #check(): number {
-    if (this.#closed) throw new ClosedError("file", this.path);
-    return this.#fd;
+    return this.#gate.get();
   }
 
   write(data: Uint8Array): void {
@@ -120,38 +117,15 @@ class NodeFile implements PlatformFile {
   }
 
   datasync(): Promise<void> {
-    return this.#sync("fdatasync", fdatasyncAsync);
+    return this.#gate.sync("fdatasync", fdatasyncAsync);
   }
 
   sync(): Promise<void> {
-    return this.#sync("fsync", fsyncAsync);
-  }
-
-  async #sync(op: string, call: (fd: number) => Promise<void>): Promise<void> {
-    const fd = this.#check();
-    this.#inflight++;
-    try {
-      await call(fd);
-    } catch (err) {
-      throw fromOsError(err, op, this.path);
-    } finally {
-      if (--this.#inflight === 0 && this.#closed) this.#closeFd();
-    }
+    return this.#gate.sync("fsync", fsyncAsync);
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#inflight === 0) this.#closeFd();
-  }
-
-  #closeFd(): void {
-    try {
-      fs.closeSync(this.#fd);
-    } catch {
-      // close(2) errors cannot be acted on (the fd is gone either way); durability was decided by
-      // the fsync/fdatasync results the caller already saw.
-    }
+    this.#gate.close();
   }
 }
 
@@ -195,7 +169,7 @@ export function createNodePlatform(name: string = "node"): Platform {
       } finally {
         try {
           fs.closeSync(fd);
-        } catch { /* see NodeFile.#closeFd */ }
+        } catch { /* see HandleGate.close */ }
       }
     },
 
