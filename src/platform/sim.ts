@@ -302,7 +302,9 @@ function isDataOp(op: Op): op is Extract<Op, { t: "write" | "trunc" }> {
   return op.t === "write" || op.t === "trunc";
 }
 
-function touchesDir(op: Op, dir: number): boolean {
+type EntryOp = Extract<Op, { t: "link" | "unlink" | "rename" }>;
+
+function touchesDir(op: Op, dir: number): op is EntryOp {
   switch (op.t) {
     case "link":
     case "unlink":
@@ -311,6 +313,30 @@ function touchesDir(op: Op, dir: number): boolean {
       return op.fromDir === dir || op.toDir === dir;
     default:
       return false;
+  }
+}
+
+/**
+ * Applies a directory-entry operation to the directories `dirOf` finds (the durable ones at a
+ * `syncDir`, a crash image's when replaying). A rename is one journal transaction: both sides move
+ * together, whichever directory was synced.
+ */
+function applyEntryOp(op: EntryOp, dirOf: (ino: number) => Map<string, number> | undefined): void {
+  switch (op.t) {
+    case "link":
+      dirOf(op.dir)?.set(op.name, op.ino);
+      return;
+    case "unlink": {
+      const d = dirOf(op.dir);
+      if (d?.get(op.name) === op.ino) d.delete(op.name);
+      return;
+    }
+    case "rename": {
+      const from = dirOf(op.fromDir);
+      if (from?.get(op.fromName) === op.ino) from.delete(op.fromName);
+      dirOf(op.toDir)?.set(op.toName, op.ino);
+      return;
+    }
   }
 }
 
@@ -367,20 +393,8 @@ class Image {
       case "trunc":
         this.file(op.ino).resize(op.len);
         return;
-      case "link":
-        this.dir(op.dir)?.set(op.name, op.ino);
-        return;
-      case "unlink": {
-        const d = this.dir(op.dir);
-        if (d?.get(op.name) === op.ino) d.delete(op.name);
-        return;
-      }
-      case "rename": {
-        const from = this.dir(op.fromDir);
-        if (from?.get(op.fromName) === op.ino) from.delete(op.fromName);
-        this.dir(op.toDir)?.set(op.toName, op.ino);
-        return;
-      }
+      default:
+        applyEntryOp(op, (ino) => this.dir(ino));
     }
   }
 }
@@ -886,27 +900,8 @@ export class SimPlatform implements Platform {
       if (node.kind !== "dir") throw osError("ENOTDIR", "syncDir", path);
       const rest: Op[] = [];
       for (const op of this.pending) {
-        if (!touchesDir(op, node.ino)) {
-          rest.push(op);
-          continue;
-        }
-        switch (op.t) {
-          case "link":
-            this.durableDir(op.dir)?.set(op.name, op.ino);
-            break;
-          case "unlink": {
-            const d = this.durableDir(op.dir);
-            if (d?.get(op.name) === op.ino) d.delete(op.name);
-            break;
-          }
-          case "rename": {
-            // A rename is one journal transaction: syncing either directory commits both sides.
-            const from = this.durableDir(op.fromDir);
-            if (from?.get(op.fromName) === op.ino) from.delete(op.fromName);
-            this.durableDir(op.toDir)?.set(op.toName, op.ino);
-            break;
-          }
-        }
+        if (touchesDir(op, node.ino)) applyEntryOp(op, (ino) => this.durableDir(ino));
+        else rest.push(op);
       }
       this.pending = rest;
       this.count("syncDir", path, true);
