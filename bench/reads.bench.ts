@@ -64,6 +64,22 @@ function segmentFiles(dir: string): string[] {
   return fs.readdirSync(`${dir}/${LOG}`).filter((n) => n.endsWith(".seg")).sort();
 }
 
+/** Records the write throughput of a {@linkcode fill} as a row. */
+function addFillRow(rec: Recorder, size: number, filled: Filled, segments: number): void {
+  rec.add({
+    suite: "read",
+    name: `write ${TOTAL_LABEL} ${size}B osManaged batch${FILL_BATCH}`,
+    recordBytes: size,
+    recordsPerSec: filled.records / filled.seconds,
+    mbPerSec: (filled.records * size) / filled.seconds / 1e6,
+    extra: {
+      records: filled.records,
+      segments,
+      peakRssAboveBaselineBytes: filled.peakRssAboveBaseline,
+    },
+  });
+}
+
 /**
  * Appends `size`-byte records to a fresh store until `stop(nextSeq)` returns a target count, in
  * batches, sampling RSS after every batch. `segmentBytes` is passed to the store.
@@ -188,18 +204,7 @@ export async function readSuite(rec: Recorder): Promise<void> {
     const bigSegs = segmentFiles(big);
     const lastFirst = Number(bigSegs[bigSegs.length - 1].replace(".seg", ""));
     const lastCount = bigFill.records - lastFirst;
-    rec.add({
-      suite: "read",
-      name: `write ${TOTAL_LABEL} 1024B osManaged batch1000`,
-      recordBytes: 1024,
-      recordsPerSec: bigFill.records / bigFill.seconds,
-      mbPerSec: (bigFill.records * 1024) / bigFill.seconds / 1e6,
-      extra: {
-        records: bigFill.records,
-        segments: bigSegs.length,
-        peakRssAboveBaselineBytes: bigFill.peakRssAboveBaseline,
-      },
-    });
+    addFillRow(rec, 1024, bigFill, bigSegs.length);
     console.log(
       `  ${bigFill.records} records in ${bigSegs.length} segments, ${
         bigFill.seconds.toFixed(1)
@@ -270,18 +275,7 @@ export async function readSuite(rec: Recorder): Promise<void> {
     console.log(`filling ${TOTAL_LABEL} of 100 B records...`);
     const target = Math.floor(TOTAL_BYTES / 100);
     const f100 = await fill(b100, 100, undefined, () => target);
-    rec.add({
-      suite: "read",
-      name: `write ${TOTAL_LABEL} 100B osManaged batch1000`,
-      recordBytes: 100,
-      recordsPerSec: f100.records / f100.seconds,
-      mbPerSec: (f100.records * 100) / f100.seconds / 1e6,
-      extra: {
-        records: f100.records,
-        segments: segmentFiles(b100).length,
-        peakRssAboveBaselineBytes: f100.peakRssAboveBaseline,
-      },
-    });
+    addFillRow(rec, 100, f100, segmentFiles(b100).length);
     await scanRows(rec, b100, 100, f100.records);
   } finally {
     removeDir(big);
