@@ -30,7 +30,7 @@ import {
 import { unlinkDurable } from "./platform/durable.ts";
 import type { Platform } from "./platform/types.ts";
 import { FRAME_HEADER_BYTES } from "./format/frame.ts";
-import { type OpenReport, recoverLog, type SegmentRef } from "./recovery.ts";
+import { liveRef, type OpenReport, recoverLog, type SegmentRef } from "./recovery.ts";
 import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
 import { Segment } from "./segment.ts";
 import type { SyncPolicy } from "./sync_policy.ts";
@@ -131,7 +131,6 @@ export class Log {
     this.#source = {
       path,
       platform: opts.platform,
-      maxRecordBytes: opts.maxRecordBytes,
       segments: () => this.#segments,
       flushedEnd: () => this.#flushedEnd,
       isClosed: () => this.#closed,
@@ -421,15 +420,7 @@ export class Log {
     const seg = Segment.pending(this.#p, this.path, this.#nextSeq, this.#opts);
     this.#writing.push(seg);
     this.#active = seg;
-    this.#segments.push({
-      firstSeq: seg.firstSeq,
-      path: seg.path,
-      endSeq: null,
-      index: seg.index,
-      bytes: 0,
-      maxRecordBytes: this.#opts.maxRecordBytes,
-      writer: seg,
-    });
+    this.#segments.push(liveRef(seg));
   }
 
   #wait<T>(end: number, count: number, value: T): Promise<T> {

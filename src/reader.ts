@@ -51,8 +51,6 @@ export interface ReadSource {
   readonly path: string;
   /** Platform to open segment files with. */
   readonly platform: Platform;
-  /** Largest payload any segment may hold. */
-  readonly maxRecordBytes: number;
   /** Current segments, oldest first. */
   segments(): readonly SegmentRef[];
   /** One past the last record handed to the OS: what a reader may see. */

@@ -173,16 +173,32 @@ function sectorEnd(offset: number): number {
   return (Math.floor(offset / SECTOR_BYTES) + 1) * SECTOR_BYTES;
 }
 
-function finish(segments: SegmentRef[], active: Segment, report: OpenReport): Recovered {
-  segments.push({
-    firstSeq: active.firstSeq,
-    path: active.path,
+/**
+ * The reader's view of a segment still being written: its limits come from the live `writer`.
+ *
+ * @example
+ * ```ts
+ * import { liveRef } from "./recovery.ts";
+ * import { Segment } from "./segment.ts";
+ * import type { Platform } from "./platform/types.ts";
+ * const refFor = (p: Platform) =>
+ *   liveRef(Segment.pending(p, "/tmp/k/log", 0, { bufferBytes: 4096, maxRecordBytes: 1024 }));
+ * ```
+ */
+export function liveRef(writer: Segment): SegmentRef {
+  return {
+    firstSeq: writer.firstSeq,
+    path: writer.path,
     endSeq: null,
-    index: active.index,
+    index: writer.index,
     bytes: 0,
-    maxRecordBytes: active.maxRecordBytes,
-    writer: active,
-  });
+    maxRecordBytes: writer.maxRecordBytes,
+    writer,
+  };
+}
+
+function finish(segments: SegmentRef[], active: Segment, report: OpenReport): Recovered {
+  segments.push(liveRef(active));
   report.segments = segments.length;
   return { segments, active, report };
 }
