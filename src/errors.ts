@@ -23,7 +23,9 @@ export type KhipuErrorCode =
   | "INVALID_ARGUMENT"
   | "RECORD_TOO_LARGE"
   | "CORRUPTION"
-  | "POISONED";
+  | "POISONED"
+  | "FILE_TYPE"
+  | "LOG_FULL";
 
 /** Where an error happened, as far as it is known. */
 export interface ErrorContext {
@@ -251,22 +253,77 @@ export class CorruptionError extends KhipuError {
 }
 
 /**
- * A log whose fsync failed. No retry is attempted (the kernel may already have dropped the dirty
- * pages); pending and later appends reject with this error, reads still work. Reopen the store.
+ * A log that can no longer be written safely: an fdatasync failed (no retry is attempted, since the
+ * kernel may already have dropped the dirty pages), or a failed write could not be cut back. Pending
+ * and later appends reject with this error, reads still work. Reopen the store. The message and
+ * `cause` name the failure that poisoned the log.
  *
  * @example
  * ```ts
- * import { PoisonedError } from "./errors.ts";
- * console.log(new PoisonedError("/d/events", new Error("EIO")).code); // "POISONED"
+ * import { IoError, PoisonedError } from "./errors.ts";
+ * const e = new PoisonedError("/d/events", new IoError("fdatasync", "/d/events/0.seg", "EIO"));
+ * console.assert(e.code === "POISONED" && e.message.includes("fdatasync"));
  * ```
  */
 export class PoisonedError extends KhipuError {
   /** Creates the error. @param path the log or file @param cause the failure that poisoned it */
   constructor(path: string, cause: unknown) {
-    super("POISONED", "log is poisoned by an earlier fsync failure; reopen the store", {
+    super("POISONED", `log is poisoned by ${describeCause(cause)}; reopen the store`, {
       path,
       cause,
     });
+  }
+}
+
+function describeCause(cause: unknown): string {
+  if (cause instanceof PoisonedError) return describeCause(cause.cause);
+  if (cause instanceof Error) return `a failure (${cause.message})`;
+  return `a failure (${String(cause)})`;
+}
+
+/**
+ * A path inside the store is not the kind of file the store keeps there: a symbolic link, a FIFO,
+ * a device or a directory where a regular file belongs, or a non-directory where a log directory
+ * belongs. The store never follows links or opens special files inside itself.
+ *
+ * @example
+ * ```ts
+ * import { FileTypeError } from "./errors.ts";
+ * const e = new FileTypeError("/data/LOCK", "a symbolic link");
+ * console.assert(e.code === "FILE_TYPE" && e.found === "a symbolic link");
+ * ```
+ */
+export class FileTypeError extends KhipuError {
+  /** What was found, e.g. `"a symbolic link"`, `"a FIFO"`. */
+  readonly found: string;
+  /** What belongs there, e.g. `"a regular file"`, `"a directory"`. */
+  readonly expected: string;
+  /**
+   * Creates the error. @param path the path @param found what is there
+   * @param expected what belongs there (default `"a regular file"`)
+   */
+  constructor(path: string, found: string, expected: string = "a regular file", cause?: unknown) {
+    super("FILE_TYPE", `expected ${expected}, found ${found}`, { path, cause });
+    this.found = found;
+    this.expected = expected;
+  }
+}
+
+/**
+ * The log has used every sequence number the format can hold: the last record's sequence number is
+ * 2^53 - 2, so that the seal after it (one past the last record) still fits in a safe integer.
+ * Nothing was written.
+ *
+ * @example
+ * ```ts
+ * import { LogFullError } from "./errors.ts";
+ * console.log(new LogFullError("/data/events", 2 ** 53 - 1).code); // "LOG_FULL"
+ * ```
+ */
+export class LogFullError extends KhipuError {
+  /** Creates the error. @param path the log @param seq the sequence number that was refused */
+  constructor(path: string, seq: number) {
+    super("LOG_FULL", "no sequence numbers left (the last is 2^53 - 2)", { path, seq });
   }
 }
 
