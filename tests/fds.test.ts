@@ -42,7 +42,8 @@ function withoutFileSyncs(inner: Platform): Platform {
     readdir: (p) => inner.readdir(p),
     remove: (p) => inner.remove(p),
     stat: (p) => inner.stat(p),
-    lock: (p) => inner.lock(p),
+    lstat: (p) => inner.lstat(p),
+    lock: (p, m) => inner.lock(p, m),
   };
 }
 

@@ -79,8 +79,11 @@ class GatedPlatform implements Platform {
   stat(p: string) {
     return this.inner.stat(p);
   }
-  lock(p: string) {
-    return this.inner.lock(p);
+  lstat(p: string) {
+    return this.inner.lstat(p);
+  }
+  lock(p: string, mode?: number) {
+    return this.inner.lock(p, mode);
   }
 }
 

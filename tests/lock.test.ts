@@ -1,11 +1,21 @@
 // The store lock (src/platform/lock.ts): exclusion within a process and across processes of
 // different runtimes, take-over of locks left by dead processes (kill -9, recycled pids, previous
-// boots, crashes between create and write, crashed take-overs), and one winner when several
-// processes race to take over the same stale lock.
+// boots, crashes between create and write, crashed take-overs, empty or zero-filled lock files
+// left by a power cut), one winner when several processes race to take over the same stale lock,
+// and the lock file's mode.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -23,6 +33,7 @@ import {
 } from "./fixtures/runtimes.ts";
 
 const isLinux = process.platform === "linux";
+const posix = process.platform !== "win32";
 const linuxOnly = !isLinux && "uses /proc to fabricate lock owners";
 const HOLDER = "tests/fixtures/lock_holder.ts";
 const others = RUNTIMES.filter((r) => r !== currentRuntime());
@@ -156,6 +167,50 @@ describe("lock: within one process", () => {
     assert.deepEqual(parseProcStat(line), { state: "Z", start: "98765" });
     assert.equal(parseProcStat("garbage"), null);
   });
+
+  it("the lock file is created with the mode asked for (0o644 by default), under umask 0", {
+    skip: !posix && "no POSIX modes",
+  }, async () => {
+    const old = process.umask(0);
+    try {
+      const path = fresh();
+      const l = await platform.lock(path, 0o600);
+      assert.equal(statSync(path).mode & 0o7777, 0o600);
+      await l.release();
+      const byDefault = await platform.lock(path);
+      assert.equal(statSync(path).mode & 0o7777, 0o644);
+      await byDefault.release();
+    } finally {
+      process.umask(old);
+    }
+  });
+});
+
+describe("lock: unparsable lock files that no live process can be writing", () => {
+  // A grace of a minute: a regression that watches these files for the grace period fails by the
+  // test's timeout instead of passing slowly.
+  const slowGrace = { unreadableGraceMs: 60_000 };
+
+  it("an empty lock file older than the grace period (a power cut) is taken over at once", {
+    timeout: 10_000,
+  }, async () => {
+    const path = fresh();
+    writeFileSync(path, "");
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(path, hourAgo, hourAgo);
+    const l = await acquireLock(platform, path, slowGrace);
+    assert.equal(parseLockOwner(readFileSync(path, "utf8"))?.pid, process.pid);
+    await l.release();
+  });
+
+  it("a zero-filled lock file is taken over at once", { timeout: 10_000 }, async () => {
+    // However fresh: a live maker writes its whole line in one write, so zeros are never its.
+    const path = fresh();
+    writeFileSync(path, new Uint8Array(120));
+    const l = await acquireLock(platform, path, slowGrace);
+    assert.equal(parseLockOwner(readFileSync(path, "utf8"))?.pid, process.pid);
+    await l.release();
+  });
 });
 
 describe("lock: stale owners are taken over, live ones are not", { skip: linuxOnly }, () => {
@@ -191,7 +246,7 @@ describe("lock: stale owners are taken over, live ones are not", { skip: linuxOn
     await l.release();
   });
 
-  it("an empty lock file whose maker writes its line during the grace period is not stolen", async () => {
+  it("a fresh empty lock file is watched, not taken at once: its maker writes its line meanwhile", async () => {
     const path = fresh();
     writeFileSync(path, "");
     const t = setTimeout(() => writeOwner(path, { pid: 1, start: startOf(1), token: "slow" }), 50);

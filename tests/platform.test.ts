@@ -4,11 +4,23 @@
 // recording wrapper.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { ClosedError, IoError, KhipuError } from "../src/errors.ts";
+import { ClosedError, FileTypeError, fromOsError, IoError, KhipuError } from "../src/errors.ts";
 import { writeAll, writevAll } from "../src/platform/write_all.ts";
 import { HandleGate } from "../src/platform/handle.ts";
 import { defaultPlatform, detectRuntime } from "../src/platform/detect.ts";
@@ -16,6 +28,7 @@ import { nodePlatform } from "../src/platform/node.ts";
 import { recordingPlatform } from "../src/platform/recording.ts";
 import {
   createFileDurable,
+  dirModeFor,
   mkdirDurable,
   renameDurable,
   unlinkDurable,
@@ -25,6 +38,44 @@ import { currentRuntime } from "./fixtures/runtimes.ts";
 
 const enc = new TextEncoder();
 const isLinux = process.platform === "linux";
+const posix = process.platform !== "win32";
+
+/** Runs `fn` with the process umask at 0, so a created file's mode is exactly the one asked for. */
+async function withUmask0(fn: () => Promise<unknown>): Promise<void> {
+  const old = process.umask(0);
+  try {
+    await fn();
+  } finally {
+    process.umask(old);
+  }
+}
+
+/** The error this adapter's own runtime API raises for a write to /dev/full: a real ENOSPC. */
+function realEnospc(platform: Platform): unknown {
+  const D = (globalThis as {
+    Deno?: { openSync(p: string, o: object): { writeSync(b: Uint8Array): number; close(): void } };
+  }).Deno;
+  try {
+    if (platform.name === "deno" && D) {
+      const f = D.openSync("/dev/full", { write: true });
+      try {
+        f.writeSync(new Uint8Array(16));
+      } finally {
+        f.close();
+      }
+    } else {
+      const fd = openSync("/dev/full", "w");
+      try {
+        writeSync(fd, new Uint8Array(16));
+      } finally {
+        closeSync(fd);
+      }
+    }
+  } catch (err) {
+    return err;
+  }
+  assert.fail("writing /dev/full succeeded");
+}
 
 async function rejectsWith(p: Promise<unknown> | (() => unknown), code: string, path?: string) {
   let caught: unknown;
@@ -215,7 +266,14 @@ for (const platform of await adapters()) {
       await platform.rename(`${dir}/sub/x`, `${dir}/sub/y`);
       assert.deepEqual(await platform.readdir(`${dir}/sub`), ["y"]);
       const st = await platform.stat(`${dir}/sub/y`);
-      assert.deepEqual(st, { size: 0, isFile: true, isDirectory: false });
+      assert.ok(st && Math.abs(st.mtimeMs - Date.now()) < 60_000, `mtimeMs ${st?.mtimeMs}`);
+      assert.deepEqual(st, {
+        size: 0,
+        isFile: true,
+        isDirectory: false,
+        isSymlink: false,
+        mtimeMs: st.mtimeMs,
+      });
       assert.equal((await platform.stat(`${dir}/sub`))?.isDirectory, true);
       assert.equal(await platform.stat(`${dir}/nope`), null);
       assert.equal(await platform.stat(`${dir}/sub/y/below-a-file`), null);
@@ -225,6 +283,102 @@ for (const platform of await adapters()) {
       await platform.remove(`${dir}/sub`);
       await platform.remove(`${dir}/sub`); // missing: not an error
       assert.equal(await platform.stat(`${dir}/sub`), null);
+    });
+
+    it("lstat reports a link itself, stat follows it; both give mtimeMs", {
+      skip: !posix && "symlinks need privileges on Windows",
+    }, async () => {
+      const target = `${dir}/lst-target`;
+      writeFileSync(target, "abc");
+      const hourAgo = Date.now() - 3_600_000;
+      utimesSync(target, new Date(hourAgo), new Date(hourAgo));
+      symlinkSync(target, `${dir}/lst-link`);
+      symlinkSync(`${dir}/lst-nowhere`, `${dir}/lst-dangling`);
+      const followed = await platform.stat(`${dir}/lst-link`);
+      assert.equal(followed?.isFile, true);
+      assert.equal(followed?.isSymlink, false);
+      assert.equal(followed?.size, 3);
+      assert.ok(Math.abs(followed.mtimeMs - hourAgo) < 1000, `mtimeMs ${followed.mtimeMs}`);
+      const link = await platform.lstat(`${dir}/lst-link`);
+      assert.equal(link?.isSymlink, true);
+      assert.equal(link?.isFile, false);
+      assert.equal(link?.isDirectory, false);
+      const file = await platform.lstat(target);
+      assert.equal(file?.isFile, true);
+      assert.equal(file?.isSymlink, false);
+      assert.equal(file?.mtimeMs, followed.mtimeMs);
+      assert.equal((await platform.lstat(dir))?.isDirectory, true);
+      assert.equal(await platform.stat(`${dir}/lst-dangling`), null);
+      assert.equal((await platform.lstat(`${dir}/lst-dangling`))?.isSymlink, true);
+      assert.equal(await platform.lstat(`${dir}/lst-nowhere`), null);
+      assert.equal(await platform.lstat(`${target}/below-a-file`), null);
+    });
+
+    it(
+      "mkdirDurable with dirModeFor(fileMode) creates every directory with exactly that mode (umask 0)",
+      {
+        skip: !posix && "no POSIX modes",
+      },
+      async () => {
+        assert.equal(dirModeFor(0o644), 0o755);
+        assert.equal(dirModeFor(0o600), 0o700);
+        assert.equal(dirModeFor(0o640), 0o750);
+        assert.equal(dirModeFor(0o000), 0o000);
+        await withUmask0(() => mkdirDurable(platform, `${dir}/modes/a`, dirModeFor(0o640)));
+        assert.equal(statSync(`${dir}/modes`).mode & 0o7777, 0o750);
+        assert.equal(statSync(`${dir}/modes/a`).mode & 0o7777, 0o750);
+      },
+    );
+
+    describe("open opens regular files only", { skip: !posix && "POSIX file types" }, () => {
+      const modes = ["read", "append"] as const;
+
+      async function refused(path: string, found: string) {
+        for (const how of modes) {
+          const e = await rejectsWith(platform.open(path, how), "FILE_TYPE", path);
+          assert.ok(e instanceof FileTypeError);
+          assert.equal(e.found, found, `${how}: ${e.message}`);
+        }
+      }
+
+      it("a directory", () => refused(dir, "a directory"));
+
+      it(
+        "a device (/dev/null)",
+        { skip: !isLinux && "needs /dev/null" },
+        () => refused("/dev/null", "a device"),
+      );
+
+      it("a socket", async () => {
+        const path = `${dir}/sock`;
+        const server = createServer();
+        await new Promise<void>((resolve) => server.listen(path, resolve));
+        try {
+          await refused(path, "a socket");
+        } finally {
+          await new Promise((resolve) => server.close(resolve));
+        }
+      });
+
+      it("a symbolic link to a regular file, and a dangling one", async () => {
+        const target = `${dir}/link-target`;
+        writeFileSync(target, "keep");
+        symlinkSync(target, `${dir}/link`);
+        await refused(`${dir}/link`, "a symbolic link");
+        symlinkSync(`${dir}/link-nowhere`, `${dir}/dangling`);
+        await refused(`${dir}/dangling`, "a symbolic link");
+        assert.equal(readFileSync(target, "utf8"), "keep");
+      });
+
+      it("createExclusive over any existing link is ALREADY_EXISTS and creates nothing", async () => {
+        symlinkSync(`${dir}/excl-nowhere`, `${dir}/excl-dangling`);
+        await rejectsWith(
+          platform.open(`${dir}/excl-dangling`, "createExclusive"),
+          "ALREADY_EXISTS",
+          `${dir}/excl-dangling`,
+        );
+        assert.equal(await platform.lstat(`${dir}/excl-nowhere`), null);
+      });
     });
 
     describe("typed errors from real OS errors", () => {
@@ -247,16 +401,15 @@ for (const platform of await adapters()) {
       });
 
       it(
-        "NO_SPACE: writing to /dev/full (ENOSPC)",
+        "NO_SPACE: the runtime's real ENOSPC writing /dev/full (which open itself refuses)",
         { skip: !isLinux && "needs /dev/full" },
         async () => {
-          const f = await platform.open("/dev/full", "append");
-          try {
-            await rejectsWith(() => f.write(new Uint8Array(16)), "NO_SPACE", "/dev/full");
-            await rejectsWith(() => f.writev([new Uint8Array(16)]), "NO_SPACE", "/dev/full");
-          } finally {
-            f.close();
-          }
+          // open opens regular files only, so the ENOSPC comes from the runtime's own write,
+          // mapped the way the adapter maps the errors of its writes.
+          await rejectsWith(platform.open("/dev/full", "append"), "FILE_TYPE", "/dev/full");
+          const e = fromOsError(realEnospc(platform), "write", "/dev/full");
+          assert.equal(e.code, "NO_SPACE", e.message);
+          assert.equal(e.path, "/dev/full");
         },
       );
 
@@ -285,7 +438,12 @@ for (const platform of await adapters()) {
             f.close();
           }
         }
-        const e = await rejectsWith(platform.open(dir, "append"), "IO", dir);
+        // rename(2) of a file over a directory: open now calls a directory a FILE_TYPE.
+        const file = `${dir}/over-a-dir`;
+        const target = `${dir}/a-dir`;
+        (await platform.open(file, "createExclusive")).close();
+        await platform.mkdir(target);
+        const e = await rejectsWith(platform.rename(file, target), "IO", file);
         assert.equal((e as IoError).osCode, "EISDIR");
       });
 

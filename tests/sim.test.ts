@@ -73,8 +73,25 @@ describe("SimPlatform model", () => {
     assert.equal(f.readAt(buf, 1), 3);
     assert.deepEqual(buf.subarray(0, 3), new Uint8Array([2, 3, 4]));
     assert.equal(f.readAt(buf, 4), 0);
-    assert.deepEqual(await sim.stat("/d/f"), { size: 4, isFile: true, isDirectory: false });
-    assert.deepEqual(await sim.stat("/d"), { size: 0, isFile: false, isDirectory: true });
+    const shape = async (p: string) => {
+      const st = await sim.stat(p);
+      assert.ok(st && Number.isFinite(st.mtimeMs), `${p}: mtimeMs ${st?.mtimeMs}`);
+      assert.deepEqual(await sim.lstat(p), st, "lstat = stat: the simulator models no links");
+      const { mtimeMs: _, ...rest } = st;
+      return rest;
+    };
+    assert.deepEqual(await shape("/d/f"), {
+      size: 4,
+      isFile: true,
+      isDirectory: false,
+      isSymlink: false,
+    });
+    assert.deepEqual(await shape("/d"), {
+      size: 0,
+      isFile: false,
+      isDirectory: true,
+      isSymlink: false,
+    });
     assert.deepEqual(await sim.readdir("/d"), ["f"]);
     await assert.rejects(sim.open("/d/f", "createExclusive"), { code: "ALREADY_EXISTS" });
     await assert.rejects(sim.open("/d/nope", "read"), { code: "NOT_FOUND" });

@@ -10,6 +10,12 @@
  * one buffer (one `write(2)`), and `readAt` seeks and then reads; with `O_APPEND` the kernel appends
  * regardless of the seek position.
  *
+ * Nor can `Deno.openSync` take `O_NOFOLLOW` or `O_NONBLOCK`, so `open` refuses what is not a regular
+ * file by an `lstat` before the open (which neither follows a link nor blocks on a FIFO), and then
+ * checks that the opened file is that same regular file (device and inode), so a swap in between is
+ * refused too. (A FIFO swapped in between the two calls would still block the open: only an
+ * `O_NONBLOCK` that Deno does not offer could prevent that.)
+ *
  * @example
  * ```ts
  * import { denoPlatform } from "./deno.ts";
@@ -20,18 +26,26 @@
  * ```
  * @module
  */
-import { fromOsError } from "../errors.ts";
+import { FileTypeError, fromOsError } from "../errors.ts";
 import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
 import { concatChunks, writeAll } from "./write_all.ts";
 import { acquireLock } from "./lock.ts";
-import { HandleGate } from "./handle.ts";
+import { type FileKind, fileTypeName, HandleGate } from "./handle.ts";
+
+/** The subset of `Deno.FileInfo` used here (`ino` is null on Windows, `mtime` where unknown). */
+interface DenoFileInfo extends FileKind {
+  size: number;
+  mtime: Date | null;
+  dev: number;
+  ino: number | null;
+}
 
 /** The subset of `Deno.FsFile` used here. */
 interface DenoFsFile {
   writeSync(p: Uint8Array): number;
   readSync(p: Uint8Array): number | null;
   seekSync(offset: number, whence: number): number;
-  statSync(): { size: number };
+  statSync(): DenoFileInfo;
   truncateSync(len?: number): void;
   syncData(): Promise<void>;
   sync(): Promise<void>;
@@ -54,7 +68,9 @@ interface DenoNs {
   remove(path: string, options?: { recursive?: boolean }): Promise<void>;
   mkdir(path: string, options?: { mode?: number }): Promise<void>;
   readDir(path: string): AsyncIterable<{ name: string }>;
-  stat(path: string): Promise<{ size: number; isFile: boolean; isDirectory: boolean }>;
+  stat(path: string): Promise<DenoFileInfo>;
+  lstat(path: string): Promise<DenoFileInfo>;
+  lstatSync(path: string): DenoFileInfo;
 }
 
 function deno(): DenoNs {
@@ -80,6 +96,27 @@ function options(how: OpenMode, mode: number | undefined): DenoOpenOptions {
 function codeOf(err: unknown): string | undefined {
   const c = (err as { code?: unknown } | null)?.code;
   return typeof c === "string" ? c : undefined;
+}
+
+/**
+ * Opens `path` only if it is a regular file; see the module documentation. An exclusive create
+ * needs no lstat: `O_CREAT|O_EXCL` makes a new regular file or fails, even on a dangling link.
+ */
+function openRegular(D: DenoNs, path: string, how: OpenMode, mode?: number): DenoFsFile {
+  const seen = how === "createExclusive" ? null : D.lstatSync(path);
+  if (seen && !seen.isFile) throw new FileTypeError(path, fileTypeName(seen));
+  const file = D.openSync(path, options(how, mode));
+  try {
+    const st = file.statSync();
+    if (!st.isFile) throw new FileTypeError(path, fileTypeName(st));
+    if (seen && (st.dev !== seen.dev || st.ino !== seen.ino)) {
+      throw new FileTypeError(path, "another file than the one checked (replaced during the open)");
+    }
+    return file;
+  } catch (err) {
+    file.close();
+    throw err;
+  }
 }
 
 /**
@@ -168,6 +205,29 @@ class DenoFile implements PlatformFile {
   }
 }
 
+/** `stat` or `lstat`; null when nothing is there (or a parent is not a directory). */
+async function statOrNull(
+  call: (path: string) => Promise<DenoFileInfo>,
+  op: string,
+  path: string,
+): Promise<PlatformStat | null> {
+  try {
+    const st = await call(path);
+    return {
+      size: st.size,
+      isFile: st.isFile,
+      isDirectory: st.isDirectory,
+      isSymlink: st.isSymlink,
+      mtimeMs: st.mtime?.getTime() ?? NaN,
+    };
+  } catch (err) {
+    const code = codeOf(err);
+    const name = (err as { name?: string }).name;
+    if (code === "ENOENT" || code === "ENOTDIR" || name === "NotFound") return null;
+    throw fromOsError(err, op, path);
+  }
+}
+
 /**
  * Builds the Deno platform. Throws when called outside Deno.
  *
@@ -185,7 +245,7 @@ export function createDenoPlatform(): Platform {
 
     open(path: string, how: OpenMode, mode?: number): Promise<PlatformFile> {
       try {
-        return Promise.resolve(new DenoFile(path, D.openSync(path, options(how, mode))));
+        return Promise.resolve(new DenoFile(path, openRegular(D, path, how, mode)));
       } catch (err) {
         return Promise.reject(fromOsError(err, "open", path));
       }
@@ -220,8 +280,9 @@ export function createDenoPlatform(): Platform {
     },
 
     async unlink(path: string): Promise<void> {
-      // Deno.remove also removes empty directories; refuse them like unlink(2) does.
-      const st = await platform.stat(path);
+      // Deno.remove also removes empty directories; refuse them like unlink(2) does (a link to
+      // one is removed, not followed).
+      const st = await platform.lstat(path);
       if (st?.isDirectory) {
         throw fromOsError(Object.assign(new Error("EISDIR"), { code: "EISDIR" }), "unlink", path);
       }
@@ -264,21 +325,17 @@ export function createDenoPlatform(): Platform {
       }
     },
 
-    async stat(path: string): Promise<PlatformStat | null> {
-      try {
-        const st = await D.stat(path);
-        return { size: st.size, isFile: st.isFile, isDirectory: st.isDirectory };
-      } catch (err) {
-        const code = codeOf(err);
-        const name = (err as { name?: string }).name;
-        if (code === "ENOENT" || code === "ENOTDIR" || name === "NotFound") return null;
-        throw fromOsError(err, "stat", path);
-      }
+    stat(path: string): Promise<PlatformStat | null> {
+      return statOrNull((p) => D.stat(p), "stat", path);
     },
 
-    lock(path: string): Promise<PlatformLock> {
+    lstat(path: string): Promise<PlatformStat | null> {
+      return statOrNull((p) => D.lstat(p), "lstat", path);
+    },
+
+    lock(path: string, mode?: number): Promise<PlatformLock> {
       // Not Deno's flock: it would not exclude Node or Bun writers. See ./lock.ts.
-      return acquireLock(platform, path);
+      return acquireLock(platform, path, { mode });
     },
   };
   return platform;

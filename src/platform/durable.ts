@@ -27,6 +27,21 @@ export function parentDir(path: string): string {
 }
 
 /**
+ * The permission bits for the store's directories that go with `fileMode`, its files' bits: each
+ * read bit brings the execute (search) bit of the same class, since a directory that can be read but
+ * not searched does not let its files be opened. Like `fileMode`, the result is before the umask.
+ *
+ * @example
+ * ```ts
+ * import { dirModeFor } from "./durable.ts";
+ * console.log(dirModeFor(0o644).toString(8), dirModeFor(0o600).toString(8)); // "755" "700"
+ * ```
+ */
+export function dirModeFor(fileMode: number): number {
+  return fileMode | ((fileMode & 0o444) >> 2);
+}
+
+/**
  * Creates `path` (it must not exist), writes `initial`, fdatasyncs the file and fsyncs its parent
  * directory. Returns the file open for appending. If any step fails the file is closed and removed
  * (best effort) and the error is rethrown, so no half-made file is left for the caller to adopt.

@@ -254,9 +254,14 @@ export class FaultyPlatform implements Platform {
     return this.call("stat", [path], () => this.inner.stat(path));
   }
 
+  /** See {@linkcode Platform.lstat}. */
+  lstat(path: string): Promise<PlatformStat | null> {
+    return this.call("lstat", [path], () => this.inner.lstat(path));
+  }
+
   /** See {@linkcode Platform.lock}. */
-  lock(path: string): Promise<PlatformLock> {
-    return this.call("lock", [path], () => this.inner.lock(path));
+  lock(path: string, mode?: number): Promise<PlatformLock> {
+    return this.call("lock", [path], () => this.inner.lock(path, mode));
   }
 }
 

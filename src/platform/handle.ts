@@ -1,8 +1,10 @@
 /**
- * The open/closed state of an OS file handle, shared by the runtime adapters. `close()` while an
- * fsync is in flight defers the real close until the fsync settles: closing first would let the
- * kernel hand the same descriptor number to another open, and the pending fsync would then sync
- * (and report the errors of) the wrong file.
+ * What the runtime adapters share about OS file handles: their open/closed state, and the words for
+ * what an open found when it was not a regular file.
+ *
+ * `close()` while an fsync is in flight defers the real close until the fsync settles: closing
+ * first would let the kernel hand the same descriptor number to another open, and the pending fsync
+ * would then sync (and report the errors of) the wrong file.
  *
  * @example
  * ```ts
@@ -17,6 +19,47 @@
  * @module
  */
 import { ClosedError, fromOsError } from "../errors.ts";
+
+/**
+ * The file-type flags of a stat, named as in `Deno.FileInfo` (the node adapter maps `fs.Stats`
+ * onto them). The special-file flags are optional: Deno reports them as null on Windows.
+ */
+export interface FileKind {
+  /** A regular file. */
+  isFile: boolean;
+  /** A directory. */
+  isDirectory: boolean;
+  /** A symbolic link (only an lstat can see one). */
+  isSymlink: boolean;
+  /** A FIFO (named pipe). */
+  isFifo?: boolean | null;
+  /** A Unix domain socket. */
+  isSocket?: boolean | null;
+  /** A character device. */
+  isCharDevice?: boolean | null;
+  /** A block device. */
+  isBlockDevice?: boolean | null;
+}
+
+/**
+ * What a stat of anything but a regular file found, as `FileTypeError.found` says it:
+ * `"a directory"`, `"a symbolic link"`, `"a FIFO"`, `"a socket"`, `"a device"`, or
+ * `"a special file"`.
+ *
+ * @example
+ * ```ts
+ * import { fileTypeName } from "./handle.ts";
+ * console.log(fileTypeName({ isFile: false, isDirectory: false, isSymlink: false, isFifo: true })); // "a FIFO"
+ * ```
+ */
+export function fileTypeName(kind: FileKind): string {
+  if (kind.isDirectory) return "a directory";
+  if (kind.isSymlink) return "a symbolic link";
+  if (kind.isFifo) return "a FIFO";
+  if (kind.isSocket) return "a socket";
+  if (kind.isCharDevice || kind.isBlockDevice) return "a device";
+  return "a special file";
+}
 
 /**
  * Wraps a handle `H` (a descriptor number, a `Deno.FsFile`): hands it out while open, runs syncs,

@@ -16,12 +16,17 @@
  *    The breaker is unique per stale generation and made with `O_EXCL`, so of two contenders only one
  *    unlinks, and nobody can unlink a newer lock: a breaker stale itself (its maker was killed in the
  *    microseconds it exists) is broken by the same rule one level down (`path.break-t.break-u`).
- * 4. A lock file that cannot be parsed (its maker died between `open` and `write`) counts as dead
- *    once it has stayed unparsable for `unreadableGraceMs` while its breaker is held.
+ * 4. A lock file that cannot be parsed (its maker died between `open` and `write`, or a power cut
+ *    left it empty or zero-filled) is broken like a dead owner's, under the breaker
+ *    `path.break-unreadable`. A live maker writes its whole line in one write microseconds after
+ *    creating the file, so a zero-filled file, or one last modified more than `unreadableGraceMs`
+ *    ago or before this boot, is dead at once; a fresh one counts as dead only once it has stayed
+ *    unparsable for `unreadableGraceMs`.
  * 5. **Release**: unlink `path` if it still carries our token.
  *
  * Within one process a second `acquireLock` of the same path fails at once, without touching disk.
- * The lock file is not fsynced: after a power cut either it is gone or its boot id marks it stale.
+ * The lock file is not fsynced: after a power cut it is gone, or its boot id marks it stale, or it
+ * is unparsable and older than the grace period (rule 4).
  * Limits (network file systems, containers, non-Linux pid reuse) are in PLATFORMS.md.
  *
  * @example
@@ -62,10 +67,13 @@ export interface LockOwner {
 /** Tuning and test hooks for {@linkcode acquireLock}. */
 export interface LockOptions {
   /**
-   * How long an unparsable lock file must stay unparsable before it counts as left by a dead
-   * process. A live process writes its line microseconds after creating the file. Default 1000 ms.
+   * How long a freshly modified unparsable lock file must stay unparsable before it counts as left
+   * by a dead process. A live process writes its line microseconds after creating the file. An
+   * unparsable file last modified longer ago than this is dead at once. Default 1000 ms.
    */
   unreadableGraceMs?: number;
+  /** Permission bits of the lock file and its breakers (before the umask). Default `0o644`. */
+  mode?: number;
 }
 
 /** Lock paths held by this process (resolved), so a second open in-process fails without I/O. */
@@ -150,6 +158,16 @@ function hostName(): string {
 }
 
 let identityPromise: Promise<Omit<LockOwner, "token">> | undefined;
+let bootPromise: Promise<number | null> | undefined;
+
+/** When this system booted (`btime` in `/proc/stat`), in ms since the epoch; null off Linux. */
+function bootTimeMs(p: Platform): Promise<number | null> {
+  bootPromise ??= readProc(p, "/proc/stat").then((text) => {
+    const m = /^btime (\d+)$/m.exec(text ?? "");
+    return m ? Number(m[1]) * 1000 : null;
+  });
+  return bootPromise;
+}
 
 /** This process's identity, computed once. */
 function identity(p: Platform): Promise<Omit<LockOwner, "token">> {
@@ -209,10 +227,15 @@ async function inspect(p: Platform, path: string): Promise<Seen> {
 }
 
 /** Creates `path` exclusively with our owner line; false if it exists. */
-async function tryCreate(p: Platform, path: string, owner: LockOwner): Promise<boolean> {
+async function tryCreate(
+  p: Platform,
+  path: string,
+  owner: LockOwner,
+  mode: number,
+): Promise<boolean> {
   let f;
   try {
-    f = await p.open(path, "createExclusive", 0o644);
+    f = await p.open(path, "createExclusive", mode);
   } catch (err) {
     if (errCode(err) === "ALREADY_EXISTS") return false;
     throw err;
@@ -293,7 +316,7 @@ async function breakStale(
   const breaker = `${target}.break-${token ?? "unreadable"}`;
   let got = false;
   for (let round = 0; round < MAX_ROUNDS && !got; round++) {
-    if (await tryCreate(p, breaker, me)) {
+    if (await tryCreate(p, breaker, me, opts.mode)) {
       got = true;
       break;
     }
@@ -319,9 +342,13 @@ async function breakStale(
       if (again.kind === "owner" && again.owner.token === token) await unlinkQuiet(p, target);
       return;
     }
-    // Unparsable: a live maker writes its line within microseconds, so wait and watch.
     const first = await inspect(p, target);
     if (first.kind !== "unreadable") return;
+    if (await deadAtOnce(p, target, first.text, opts)) {
+      await unlinkQuiet(p, target);
+      return;
+    }
+    // A fresh one may be a live maker's that has not written its line yet: wait and watch.
     const deadline = Date.now() + opts.unreadableGraceMs;
     while (Date.now() < deadline) {
       await sleep(Math.min(50, opts.unreadableGraceMs));
@@ -332,6 +359,26 @@ async function breakStale(
   } finally {
     await unlinkQuiet(p, breaker);
   }
+}
+
+/**
+ * Whether the unparsable lock file `path` (read as `text`) cannot be one a live process created and
+ * is about to write: a live maker writes its whole line in one write microseconds after creating
+ * the file, so zeros are a power cut's (the size reached the disk, the data did not), and a file
+ * last modified before the grace period or before this boot is no live maker's either. A file whose
+ * mtime is unknown (NaN) is taken for a fresh one.
+ */
+async function deadAtOnce(
+  p: Platform,
+  path: string,
+  text: string,
+  opts: Required<LockOptions>,
+): Promise<boolean> {
+  if (/^\0+$/.test(text)) return true;
+  const st = await p.lstat(path);
+  if (!st) return false; // gone: the caller's next read sees what replaced it
+  const boot = await bootTimeMs(p);
+  return Date.now() - st.mtimeMs > opts.unreadableGraceMs || (boot !== null && st.mtimeMs < boot);
 }
 
 async function unlinkQuiet(p: Platform, path: string): Promise<void> {
@@ -389,11 +436,14 @@ export async function acquireLock(
   const key = resolve(path);
   if (held.has(key)) throw new LockedError(path, "this process (the store is already open)");
   held.add(key); // synchronously, so a concurrent acquire in this process fails too
-  const opts: Required<LockOptions> = { unreadableGraceMs: options.unreadableGraceMs ?? 1000 };
+  const opts: Required<LockOptions> = {
+    unreadableGraceMs: options.unreadableGraceMs ?? 1000,
+    mode: options.mode ?? 0o644,
+  };
   try {
     const me: LockOwner = { ...(await identity(platform)), token: crypto.randomUUID() };
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      if (await tryCreate(platform, path, me)) {
+      if (await tryCreate(platform, path, me, opts.mode)) {
         await removeDeadBreakers(platform, path, me);
         return makeHandle(platform, path, key, me.token);
       }

@@ -197,8 +197,10 @@ export function recordingPlatform(
     remove: (path: string): Promise<void> => run({ op: "remove", path }, () => inner.remove(path)),
     stat: (path: string): Promise<PlatformStat | null> =>
       run({ op: "stat", path }, () => inner.stat(path)),
-    lock: async (path: string): Promise<PlatformLock> => {
-      const l = await run({ op: "lock", path }, () => inner.lock(path));
+    lstat: (path: string): Promise<PlatformStat | null> =>
+      run({ op: "lstat", path }, () => inner.lstat(path)),
+    lock: async (path: string, mode?: number): Promise<PlatformLock> => {
+      const l = await run({ op: "lock", path }, () => inner.lock(path, mode));
       return { path: l.path, release: () => run({ op: "release", path }, () => l.release()) };
     },
   };

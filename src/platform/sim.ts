@@ -51,7 +51,7 @@
  * ```
  * @module
  */
-import { ClosedError, fromOsError, LockedError } from "../errors.ts";
+import { ClosedError, FileTypeError, fromOsError, LockedError } from "../errors.ts";
 import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
 
 /**
@@ -267,11 +267,16 @@ class Buf {
 // ---------------------------------------------------------------------------------------------
 // The file-system model.
 
+/**
+ * `mtimeMs` is the wall clock at a file's create, write or truncate, or a directory's creation;
+ * metadata the model keeps only in the cache (a crashed copy stamps all its nodes at the crash).
+ */
 interface FileNode {
   kind: "file";
   ino: number;
   cache: Buf;
   durable: Buf;
+  mtimeMs: number;
 }
 
 interface DirNode {
@@ -279,6 +284,7 @@ interface DirNode {
   ino: number;
   cache: Map<string, number>;
   durable: Map<string, number>;
+  mtimeMs: number;
 }
 
 type Node = FileNode | DirNode;
@@ -341,6 +347,16 @@ function applyEntryOp(op: EntryOp, dirOf: (ino: number) => Map<string, number> |
 }
 
 const ROOT = 1;
+
+/** A new empty file, modified now. */
+function newFile(ino: number): FileNode {
+  return { kind: "file", ino, cache: new Buf(), durable: new Buf(), mtimeMs: Date.now() };
+}
+
+/** A new empty directory, made now. */
+function newDir(ino: number): DirNode {
+  return { kind: "dir", ino, cache: new Map(), durable: new Map(), mtimeMs: Date.now() };
+}
 
 /** Factories that reach the classes' private state; assigned in their static blocks. */
 let makeSnapshot: (
@@ -663,7 +679,7 @@ export class SimPlatform implements Platform {
   constructor(opts: SimOptions = {}) {
     this.name = opts.name ?? "sim";
     this.onCall = opts.onCall;
-    this.nodes.set(ROOT, { kind: "dir", ino: ROOT, cache: new Map(), durable: new Map() });
+    this.nodes.set(ROOT, newDir(ROOT));
   }
 
   static {
@@ -671,16 +687,17 @@ export class SimPlatform implements Platform {
     fromImage = (image, nextIno, name) => {
       const fs = new SimPlatform({ name });
       fs.nextIno = nextIno;
+      const mtimeMs = Date.now();
       const visit = (ino: number) => {
         const d = image.dirs.get(ino);
         if (d) {
-          fs.nodes.set(ino, { kind: "dir", ino, cache: new Map(d), durable: new Map(d) });
+          fs.nodes.set(ino, { kind: "dir", ino, cache: new Map(d), durable: new Map(d), mtimeMs });
           for (const child of d.values()) if (!fs.nodes.has(child)) visit(child);
           return;
         }
         const b = image.files.get(ino) ?? new Buf();
         const durable = b.clone();
-        fs.nodes.set(ino, { kind: "file", ino, cache: durable.clone(), durable });
+        fs.nodes.set(ino, { kind: "file", ino, cache: durable.clone(), durable, mtimeMs });
       };
       visit(ROOT);
       return fs;
@@ -834,7 +851,7 @@ export class SimPlatform implements Platform {
     if (!n) {
       const { dir, name } = this.parentOf(path, "setFileBytes");
       const ino = this.nextIno++;
-      n = { kind: "file", ino, cache: new Buf(), durable: new Buf() };
+      n = newFile(ino);
       this.nodes.set(ino, n);
       dir.cache.set(name, ino);
       dir.durable.set(name, ino);
@@ -843,6 +860,7 @@ export class SimPlatform implements Platform {
     this.syncFile(n.ino);
     n.cache = new Buf(bytes.slice());
     n.durable = new Buf(bytes.slice());
+    n.mtimeMs = Date.now();
   }
 
   /**
@@ -868,7 +886,10 @@ export class SimPlatform implements Platform {
 
   // -- Platform --------------------------------------------------------------------------------
 
-  /** See {@linkcode Platform.open}. `mode` is accepted and ignored (no permissions are modelled). */
+  /**
+   * See {@linkcode Platform.open}. `mode` is accepted and ignored (no permissions are modelled);
+   * the only file that is not regular is a directory, refused with `FileTypeError`.
+   */
   open(path: string, how: OpenMode, _mode?: number): Promise<PlatformFile> {
     try {
       let node = this.lookup(path);
@@ -876,14 +897,14 @@ export class SimPlatform implements Platform {
         const { dir, name } = this.parentOf(path, "open");
         if (node) throw osError("EEXIST", "open", path);
         const ino = this.nextIno++;
-        node = { kind: "file", ino, cache: new Buf(), durable: new Buf() };
+        node = newFile(ino);
         this.nodes.set(ino, node);
         dir.cache.set(name, ino);
         this.record({ t: "link", dir: dir.ino, name, ino });
       } else if (!node) {
         throw osError("ENOENT", "open", path);
       }
-      if (node.kind !== "file") throw osError("EISDIR", "open", path);
+      if (node.kind !== "file") throw new FileTypeError(path, "a directory");
       this.count("open", path, how === "createExclusive");
       this.openFiles++;
       return Promise.resolve(new SimFile(this.host, node, path, how !== "read"));
@@ -961,7 +982,7 @@ export class SimPlatform implements Platform {
       }
       const { dir, name } = this.parentOf(path, "mkdir");
       const ino = this.nextIno++;
-      this.nodes.set(ino, { kind: "dir", ino, cache: new Map(), durable: new Map() });
+      this.nodes.set(ino, newDir(ino));
       dir.cache.set(name, ino);
       this.record({ t: "link", dir: dir.ino, name, ino });
       this.count("mkdir", path, true);
@@ -1001,21 +1022,37 @@ export class SimPlatform implements Platform {
 
   /** See {@linkcode Platform.stat}. */
   stat(path: string): Promise<PlatformStat | null> {
+    return this.statAs("stat", path);
+  }
+
+  /** See {@linkcode Platform.lstat}: the same as `stat`, as the model has no symbolic links. */
+  lstat(path: string): Promise<PlatformStat | null> {
+    return this.statAs("lstat", path);
+  }
+
+  /** `stat` and `lstat`, counted as the call `op`. */
+  private statAs(op: "stat" | "lstat", path: string): Promise<PlatformStat | null> {
     return this.run(() => {
       const node = this.lookup(path);
-      this.count("stat", path, false);
+      this.count(op, path, false);
       if (!node) return null;
-      return node.kind === "file"
-        ? { size: node.cache.len, isFile: true, isDirectory: false }
-        : { size: 0, isFile: false, isDirectory: true };
+      const isFile = node.kind === "file";
+      return {
+        size: isFile ? node.cache.len : 0,
+        isFile,
+        isDirectory: !isFile,
+        isSymlink: false,
+        mtimeMs: node.mtimeMs,
+      };
     });
   }
 
   /**
    * See {@linkcode Platform.lock}: exclusive per simulator instance (a crashed copy starts with no
-   * locks, as a dead process holds none). Creates the lock file if missing, like a real platform.
+   * locks, as a dead process holds none). Creates the lock file if missing, like a real platform;
+   * `mode` is accepted and ignored, as in `open`.
    */
-  lock(path: string): Promise<PlatformLock> {
+  lock(path: string, _mode?: number): Promise<PlatformLock> {
     return this.run(() => {
       const key = components(path).join("/");
       if (this.locks.has(key)) {
@@ -1025,7 +1062,7 @@ export class SimPlatform implements Platform {
       if (!this.lookup(path)) {
         const { dir, name } = this.parentOf(path, "lock");
         const ino = this.nextIno++;
-        this.nodes.set(ino, { kind: "file", ino, cache: new Buf(), durable: new Buf() });
+        this.nodes.set(ino, newFile(ino));
         dir.cache.set(name, ino);
         this.record({ t: "link", dir: dir.ino, name, ino });
         created = true;
@@ -1062,10 +1099,12 @@ export class SimPlatform implements Platform {
       const off = node.cache.len;
       const copy = data.slice();
       node.cache.writeAt(off, copy);
+      node.mtimeMs = Date.now();
       this.record({ t: "write", ino: node.ino, off, data: copy });
     },
     truncate: (node, len) => {
       node.cache.resize(len);
+      node.mtimeMs = Date.now();
       this.record({ t: "trunc", ino: node.ino, len });
     },
     sync: (node) => this.syncFile(node.ino),

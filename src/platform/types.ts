@@ -56,7 +56,7 @@ export interface PlatformFile {
   close(): void;
 }
 
-/** What `stat` reports. */
+/** What `stat` and `lstat` report. */
 export interface PlatformStat {
   /** Size in bytes. */
   size: number;
@@ -64,6 +64,10 @@ export interface PlatformStat {
   isFile: boolean;
   /** True for a directory. */
   isDirectory: boolean;
+  /** True for a symbolic link: only ever from `lstat`, since `stat` follows links. */
+  isSymlink: boolean;
+  /** Last modification time, in ms since the Unix epoch; `NaN` where the platform cannot tell. */
+  mtimeMs: number;
 }
 
 /** A held exclusive lock; see {@linkcode Platform.lock}. */
@@ -84,7 +88,13 @@ export interface PlatformLock {
 export interface Platform {
   /** `"deno"`, `"node"`, `"bun"`, `"sim"`, or a wrapper's name. */
   readonly name: string;
-  /** Opens a file; see {@linkcode OpenMode}. `mode` is the permission bits for a created file. */
+  /**
+   * Opens a regular file; see {@linkcode OpenMode}. `mode` is the permission bits for a created
+   * file. Anything else at `path` (a symbolic link, even to a regular file, a FIFO, a socket, a
+   * device, a directory) is refused with `FileTypeError`, without blocking: the store never
+   * follows a link or opens a special file inside itself (a FIFO's open or read would block the
+   * event loop forever).
+   */
   open(path: string, how: OpenMode, mode?: number): Promise<PlatformFile>;
   /**
    * fsync of a directory, making its entries (created, renamed, removed names) durable.
@@ -101,14 +111,17 @@ export interface Platform {
   readdir(path: string): Promise<string[]>;
   /** Removes a file or a whole directory tree; a missing path is not an error. */
   remove(path: string): Promise<void>;
-  /** Stat, or `null` if the path does not exist. */
+  /** Stat (following a symbolic link), or `null` if the path, or a link's target, does not exist. */
   stat(path: string): Promise<PlatformStat | null>;
+  /** Like `stat`, but a symbolic link is reported itself (`isSymlink`), never followed. */
+  lstat(path: string): Promise<PlatformStat | null>;
   /**
-   * Takes an exclusive lock named by `path` (a file the platform may create), for one store writer
-   * across processes and runtimes. Throws `LockedError` if another live holder has it; a lock left by
-   * a dead process (`kill -9`) is taken over.
+   * Takes an exclusive lock named by `path` (a file the platform may create with permission bits
+   * `mode`, default `0o644`), for one store writer across processes and runtimes. Throws
+   * `LockedError` if another live holder has it; a lock left by a dead process (`kill -9`) is taken
+   * over.
    */
-  lock(path: string): Promise<PlatformLock>;
+  lock(path: string, mode?: number): Promise<PlatformLock>;
 }
 
 /** Names of the {@linkcode Platform} calls, for wrappers that record or fail them by name. */
