@@ -7,7 +7,7 @@
  * later fsyncs.
  *
  * ```sh
- * npx tsx --expose-gc bench/main.ts [--quick] [--suites=raw,sqlite,paired,policy,format,read]
+ * npx tsx --expose-gc bench/main.ts [--quick] [--suites=raw,sqlite,paired,policy,format,read,hostile]
  * npx deno run -A --v8-flags=--expose-gc bench/main.ts
  * npx bun run bench/main.ts
  * ```
@@ -38,7 +38,15 @@ import {
 } from "./harness.ts";
 
 /** Suites in the order they run. */
-export const SUITES: readonly string[] = ["raw", "sqlite", "paired", "policy", "format", "read"];
+export const SUITES: readonly string[] = [
+  "raw",
+  "sqlite",
+  "paired",
+  "policy",
+  "format",
+  "read",
+  "hostile",
+];
 
 /** What one runtime's run writes to `bench/results/<runtime>.json`. */
 export interface RunResult {
@@ -110,6 +118,9 @@ export async function runAll(suites: readonly string[] = SUITES): Promise<RunRes
         break;
       case "read":
         await (await import("./reads.bench.ts")).readSuite(rec);
+        break;
+      case "hostile":
+        await (await import("./hostile.bench.ts")).hostileSuite(rec);
         break;
     }
   }

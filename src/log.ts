@@ -23,12 +23,14 @@
 import {
   ClosedError,
   InvalidArgumentError,
-  type KhipuError,
+  IoError,
+  KhipuError,
+  LogFullError,
   PoisonedError,
   RecordTooLargeError,
 } from "./errors.ts";
 import { unlinkDurable } from "./platform/durable.ts";
-import type { Platform } from "./platform/types.ts";
+import type { Platform, PlatformFile } from "./platform/types.ts";
 import { FRAME_HEADER_BYTES } from "./format/frame.ts";
 import { liveRef, type OpenReport, recoverLog, type SegmentRef } from "./recovery.ts";
 import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
@@ -108,6 +110,7 @@ export class Log {
   #closed = false;
   #changed: { promise: Promise<void>; resolve: () => void } | null = null;
   #retention: Promise<void> = Promise.resolve();
+  #readerFiles = new Set<PlatformFile>();
   #source: ReadSource;
 
   private constructor(
@@ -135,6 +138,11 @@ export class Log {
       flushedEnd: () => this.#flushedEnd,
       isClosed: () => this.#closed,
       changed: () => this.#whenChanged(),
+      opened: (file) => {
+        if (this.#closed) file.close();
+        else this.#readerFiles.add(file);
+      },
+      released: (file) => this.#readerFiles.delete(file),
     };
   }
 
@@ -212,6 +220,7 @@ export class Log {
     try {
       this.#assertWritable();
       const payload = this.#toBytes(data);
+      this.#assertSeqsLeft(1);
       const seq = this.#encode(payload, Date.now());
       return this.#wait(seq + 1, 1, seq);
     } catch (err) {
@@ -237,6 +246,7 @@ export class Log {
       this.#assertWritable();
       const payloads = items.map((d) => this.#toBytes(d));
       if (payloads.length === 0) return Promise.resolve([]);
+      this.#assertSeqsLeft(payloads.length);
       const now = Date.now();
       const seqs = payloads.map((p) => this.#encode(p, now));
       return this.#wait(seqs[seqs.length - 1] + 1, seqs.length, seqs);
@@ -378,6 +388,8 @@ export class Log {
     this.#timer = null;
     for (const s of this.#writing) s.close();
     this.#closed = true;
+    for (const f of this.#readerFiles) f.close();
+    this.#readerFiles.clear();
     this.#rejectAll(new ClosedError("log", this.path));
     this.#signalChange();
     if (failure) throw failure;
@@ -388,6 +400,13 @@ export class Log {
   #assertWritable(): void {
     if (this.#closed || this.#closing) throw new ClosedError("log", this.path);
     if (this.#poison) throw this.#poison;
+  }
+
+  /** The last record's seq is 2^53 - 2, so the seal after it (one past) is still a safe integer. */
+  #assertSeqsLeft(count: number): void {
+    if (this.#nextSeq + count > Number.MAX_SAFE_INTEGER) {
+      throw new LogFullError(this.path, this.#nextSeq);
+    }
   }
 
   #toBytes(data: Uint8Array | string): Uint8Array {
@@ -451,8 +470,7 @@ export class Log {
       this.#pumpAgain = true;
     } else if (this.#writing.length === 1 && this.#active.materialized && !this.#poison) {
       try {
-        this.#flushActive();
-        this.#settle();
+        if (this.#flushActive()) this.#settle();
       } catch (err) {
         this.#fail(err);
       }
@@ -467,10 +485,11 @@ export class Log {
     try {
       do {
         this.#pumpAgain = false;
-        if (this.#writing.length > 1 || !this.#active.materialized) await this.#rollOut();
+        if (this.#writing.length > 1 || !this.#active.materialized) {
+          if (!(await this.#rollOut())) continue;
+        }
         if (this.#poison) break;
-        this.#flushActive();
-        this.#settle();
+        if (this.#flushActive()) this.#settle();
       } while (this.#pumpAgain && !this.#poison);
     } catch (err) {
       this.#fail(err);
@@ -479,12 +498,23 @@ export class Log {
     }
   }
 
-  async #rollOut(): Promise<void> {
+  /**
+   * Seals the segments that are full and creates the active one's file. False if a write or a
+   * file creation failed in a way that loses nothing durable (the appends that needed it were
+   * rejected, see {@linkcode Log.#abandon}); a failed fdatasync throws and poisons the log.
+   */
+  async #rollOut(): Promise<boolean> {
     while (this.#writing.length > 1) {
       const old = this.#writing[0];
       await this.#syncing?.catch(() => {});
-      if (this.#poison) return;
-      await old.seal(Date.now());
+      if (this.#poison) return false;
+      try {
+        await old.seal(Date.now());
+      } catch (err) {
+        if (old.poisoned || (!old.materialized && !isTransient(err))) throw err;
+        this.#abandon(old, err);
+        return false;
+      }
       old.close();
       const ref = this.#segments.find((s) => s.writer === old);
       if (ref) {
@@ -496,25 +526,53 @@ export class Log {
       this.#markDurable(old.flushedSeq);
       this.#signalChange();
     }
-    await this.#writing[0].materialize();
+    const active = this.#writing[0];
+    try {
+      await active.materialize();
+    } catch (err) {
+      if (!isTransient(err)) throw err;
+      this.#abandon(active, err);
+      return false;
+    }
+    return true;
   }
 
-  #flushActive(): void {
+  /** Hands the active segment's buffer to the OS. False if the write failed and was undone. */
+  #flushActive(): boolean {
     const a = this.#writing[0];
-    if (a.bufferedBytes === 0) return;
+    if (a.bufferedBytes === 0) return true;
     try {
       a.flush();
     } catch (err) {
       if (a.poisoned) throw err;
-      // The file was cut back to its last whole frame: drop what was buffered, fail its appends.
-      const from = a.discardBuffer();
-      this.#nextSeq = from;
-      const failed = this.#pending.filter((w) => w.end > from);
-      this.#pending = this.#pending.filter((w) => w.end <= from);
-      for (const w of failed) w.reject(err);
-      return;
+      // The file was cut back to its last whole frame: the buffered records are not in the log.
+      this.#abandon(a, err);
+      return false;
     }
     this.#signalChange();
+    return true;
+  }
+
+  /**
+   * Forgets every record buffered in `keep` and in the segments started after it, which a failed
+   * write or file creation kept off the disk: `keep` is the active segment again, the appends of
+   * those records reject with `err`, and `sync()`/`close()` stop waiting for them (they were never
+   * appended). The log stays usable: the next append retries the write or the creation.
+   */
+  #abandon(keep: Segment, err: unknown): void {
+    const from = keep.discardBuffer();
+    for (const dropped of this.#writing.splice(this.#writing.indexOf(keep) + 1)) {
+      dropped.close();
+      this.#segments = this.#segments.filter((s) => s.writer !== dropped);
+    }
+    this.#active = keep;
+    this.#nextSeq = from;
+    const failed = this.#pending.filter((w) => w.end > from);
+    this.#pending = this.#pending.filter((w) => w.end <= from);
+    for (const w of this.#durableWaiters) w.end = Math.min(w.end, from);
+    for (const w of failed) w.reject(err);
+    this.#markDurable(this.#durableEnd);
+    this.#settle();
   }
 
   /** Resolves or parks each flushed append according to the policy. */
@@ -579,9 +637,10 @@ export class Log {
     );
   }
 
+  /** Records `[0, end)` are on disk: resolves the waiters that needed no more. */
   #markDurable(end: number): void {
-    if (end <= this.#durableEnd) return;
-    this.#durableEnd = end;
+    if (end > this.#durableEnd) this.#durableEnd = end;
+    end = this.#durableEnd;
     const still: Waiter[] = [];
     for (const w of this.#durableWaiters) {
       if (w.end <= end) w.resolve(w.value as never);
@@ -629,4 +688,14 @@ export class Log {
       c.resolve();
     }
   }
+}
+
+/**
+ * Failures that leave nothing half-done on disk and may pass: a full disk, or too many open files
+ * (the creation of the next segment file is undone by `createFileDurable`).
+ */
+function isTransient(err: unknown): boolean {
+  if (!(err instanceof KhipuError)) return false;
+  if (err.code === "NO_SPACE") return true;
+  return err instanceof IoError && (err.osCode === "EMFILE" || err.osCode === "ENFILE");
 }

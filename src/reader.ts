@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import { CorruptionError, InvalidArgumentError, KhipuError } from "./errors.ts";
+import { ClosedError, CorruptionError, InvalidArgumentError, NotFoundError } from "./errors.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
 import { FrameScanner } from "./format/scanner.ts";
 import { FRAME_RECORD } from "./format/frame.ts";
@@ -57,6 +57,10 @@ export interface ReadSource {
   flushedEnd(): number;
   /** True once the log is closed. */
   isClosed(): boolean;
+  /** A reader opened `file`; the log closes it at close if the reader has not. */
+  opened(file: PlatformFile): void;
+  /** A reader closed `file`. */
+  released(file: PlatformFile): void;
   /** Resolves at the next flush or at close. */
   changed(): Promise<void>;
 }
@@ -205,18 +209,30 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
 
   #finish(): IteratorResult<LogRecord, undefined> {
     this.#done = true;
-    this.#cur?.file.close();
-    this.#cur = null;
+    this.#release();
     return { done: true, value: undefined };
+  }
+
+  #release(): void {
+    const cur = this.#cur;
+    if (!cur) return;
+    this.#cur = null;
+    cur.file.close();
+    this.#src.released(cur.file);
   }
 
   /** Advances synchronously as far as it can: a record, or what must happen before the next. */
   #step(): LogRecord | typeof END | typeof OPEN | typeof WAIT {
     const src = this.#src;
     for (;;) {
+      if (src.isClosed()) {
+        // A follower's documented end is the log's close; a plain read cut short is an error.
+        if (this.#opts.follow) return END;
+        throw new ClosedError("log", src.path);
+      }
       if (this.#opts.signal?.aborted || this.#seq >= this.#to) return END;
       if (this.#seq >= this.#visibleEnd) {
-        if (!this.#opts.follow || src.isClosed()) return END;
+        if (!this.#opts.follow) return END;
         // Records flushed since `visibleEnd` was taken signalled no one: read them before waiting.
         if (src.flushedEnd() > this.#visibleEnd) {
           this.#visibleEnd = src.flushedEnd();
@@ -242,8 +258,7 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
             { path: ref.path, offset: scanner.offset, seq: scanner.expectedSeq },
           );
         }
-        cur.file.close();
-        this.#cur = null;
+        this.#release();
         continue;
       }
       if (step.kind === "end") {
@@ -278,20 +293,16 @@ async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
   }
   const ref = segs[lo];
   if (!ref || seq < ref.firstSeq) {
-    throw new KhipuError(
-      "NOT_FOUND",
-      `records from seq ${seq} were removed by truncateBefore while this reader was behind`,
-      { path: src.path, seq },
+    throw new NotFoundError(
+      `read: records from seq ${seq} were removed by truncateBefore while this reader was behind`,
+      src.path,
     );
   }
-  let start = HEADER_BYTES;
-  let expected = ref.firstSeq;
-  for (const e of ref.index) {
-    if (e.seq > seq) break;
-    start = e.offset;
-    expected = e.seq;
-  }
+  const i = ref.index.floor(seq);
+  const start = i < 0 ? HEADER_BYTES : ref.index.offsetAt(i);
+  const expected = i < 0 ? ref.firstSeq : ref.index.seqAt(i);
   const file = await src.platform.open(ref.path, "read");
+  src.opened(file);
   const limit = ref.writer ? ref.writer.flushedBytes : ref.bytes;
   // Each segment is read under the cap its header was written with, not the current option.
   return { ref, file, scanner: new FrameScanner(file, start, limit, expected, ref.maxRecordBytes) };

@@ -16,27 +16,35 @@
  * ```
  * @module
  */
-import { CorruptionError, type KhipuError } from "./errors.ts";
-import { createFileDurable, mkdirDurable, renameDurable } from "./platform/durable.ts";
+import { CorruptionError, FileTypeError, type KhipuError } from "./errors.ts";
+import {
+  createFileDurable,
+  dirModeFor,
+  mkdirDurable,
+  parentDir,
+  renameDurable,
+} from "./platform/durable.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
 import { decodeHeader, encodeHeader, HEADER_BYTES } from "./format/header.ts";
 import { decodeFrame, FRAME_HEADER_BYTES, FRAME_SEAL } from "./format/frame.ts";
-import { decodeSealPayload, type IndexEntry, sealSizeFromTrailer } from "./format/seal.ts";
+import {
+  decodeSealPayload,
+  INDEX_INTERVAL_BYTES,
+  maxSealFrameBytes,
+  MIN_SEAL_FRAME_BYTES,
+  sealSizeFromTrailer,
+} from "./format/seal.ts";
+import { SparseIndex } from "./format/sparse_index.ts";
 import {
   findNextValidFrame,
   FrameScanner,
   hasZeroSector,
   isZeroRange,
   readFully,
+  SCAN_CHUNK_BYTES,
   SECTOR_BYTES,
 } from "./format/scanner.ts";
-import {
-  INDEX_INTERVAL_BYTES,
-  parseSegmentFileName,
-  Segment,
-  segmentFileName,
-  type SegmentOptions,
-} from "./segment.ts";
+import { parseSegmentFileName, Segment, segmentFileName, type SegmentOptions } from "./segment.ts";
 
 /** A segment of a log as readers see it. Sealed ones are immutable; the live one has a `writer`. */
 export interface SegmentRef {
@@ -47,7 +55,7 @@ export interface SegmentRef {
   /** One past its last record once sealed (the seal's sequence number); `null` while writable. */
   endSeq: number | null;
   /** Sparse index (from the seal, or the writer's live one). */
-  index: IndexEntry[];
+  index: SparseIndex;
   /** File size in bytes (sealed segments). */
   bytes: number;
   /** Largest payload the segment's header allows. */
@@ -116,7 +124,10 @@ export async function recoverLog(
   dir: string,
   opts: RecoverOptions,
 ): Promise<Recovered> {
-  await mkdirDurable(platform, dir, undefined);
+  const existing = await platform.lstat(dir);
+  if (existing?.isSymlink) throw new FileTypeError(dir, "a symbolic link", "a log directory");
+  if (existing && !existing.isDirectory) throw new FileTypeError(dir, "a file", "a log directory");
+  if (!existing) await mkdirDurable(platform, dir, dirModeFor(opts.fileMode ?? 0o644));
   const report: OpenReport = {
     segments: 0,
     truncatedBytes: 0,
@@ -125,7 +136,9 @@ export async function recoverLog(
     recreatedSegment: null,
     repaired: [],
   };
-  const firstSeqs = (await platform.readdir(dir))
+  const names = await platform.readdir(dir);
+  await removeStaleRepairFiles(platform, dir, names);
+  const firstSeqs = names
     .map(parseSegmentFileName)
     .filter((n): n is number => n !== null)
     .sort((a, b) => a - b);
@@ -147,7 +160,6 @@ export async function recoverLog(
         continue;
       }
       if (!opts.repair) throw damage.damage;
-      await setAsideFrom(platform, firstSeqs.slice(i + 1).map(pathOf), report);
       await keepValidPrefix(
         platform,
         pathOf(firstSeqs[i]),
@@ -155,6 +167,7 @@ export async function recoverLog(
         damage.damage,
         opts,
         report,
+        firstSeqs.slice(i + 1).map(pathOf),
       );
     }
     const last = await recoverNewest(platform, pathOf(firstSeqs[i]), firstSeqs[i], opts, report);
@@ -168,9 +181,33 @@ export async function recoverLog(
   return finish(segments, active, report);
 }
 
-/** The first sector boundary after `offset`. */
-function sectorEnd(offset: number): number {
-  return (Math.floor(offset / SECTOR_BYTES) + 1) * SECTOR_BYTES;
+/**
+ * The torn-tail rule's test for a lost write: could the invalid bytes `[from, to)`, with a valid
+ * frame at `to`, be pages the device never received below later pages that it did? Write-back is
+ * per page and unordered, so an un-synced page can read back as zeros under later ones. Only zeros
+ * a lost page can leave count: a 512-byte-aligned sector of zeros; zeros from `from` to the next
+ * page boundary (a lost page whose first part held synced frames: any length, the crash simulator
+ * produces 20-byte ones); or zeros from `from` to the next sector boundary covering at least a
+ * whole frame header (the same, torn at a sector). A shorter zero run ending inside a page is
+ * damage (a zeroed checksum byte, say), and so is anything else. The cost, in FORMAT.md: damage
+ * inside synced records that looks exactly like one of these is cut as a torn hole.
+ */
+function lostWrite(file: PlatformFile, from: number, to: number): boolean {
+  const sector = nextBoundary(from, SECTOR_BYTES);
+  const page = nextBoundary(from, PAGE_BYTES);
+  if (page <= to && isZeroRange(file, from, page)) return true;
+  if (sector <= to && sector - from >= FRAME_HEADER_BYTES && isZeroRange(file, from, sector)) {
+    return true;
+  }
+  return hasZeroSector(file, from, to);
+}
+
+/** The unit of page-cache write-back: a lost write is lost a whole page at a time. */
+const PAGE_BYTES = 4096;
+
+/** The first multiple of `unit` after `offset`. */
+function nextBoundary(offset: number, unit: number): number {
+  return (Math.floor(offset / unit) + 1) * unit;
 }
 
 /**
@@ -229,11 +266,15 @@ async function checkSealed(
       return bad(`header says first seq ${h.header.firstSeq}, name says ${firstSeq}`, 0);
     }
     const trailer = new Uint8Array(4);
-    if (size < HEADER_BYTES + FRAME_HEADER_BYTES + 8) return bad("no seal", size);
+    if (size < HEADER_BYTES + MIN_SEAL_FRAME_BYTES) return bad("no seal", size);
     readFully(file, trailer, size - 4);
     const sealBytes = sealSizeFromTrailer(trailer);
     const sealAt = size - sealBytes;
-    if (sealBytes < FRAME_HEADER_BYTES + 8 || sealAt < HEADER_BYTES) return bad("no seal", size);
+    // Checked before anything is allocated: a seal indexes at most one entry per 64 KiB.
+    if (sealBytes < MIN_SEAL_FRAME_BYTES || sealBytes > maxSealFrameBytes(size)) {
+      return bad(`no seal (trailer says ${sealBytes} bytes)`, size);
+    }
+    if (sealAt < HEADER_BYTES) return bad("no seal", size);
     const frame = new Uint8Array(sealBytes);
     readFully(file, frame, sealAt);
     const d = decodeFrame(frame, 0, sealBytes, nextFirstSeq, h.header.maxRecordBytes);
@@ -245,8 +286,12 @@ async function checkSealed(
         nextFirstSeq,
       );
     }
-    const index = decodeSealPayload(frame.subarray(d.payloadStart, d.payloadEnd), sealBytes);
-    if (index === null) return bad("seal index malformed", sealAt);
+    const index = decodeSealPayload(frame.subarray(d.payloadStart, d.payloadEnd), sealBytes, {
+      firstSeq,
+      endSeq: nextFirstSeq,
+      sealAt,
+    });
+    if (typeof index === "string") return bad(index, sealAt);
     return {
       firstSeq,
       path,
@@ -301,7 +346,7 @@ async function recoverNewest(
           opts,
           HEADER_BYTES,
           firstSeq,
-          [],
+          new SparseIndex(),
         );
         return { kind: "active", active };
       }
@@ -314,43 +359,38 @@ async function recoverNewest(
     }
     const max = h.header.maxRecordBytes;
     const scanner = new FrameScanner(file, HEADER_BYTES, size, firstSeq, max);
-    const index: IndexEntry[] = [];
+    const index = new SparseIndex();
     let step = scanner.next();
-    let seal: { seq: number; end: number; index: IndexEntry[] } | null = null;
+    let seal: { seq: number; end: number; index: SparseIndex } | null = null;
     for (; step.kind === "frame"; step = scanner.next()) {
       if (step.type === FRAME_SEAL) {
-        const idx = decodeSealPayload(step.payload, step.frameBytes);
-        if (idx === null) {
-          step = { kind: "bad", offset: step.offset, reason: "seal index malformed" };
+        const idx = decodeSealPayload(step.payload, step.frameBytes, {
+          firstSeq,
+          endSeq: step.seq,
+          sealAt: step.offset,
+        });
+        if (typeof idx === "string") {
+          step = { kind: "bad", offset: step.offset, reason: idx };
           break;
         }
         seal = { seq: step.seq, end: step.offset + step.frameBytes, index: idx };
         step = scanner.next();
         break;
       }
-      const last = index[index.length - 1];
-      if (!last || step.offset - last.offset >= INDEX_INTERVAL_BYTES) {
-        index.push({ seq: step.seq, offset: step.offset });
-      }
+      const last = index.lastOffset;
+      if (last < 0 || step.offset - last >= INDEX_INTERVAL_BYTES) index.push(step.seq, step.offset);
     }
     const validEnd = seal ? seal.end : step.offset;
     const nextSeq = seal ? seal.seq : scanner.expectedSeq;
     if (step.kind !== "end") {
       // Invalid bytes at validEnd. Torn if nothing valid follows, or if what stands between here
-      // and the next valid frame bears the trace of a lost write (all zeros, or a zeroed sector):
-      // write-back is per page and unordered, so an un-synced page can be lost below later ones.
-      // The cost, documented in FORMAT.md: damage inside a record that itself holds a zeroed
-      // sector is reported as a torn tail (openReport.tornHole) rather than as CorruptionError.
-      // A lost page whose first part held synced frames leaves zeros only from validEnd to the
-      // page's end, which can be shorter than a sector: zeros from validEnd up to the next
-      // sector boundary count too (a frame header is never all zeros, so damage cannot look so).
+      // and the next valid frame bears the trace of a lost write (see lostWrite).
       const next = seal ? -1 : findNextValidFrame(file, validEnd, size, nextSeq, max);
-      const hole = next >= 0 &&
-        (isZeroRange(file, validEnd, next) || hasZeroSector(file, validEnd, next) ||
-          isZeroRange(file, validEnd, Math.min(next, sectorEnd(validEnd))));
-      if (next >= 0 && !hole) {
+      const hole = next >= 0 && lostWrite(file, validEnd, next);
+      if (next !== -1 && !hole) {
         const reason = step.kind === "bad" ? step.reason : "truncated frame";
-        const damage = new CorruptionError(`${reason}, followed by valid frames`, {
+        const after = next >= 0 ? "valid frames" : "more frame-like bytes than can be checked";
+        const damage = new CorruptionError(`${reason}, followed by ${after}`, {
           path,
           offset: validEnd,
           seq: nextSeq,
@@ -410,8 +450,17 @@ async function recoverNewest(
 }
 
 /**
- * Repair mode: moves the damaged segment to `<name>.broken` and recreates it holding only the whole
- * frames before the damage (the header included), so everything before the damage stays readable.
+ * Repair mode: keeps the whole frames before the damage (the header included) under the segment's
+ * name and the damaged original as `<name>.broken[.n]`; `later` segments (after a damaged sealed
+ * one) are moved aside too.
+ *
+ * Every step is durable before the next, in an order where a crash at any point loses nothing:
+ * 1. the damaged original is copied to `.broken` (from here on its bytes survive whatever follows);
+ * 2. the later segments are renamed to `.broken`, newest first (never a gap below one still there);
+ * 3. the kept prefix is written as `<name>.repair`;
+ * 4. which is renamed over the original (atomic: the name holds the original or the prefix).
+ * A crash before 4 leaves the original in place (damaged, or newest with its damage already saved),
+ * and the next open decides again; a leftover `.repair` is removed by the next open.
  */
 async function keepValidPrefix(
   platform: Platform,
@@ -420,61 +469,81 @@ async function keepValidPrefix(
   damage: KhipuError,
   opts: RecoverOptions,
   report: OpenReport,
+  later: readonly string[] = [],
 ): Promise<void> {
+  const tmp = `${path}${REPAIR_SUFFIX}`;
   const file = await platform.open(path, "read");
-  let prefix: Uint8Array;
   try {
+    const size = file.size();
     const h = decodeHeader(readHead(file));
-    if (!h.ok) {
-      prefix = encodeHeader({ firstSeq, maxRecordBytes: opts.maxRecordBytes });
-    } else {
-      const scanner = new FrameScanner(
-        file,
-        HEADER_BYTES,
-        file.size(),
-        firstSeq,
-        h.header.maxRecordBytes,
-      );
+    let prefixEnd = 0;
+    if (h.ok) {
+      const scanner = new FrameScanner(file, HEADER_BYTES, size, firstSeq, h.header.maxRecordBytes);
       let step = scanner.next();
       while (step.kind === "frame" && step.type !== FRAME_SEAL) step = scanner.next();
-      const end = step.offset;
-      prefix = new Uint8Array(end);
-      readFully(file, prefix, 0);
+      prefixEnd = step.offset;
+    }
+    const movedTo = await freeAsideName(platform, path);
+    await copyDurable(platform, file, size, movedTo, opts.fileMode);
+    report.repaired.push({ path, movedTo, offset: damage.offset ?? 0, reason: damage.message });
+    for (const p of [...later].reverse()) {
+      const to = await freeAsideName(platform, p);
+      await renameDurable(platform, p, to);
+      report.repaired.push({
+        path: p,
+        movedTo: to,
+        offset: 0,
+        reason: "follows a damaged segment",
+      });
+    }
+    await platform.remove(tmp);
+    if (prefixEnd > 0) await copyDurable(platform, file, prefixEnd, tmp, opts.fileMode);
+    else {
+      const header = encodeHeader({ firstSeq, maxRecordBytes: opts.maxRecordBytes });
+      (await createFileDurable(platform, tmp, header, opts.fileMode)).close();
     }
   } finally {
     file.close();
   }
-  // The repaired segment is built under a temporary name, the damaged one is copied aside, and
-  // only then does the repaired one replace it (an atomic rename). At every instant the segment's
-  // name holds the damaged original or the repaired prefix: a crash mid-repair never leaves the
-  // records before the damage only in the `.broken` file (the next open would drop them).
-  const tmp = `${path}.repair`;
-  await platform.remove(tmp); // left by an interrupted repair
-  (await createFileDurable(platform, tmp, prefix, opts.fileMode)).close();
-  const movedTo = await copyAside(platform, path, opts.fileMode);
-  report.repaired.push({
-    path,
-    movedTo,
-    offset: damage.offset ?? 0,
-    reason: damage.message,
-  });
   await renameDurable(platform, tmp, path);
 }
 
-/** Copies `path` durably to the first free `<path>.broken[.n]`; returns that name. */
-async function copyAside(platform: Platform, path: string, mode?: number): Promise<string> {
+/** Suffix of the temporary file a repair builds before renaming it over the damaged segment. */
+const REPAIR_SUFFIX = ".repair";
+
+/** The first of `<path>.broken`, `<path>.broken.1`, ... that does not exist. */
+async function freeAsideName(platform: Platform, path: string): Promise<string> {
   let to = `${path}.broken`;
-  for (let n = 1; await platform.stat(to); n++) to = `${path}.broken.${n}`;
-  const file = await platform.open(path, "read");
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(file.size());
-    readFully(file, bytes, 0);
-  } finally {
-    file.close();
-  }
-  (await createFileDurable(platform, to, bytes, mode)).close();
+  for (let n = 1; await platform.lstat(to); n++) to = `${path}.broken.${n}`;
   return to;
+}
+
+/**
+ * Copies bytes `[0, end)` of `from` to the new file `to`, a chunk at a time (memory stays bounded
+ * whatever the file's size), and makes it durable. A crash part-way leaves a partial copy under a
+ * name recovery ignores, never a change to `from`.
+ */
+async function copyDurable(
+  platform: Platform,
+  from: PlatformFile,
+  end: number,
+  to: string,
+  mode: number | undefined,
+): Promise<void> {
+  const chunk = new Uint8Array(Math.min(SCAN_CHUNK_BYTES, end));
+  const first = readFully(from, chunk, 0);
+  const out = await createFileDurable(platform, to, chunk.subarray(0, first), mode);
+  try {
+    for (let at = first; at < end;) {
+      const n = readFully(from, chunk.subarray(0, Math.min(chunk.length, end - at)), at);
+      if (n === 0) break;
+      out.write(chunk.subarray(0, n));
+      at += n;
+    }
+    await out.datasync();
+  } finally {
+    out.close();
+  }
 }
 
 function readHead(file: PlatformFile): Uint8Array {
@@ -483,21 +552,18 @@ function readHead(file: PlatformFile): Uint8Array {
   return head;
 }
 
-async function setAsideFrom(
+/**
+ * Removes `<segment>.repair` files left by a repair a crash interrupted: never the only copy of
+ * anything (the segment's own name holds the original or the finished repair), so always safe.
+ */
+async function removeStaleRepairFiles(
   platform: Platform,
-  paths: string[],
-  report: OpenReport,
+  dir: string,
+  names: readonly string[],
 ): Promise<void> {
-  // Newest first, so a crash part-way never leaves a gap below a segment still in place.
-  for (const path of [...paths].reverse()) {
-    const movedTo = await setAside(platform, path);
-    report.repaired.push({ path, movedTo, offset: 0, reason: "follows a damaged segment" });
-  }
-}
-
-async function setAside(platform: Platform, path: string): Promise<string> {
-  let to = `${path}.broken`;
-  for (let n = 1; await platform.stat(to); n++) to = `${path}.broken.${n}`;
-  await renameDurable(platform, path, to);
-  return to;
+  const stale = names.filter((n) =>
+    n.endsWith(REPAIR_SUFFIX) && parseSegmentFileName(n.slice(0, -REPAIR_SUFFIX.length)) !== null
+  );
+  for (const name of stale) await platform.unlink(`${dir}/${name}`);
+  if (stale.length > 0) await platform.syncDir(parentDir(`${dir}/${stale[0]}`));
 }

@@ -28,10 +28,8 @@ import { createFileDurable } from "./platform/durable.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
 import { encodeHeader, HEADER_BYTES } from "./format/header.ts";
 import { encodeFrameInto, FRAME_HEADER_BYTES, FRAME_RECORD } from "./format/frame.ts";
-import { encodeSealFrame, type IndexEntry } from "./format/seal.ts";
-
-/** A sparse-index entry is added at the first flush that starts at least this far past the last. */
-export const INDEX_INTERVAL_BYTES: number = 64 * 1024;
+import { encodeSealFrame, INDEX_INTERVAL_BYTES } from "./format/seal.ts";
+import { SparseIndex } from "./format/sparse_index.ts";
 
 /** Sizes a segment works with. */
 export interface SegmentOptions {
@@ -81,8 +79,8 @@ export class Segment {
   flushedSeq: number;
   /** One past the last record appended (buffered or flushed). */
   nextSeq: number;
-  /** Sparse index of frames in the file, ascending. */
-  readonly index: IndexEntry[];
+  /** Sparse index of frames in the file: an entry at the first flush 64 KiB past the last one. */
+  readonly index: SparseIndex;
   #platform: Platform;
   #opts: SegmentOptions;
   #file: PlatformFile | null;
@@ -100,7 +98,7 @@ export class Segment {
     file: PlatformFile | null,
     flushedBytes: number,
     nextSeq: number,
-    index: IndexEntry[],
+    index: SparseIndex,
   ) {
     this.#platform = platform;
     this.path = path;
@@ -116,7 +114,16 @@ export class Segment {
   /** A new segment whose file is created (durably) by its first flush. */
   static pending(platform: Platform, dir: string, firstSeq: number, opts: SegmentOptions): Segment {
     const path = `${dir}/${segmentFileName(firstSeq)}`;
-    return new Segment(platform, path, firstSeq, opts, null, HEADER_BYTES, firstSeq, []);
+    return new Segment(
+      platform,
+      path,
+      firstSeq,
+      opts,
+      null,
+      HEADER_BYTES,
+      firstSeq,
+      new SparseIndex(),
+    );
   }
 
   /** Adopts a recovered file open for appending, holding whole frames up to `flushedBytes`. */
@@ -127,7 +134,7 @@ export class Segment {
     opts: SegmentOptions,
     flushedBytes: number,
     nextSeq: number,
-    index: IndexEntry[],
+    index: SparseIndex,
   ): Segment {
     return new Segment(platform, file.path, firstSeq, opts, file, flushedBytes, nextSeq, index);
   }
@@ -206,10 +213,8 @@ export class Segment {
     }
     let offset = this.flushedBytes;
     for (const c of full) {
-      const last = this.index[this.index.length - 1];
-      if (!last || offset - last.offset >= INDEX_INTERVAL_BYTES) {
-        this.index.push({ seq: c.firstSeq, offset });
-      }
+      const last = this.index.lastOffset;
+      if (last < 0 || offset - last >= INDEX_INTERVAL_BYTES) this.index.push(c.firstSeq, offset);
       offset += c.used;
     }
     this.flushedBytes = offset;

@@ -14,10 +14,10 @@
  */
 import { ClosedError, InvalidArgumentError } from "./errors.ts";
 import { Log } from "./log.ts";
-import { mkdirDurable } from "./platform/durable.ts";
+import { dirModeFor, mkdirDurable } from "./platform/durable.ts";
 import { defaultPlatform } from "./platform/detect.ts";
 import type { Platform, PlatformLock } from "./platform/types.ts";
-import { MAX_PAYLOAD_LIMIT } from "./format/frame.ts";
+import { MAX_RECORD_BYTES } from "./format/frame.ts";
 import { SyncPolicy } from "./sync_policy.ts";
 
 /** Options of {@linkcode Store.open}; every one has a default. */
@@ -31,9 +31,15 @@ export interface StoreOptions {
   segmentBytes?: number;
   /** User-space write buffer per log. Default 256 KiB. */
   bufferBytes?: number;
-  /** Largest record accepted; larger appends throw `RecordTooLargeError`. Default 16 MiB. */
+  /**
+   * Largest record accepted; larger appends throw `RecordTooLargeError`. Default 16 MiB, at most
+   * 256 MiB (the most every runtime writes in one call with memory to spare).
+   */
   maxRecordBytes?: number;
-  /** Permission bits for new segment files (before the umask). Default `0o644`. */
+  /**
+   * Permission bits (0 to 0o777, before the umask) of new segment files and the LOCK file; new
+   * store and log directories get them plus an execute bit for each read bit. Default `0o644`.
+   */
   fileMode?: number;
   /** The file system to use. Default: detected (Deno, Node or Bun). */
   platform?: Platform;
@@ -145,9 +151,9 @@ export class Store {
         "maxRecordBytes",
         options.maxRecordBytes ?? 16 << 20,
         0,
-        MAX_PAYLOAD_LIMIT,
+        MAX_RECORD_BYTES,
       ),
-      fileMode: wholeNumber("fileMode", options.fileMode ?? 0o644, 0, 0o7777),
+      fileMode: wholeNumber("fileMode", options.fileMode ?? 0o644, 0, 0o777),
       repair: options.repair ?? false,
       platform: options.platform ?? await defaultPlatform(),
     };
@@ -157,8 +163,8 @@ export class Store {
       );
     }
     const path = dir.length > 1 ? dir.replace(/[\\/]+$/, "") : dir;
-    await mkdirDurable(resolved.platform, path, undefined);
-    const lock = await resolved.platform.lock(`${path}/${LOCK_FILE}`);
+    await mkdirDurable(resolved.platform, path, dirModeFor(resolved.fileMode));
+    const lock = await resolved.platform.lock(`${path}/${LOCK_FILE}`, resolved.fileMode);
     return new Store(path, resolved, lock);
   }
 

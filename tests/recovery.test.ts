@@ -190,15 +190,12 @@ describe("torn tail of the newest segment", () => {
     assert.equal(r.report.truncatedBytes, 1000);
   });
 
-  it("a zero hole at a frame boundary with frames after it (a lost unsynced write): cut at the hole", async () => {
+  it("a zeroed frame with a valid one after it in the same sector is damage, not a lost write", async () => {
+    // A lost page reads back as zeros to its end, so record 4 (same sector) would be zeros too.
     const bytes = five.slice();
-    bytes.fill(0, frameAt(3), frameAt(4)); // record 3 never reached the disk, record 4 did
+    bytes.fill(0, frameAt(3), frameAt(4));
     const { dir, path } = place({ 0: bytes });
-    const r = await inspect(dir);
-    assert.deepEqual(r.seqs, range(0, 3));
-    assert.equal(r.report.tornHole, true);
-    assert.deepEqual(r.report.truncatedAt, { path: path(0), offset: frameAt(3) });
-    assert.equal(r.report.truncatedBytes, 2 * FRAME);
+    await expectCorruption(dir, { path: path(0), offset: frameAt(3), seq: 3 });
   });
 
   it("the newest segment of several: cut, earlier sealed segments untouched", async () => {
@@ -291,16 +288,23 @@ describe("the lost-write rule on a larger segment (FORMAT.md, 'Lost write')", ()
     await expectCorruption(dir, { path: path(0), offset: at(3), seq: 3 });
   });
 
-  it("zeros from the bad frame to the next sector boundary (a lost page tail): cut", async () => {
+  it("zeros from the bad frame to the next sector boundary, a frame header or more (a lost page tail): cut", async () => {
     const bytes = seg.slice();
-    bytes.fill(0, at(3), 1024); // 1016..1024, then record 3's remaining bytes are intact
+    bytes.fill(0, at(4), 1536); // 1344..1536: 192 zeros, no whole aligned sector, then intact bytes
     const { dir, path } = place({ 0: bytes });
     const store = await openStore(dir);
     const log = await store.log(LOG);
     assert.equal(log.openReport.tornHole, true);
-    assert.deepEqual(log.openReport.truncatedAt, { path: path(0), offset: at(3) });
-    assert.equal(log.nextSeq, 3);
+    assert.deepEqual(log.openReport.truncatedAt, { path: path(0), offset: at(4) });
+    assert.equal(log.nextSeq, 4);
     await store.close();
+  });
+
+  it("fewer zeros than a frame header up to the sector boundary are damage (a zeroed CRC byte)", async () => {
+    const bytes = seg.slice();
+    bytes.fill(0, at(3), 1024); // 1016..1024: 8 zeros, then record 3's remaining bytes intact
+    const { dir, path } = place({ 0: bytes });
+    await expectCorruption(dir, { path: path(0), offset: at(3), seq: 3 });
   });
 });
 
@@ -322,13 +326,13 @@ describe("copied frames and huge lengths at the tail: no phantom records, no hug
     assert.equal(r.report.truncatedBytes, FRAME);
   });
 
-  it("a length field just under a 1 GiB cap on the last frame: cut, reads stay small", async () => {
+  it("a length field just under a 256 MiB cap on the last frame: cut, reads stay small", async () => {
     // The header's cap allows the length, so only the file size bounds it.
-    const [seg] = await buildLog(3, { maxRecordBytes: 1 << 30 });
-    new DataView(seg.buffer).setUint32(frameAt(2) + 8, (1 << 30) - 1, true);
+    const [seg] = await buildLog(3, { maxRecordBytes: 1 << 28 });
+    new DataView(seg.buffer).setUint32(frameAt(2) + 8, (1 << 28) - 1, true);
     const { dir } = place({ 0: seg });
     const rec = recordingPlatform(nodePlatform, { ignore: ["stat", "size"] });
-    const store = await openStore(dir, { platform: rec, maxRecordBytes: 1 << 30 });
+    const store = await openStore(dir, { platform: rec, maxRecordBytes: 1 << 28 });
     const log = await store.log(LOG);
     assert.equal(log.nextSeq, 2);
     assert.equal(log.openReport.truncatedBytes, FRAME);

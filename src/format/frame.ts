@@ -32,6 +32,15 @@ export const FRAME_SEAL = 2;
 export const MAX_SEAL_PAYLOAD: number = 16 * 1024 * 1024;
 /** The largest payload length the format can express. */
 export const MAX_PAYLOAD_LIMIT: number = 0xffff_ffff - FRAME_HEADER_BYTES;
+/**
+ * The largest record khipu-log writes or reads: 256 MiB. Every runtime writes a frame in one
+ * call (Node refuses buffers over 2 GiB - 1, Deno's V8 once wrapped frame offsets past 2^31), the
+ * encoder's chunk and the reader's copy keep every offset far below 2^31, and a record costs about
+ * three times its size in memory while it is appended and read back. Segment headers that claim a
+ * larger cap (crafted, or written by older code) are read as this cap, so no length in a file can
+ * make a reader allocate more.
+ */
+export const MAX_RECORD_BYTES: number = 256 * 1024 * 1024;
 
 /** A frame that checked out. Payload is `buf[payloadStart, payloadEnd)`. */
 export interface FrameOk {

@@ -11,6 +11,7 @@
  */
 import { crc32 } from "./checksum.ts";
 import { readU32, readU64, writeU32, writeU64 } from "./bytes.ts";
+import { MAX_RECORD_BYTES } from "./frame.ts";
 
 /** Bytes in a segment header. */
 export const HEADER_BYTES = 32;
@@ -81,5 +82,7 @@ export function decodeHeader(b: Uint8Array): HeaderResult {
   }
   const firstSeq = readU64(b, 16);
   if (Number.isNaN(firstSeq)) return { ok: false, reason: "first sequence number out of range" };
-  return { ok: true, header: { firstSeq, maxRecordBytes: readU32(b, 12) } };
+  // A reader never trusts a longer record than any writer may write, whatever the header says.
+  const maxRecordBytes = Math.min(readU32(b, 12), MAX_RECORD_BYTES);
+  return { ok: true, header: { firstSeq, maxRecordBytes } };
 }

@@ -174,14 +174,20 @@ export class FrameScanner {
 /**
  * Looks for any valid frame starting after `from` and before `limit` whose sequence number is at
  * least `minSeq`: recovery's test for whether invalid bytes are a torn tail (nothing valid follows)
- * or damage in the middle of acknowledged data (valid frames follow). Returns its offset, or -1.
+ * or damage in the middle of acknowledged data (valid frames follow). Returns its offset, -1 if
+ * there is none, or -2 if crafted bytes held more plausible frame headers than it would check.
+ *
+ * The work is linear in `limit - from`: one pass over the bytes, a header test at each offset, and
+ * checksums of candidate frames (headers that pass every test but the checksum) of at most
+ * `limit - from + 1 MiB` bytes in all. Torn or zeroed space holds essentially no candidates, so
+ * only bytes built to look like frames reach the bound, and -2 makes recovery call them damage.
  *
  * @example
  * ```ts
  * import { findNextValidFrame } from "./scanner.ts";
  * import type { PlatformFile } from "../platform/types.ts";
  * function tornTail(f: PlatformFile, at: number, seq: number): boolean {
- *   return findNextValidFrame(f, at, f.size(), seq, 1 << 20) < 0;
+ *   return findNextValidFrame(f, at, f.size(), seq, 1 << 20) === -1;
  * }
  * ```
  */
@@ -194,6 +200,7 @@ export function findNextValidFrame(
 ): number {
   // Every frame is at least FRAME_HEADER_BYTES long, which bounds how far sequence numbers can run.
   const maxSeq = minSeq + Math.ceil((limit - from) / FRAME_HEADER_BYTES);
+  let budget = limit - from + (1 << 20);
   const chunk = new Uint8Array(SCAN_CHUNK_BYTES + FRAME_HEADER_BYTES);
   for (let base = from + 1; base < limit; base += SCAN_CHUNK_BYTES) {
     const len = readFully(file, chunk.subarray(0, Math.min(chunk.length, limit - base)), base);
@@ -209,8 +216,14 @@ export function findNextValidFrame(
       const at = base + i;
       const frameBytes = FRAME_HEADER_BYTES + len32;
       if (at + frameBytes > limit) continue;
-      const frame = new Uint8Array(frameBytes);
-      readFully(file, frame, at);
+      budget -= frameBytes;
+      if (budget < 0) return -2;
+      let frame: Uint8Array;
+      if (i + frameBytes <= len) frame = chunk.subarray(i, i + frameBytes);
+      else {
+        frame = new Uint8Array(frameBytes);
+        readFully(file, frame, at);
+      }
       if (decodeFrame(frame, 0, frameBytes, seq, maxPayload).status === "ok") return at;
     }
   }
@@ -243,13 +256,22 @@ export const SECTOR_BYTES = 512;
  * ```
  */
 export function hasZeroSector(file: PlatformFile, from: number, to: number): boolean {
-  const sector = new Uint8Array(SECTOR_BYTES);
-  for (
-    let at = Math.ceil(from / SECTOR_BYTES) * SECTOR_BYTES;
-    at + SECTOR_BYTES <= to;
-    at += SECTOR_BYTES
-  ) {
-    if (readFully(file, sector, at) === SECTOR_BYTES && sector.every((b) => b === 0)) return true;
+  const first = Math.ceil(from / SECTOR_BYTES) * SECTOR_BYTES;
+  const chunk = new Uint8Array(SCAN_CHUNK_BYTES);
+  for (let at = first; at + SECTOR_BYTES <= to; at += chunk.length) {
+    const want = Math.min(chunk.length, Math.floor((to - at) / SECTOR_BYTES) * SECTOR_BYTES);
+    const n = readFully(file, chunk.subarray(0, want), at);
+    for (let s = 0; s + SECTOR_BYTES <= n; s += SECTOR_BYTES) {
+      let zero = true;
+      for (let i = s; i < s + SECTOR_BYTES; i++) {
+        if (chunk[i] !== 0) {
+          zero = false;
+          break;
+        }
+      }
+      if (zero) return true;
+    }
+    if (n < want) return false;
   }
   return false;
 }

@@ -10,21 +10,52 @@
  * @example
  * ```ts
  * import { decodeSealPayload, encodeSealFrame } from "./seal.ts";
- * const frame = encodeSealFrame(10, Date.now(), [{ seq: 0, offset: 32 }]);
- * const idx = decodeSealPayload(frame.subarray(28), frame.length);
- * console.assert(idx !== null && idx[0].offset === 32);
+ * import { SparseIndex } from "./sparse_index.ts";
+ * const index = new SparseIndex();
+ * index.push(0, 32);
+ * const frame = encodeSealFrame(10, Date.now(), index);
+ * const idx = decodeSealPayload(frame.subarray(28), frame.length, { firstSeq: 0, endSeq: 10, sealAt: 100 });
+ * console.assert(typeof idx !== "string" && idx.offsetAt(0) === 32);
  * ```
  * @module
  */
 import { readU32, readU64, writeU32, writeU64 } from "./bytes.ts";
 import { encodeFrame, FRAME_HEADER_BYTES, FRAME_SEAL } from "./frame.ts";
+import { HEADER_BYTES } from "./header.ts";
+import { SparseIndex } from "./sparse_index.ts";
 
-/** One sparse-index entry: a frame with sequence number `seq` starts at byte `offset`. */
-export interface IndexEntry {
-  /** Sequence number of the frame. */
-  seq: number;
-  /** Byte offset of the frame in its segment file. */
-  offset: number;
+/** Index entries are at least this many bytes apart, so a segment's size bounds its index. */
+export const INDEX_INTERVAL_BYTES: number = 64 * 1024;
+
+/** Bytes of the smallest seal frame (no index entry). */
+export const MIN_SEAL_FRAME_BYTES: number = FRAME_HEADER_BYTES + 8;
+
+/**
+ * Most index entries a seal at byte `sealAt` may list: the first entry is at or after byte 32 and
+ * each later one at least {@linkcode INDEX_INTERVAL_BYTES} further on.
+ *
+ * @example
+ * ```ts
+ * import { maxIndexEntries } from "./seal.ts";
+ * console.log(maxIndexEntries(32 + 65_536)); // 2
+ * ```
+ */
+export function maxIndexEntries(sealAt: number): number {
+  return Math.floor(Math.max(0, sealAt - HEADER_BYTES) / INDEX_INTERVAL_BYTES) + 1;
+}
+
+/**
+ * Size of the seal frame of a segment whose records end at byte `sealAt`: the largest a valid
+ * seal there can be, so a trailer claiming more is damage, found before anything is allocated.
+ *
+ * @example
+ * ```ts
+ * import { maxSealFrameBytes } from "./seal.ts";
+ * console.log(maxSealFrameBytes(100)); // 52
+ * ```
+ */
+export function maxSealFrameBytes(sealAt: number): number {
+  return MIN_SEAL_FRAME_BYTES + 16 * maxIndexEntries(sealAt);
 }
 
 /**
@@ -33,49 +64,74 @@ export interface IndexEntry {
  * @example
  * ```ts
  * import { encodeSealFrame } from "./seal.ts";
- * const seal = encodeSealFrame(64, Date.now(), []); // 36 bytes
+ * import { SparseIndex } from "./sparse_index.ts";
+ * const seal = encodeSealFrame(64, Date.now(), new SparseIndex()); // 36 bytes
  * ```
  */
 export function encodeSealFrame(
   nextSeq: number,
   timestamp: number,
-  index: readonly IndexEntry[],
+  index: SparseIndex,
 ): Uint8Array {
   const payload = new Uint8Array(8 + 16 * index.length);
   writeU32(payload, 0, index.length);
   let o = 4;
-  for (const e of index) {
-    writeU64(payload, o, e.seq);
-    writeU64(payload, o + 8, e.offset);
-    o += 16;
+  for (let i = 0; i < index.length; i++, o += 16) {
+    writeU64(payload, o, index.seqAt(i));
+    writeU64(payload, o + 8, index.offsetAt(i));
   }
   writeU32(payload, o, FRAME_HEADER_BYTES + payload.length);
   return encodeFrame(FRAME_SEAL, nextSeq, timestamp, payload);
 }
 
+/** Where a seal sits, which bounds what its index may say. */
+export interface SealBounds {
+  /** The segment's first sequence number. */
+  firstSeq: number;
+  /** The seal's sequence number (one past the last record). */
+  endSeq: number;
+  /** Byte offset of the seal frame (the end of the records). */
+  sealAt: number;
+}
+
 /**
- * Decodes a seal payload (already checksum-verified as part of its frame). Returns `null` if its
- * structure is inconsistent with `frameBytes`, the size of the frame it came from.
+ * Decodes a seal payload (already checksum-verified as part of its frame of `frameBytes` bytes) and
+ * checks that its index fits the segment: at most {@linkcode maxIndexEntries} entries, ascending,
+ * sequence numbers in `[firstSeq, endSeq)`, offsets in `[32, sealAt)`. Returns the index, or the
+ * reason it is malformed.
  *
  * @example
  * ```ts
  * import { decodeSealPayload } from "./seal.ts";
- * console.log(decodeSealPayload(new Uint8Array(3), 31)); // null
+ * console.log(decodeSealPayload(new Uint8Array(3), 31, { firstSeq: 0, endSeq: 1, sealAt: 64 })); // "seal payload too short"
  * ```
  */
-export function decodeSealPayload(payload: Uint8Array, frameBytes: number): IndexEntry[] | null {
-  if (payload.length < 8) return null;
+export function decodeSealPayload(
+  payload: Uint8Array,
+  frameBytes: number,
+  bounds: SealBounds,
+): SparseIndex | string {
+  if (payload.length < 8) return "seal payload too short";
   const n = readU32(payload, 0);
-  if (payload.length !== 8 + 16 * n) return null;
-  if (readU32(payload, payload.length - 4) !== frameBytes) return null;
-  const out: IndexEntry[] = [];
+  if (payload.length !== 8 + 16 * n) return "seal index length does not match its entry count";
+  if (readU32(payload, payload.length - 4) !== frameBytes) return "seal trailer mismatch";
+  if (n > maxIndexEntries(bounds.sealAt)) {
+    return `seal index lists ${n} entries, more than ${maxIndexEntries(bounds.sealAt)} fit`;
+  }
+  const index = new SparseIndex(n);
+  let prevSeq = bounds.firstSeq - 1;
+  let prevOffset = HEADER_BYTES - 1;
   for (let i = 0, o = 4; i < n; i++, o += 16) {
     const seq = readU64(payload, o);
     const offset = readU64(payload, o + 8);
-    if (Number.isNaN(seq) || Number.isNaN(offset)) return null;
-    out.push({ seq, offset });
+    if (!(seq > prevSeq && seq < bounds.endSeq && offset > prevOffset && offset < bounds.sealAt)) {
+      return `seal index entry ${i} (seq ${seq}, offset ${offset}) is out of order or range`;
+    }
+    index.push(seq, offset);
+    prevSeq = seq;
+    prevOffset = offset;
   }
-  return out;
+  return index;
 }
 
 /** Reads the trailing u32 of a sealed segment: the size of its seal frame. */
