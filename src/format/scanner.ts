@@ -205,9 +205,22 @@ export function findNextValidFrame(
   for (let base = from + 1; base < limit; base += SCAN_CHUNK_BYTES) {
     const len = readFully(file, chunk.subarray(0, Math.min(chunk.length, limit - base)), base);
     const last = Math.min(SCAN_CHUNK_BYTES, len - FRAME_HEADER_BYTES + 1);
+    const view = chunk.subarray(0, len);
+    // Where the next record and seal type bytes are (-2: not looked up yet, -1: none left), found
+    // with native indexOf, so zeroed or sparse space is skipped at memory speed.
+    let nextRecord = -2;
+    let nextSeal = -2;
     for (let i = 0; i < last; i++) {
+      if (nextRecord !== -1 && nextRecord < i + 4) nextRecord = view.indexOf(FRAME_RECORD, i + 4);
+      if (nextSeal !== -1 && nextSeal < i + 4) nextSeal = view.indexOf(FRAME_SEAL, i + 4);
+      const typeAt = nextRecord < 0
+        ? nextSeal
+        : nextSeal < 0
+        ? nextRecord
+        : Math.min(nextRecord, nextSeal);
+      if (typeAt < 0 || typeAt - 4 >= last) break;
+      i = typeAt - 4;
       const type = chunk[i + 4];
-      if (type !== FRAME_RECORD && type !== FRAME_SEAL) continue;
       if (chunk[i + 5] !== 0 || chunk[i + 6] !== 0 || chunk[i + 7] !== 0) continue;
       const seq = readU64(chunk, i + 12);
       if (!(seq >= minSeq && seq <= maxSeq)) continue;
