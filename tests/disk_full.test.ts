@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { KhipuError, NoSpaceError, recordingPlatform, Store, SyncPolicy } from "../mod.ts";
+import { within } from "./helpers.ts";
 import { defaultPlatform } from "../src/platform/detect.ts";
 import { currentRuntime } from "./fixtures/runtimes.ts";
 
@@ -24,18 +25,6 @@ const APPEND_MS = 10_000;
 const RECORD = 1024;
 const SMALL_FILLERS = 24; // 4 KiB each: 96 KiB, more than one 64 KiB segment
 const MAX_ATTEMPTS = 6000; // 2 MiB of 1 KiB records is ~2,000; a bound, not a target
-
-async function within<T>(p: Promise<T>, what: string, ms = APPEND_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function run(cmd: string, args: string[]): void {
   execFileSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -130,7 +119,7 @@ describe("disk full (a real 2 MiB tmpfs)", () => {
           const data = payload(attempts++);
           platform.clear();
           try {
-            const seq = await within(log.append(data), `append #${attempts}`);
+            const seq = await within(log.append(data), `append #${attempts}`, APPEND_MS);
             resolved.set(seq, data);
             return true;
           } catch (err) {
@@ -181,7 +170,7 @@ describe("disk full (a real 2 MiB tmpfs)", () => {
           assert.ok(await attempt(), `append ${i} after freeing 256 KiB: ${String(errors.at(-1))}`);
         }
         const segments = log.segmentCount;
-        await within(store.close(), "store.close()");
+        await within(store.close(), "store.close()", APPEND_MS);
         store = null;
 
         console.log(
@@ -205,10 +194,12 @@ describe("disk full (a real 2 MiB tmpfs)", () => {
           n++;
         }
         assert.equal(n, resolved.size, "every resolved append is there");
-        await within(store.close(), "store.close() after reopen");
+        await within(store.close(), "store.close() after reopen", APPEND_MS);
         store = null;
       } finally {
-        if (store) await within(store.close(), "store.close() in cleanup").catch(() => {});
+        if (store) {
+          await within(store.close(), "store.close() in cleanup", APPEND_MS).catch(() => {});
+        }
         unmount(mnt);
         try {
           rmSync(mnt, { recursive: true, force: true });

@@ -39,7 +39,8 @@ import {
   Store,
   SyncPolicy,
 } from "../mod.ts";
-import { realDisk } from "./helpers.ts";
+import { concat, realDisk, within } from "./helpers.ts";
+import { segName, specFrame, specHeader, specSeal, u32 } from "./spec_codec.ts";
 
 const disk = realDisk("hardening");
 
@@ -58,24 +59,9 @@ const HANG_MS = 2_000;
 /** For the tests that move hundreds of MiB (bun's default per-test timeout is 5 s). */
 const HEAVY = { timeout: 300_000 };
 
-const enc = new TextEncoder();
-const segName = (firstSeq: number) => `${String(firstSeq).padStart(20, "0")}.seg`;
-const u32 = (n: number) => n >>> 0;
 const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
 // ---- FORMAT.md codec ----
-
-function specHeader(firstSeq: number, maxRecordBytes: number): Uint8Array {
-  const b = new Uint8Array(HEADER);
-  const v = dv(b);
-  b.set(enc.encode("KHIPUSEG"), 0);
-  v.setUint16(8, 1, true);
-  b[10] = HEADER;
-  v.setUint32(12, u32(maxRecordBytes), true);
-  v.setBigUint64(16, BigInt(firstSeq), true);
-  v.setUint32(28, u32(crc32(b.subarray(0, 28))), true);
-  return b;
-}
 
 /** A 28-byte frame header without its CRC (bytes 0..3 left zero). */
 function frameHead(type: number, len: number, seq: number, timestamp: number): Uint8Array {
@@ -88,36 +74,6 @@ function frameHead(type: number, len: number, seq: number, timestamp: number): U
   return b;
 }
 
-function specFrame(type: number, seq: number, timestamp: number, payload: Uint8Array): Uint8Array {
-  const b = new Uint8Array(FH + payload.length);
-  b.set(frameHead(type, payload.length, seq, timestamp));
-  b.set(payload, FH);
-  dv(b).setUint32(0, u32(crc32(b.subarray(4))), true);
-  return b;
-}
-
-function specSeal(nextSeq: number, timestamp: number, index: [number, number][]): Uint8Array {
-  const payload = new Uint8Array(8 + 16 * index.length);
-  const v = dv(payload);
-  v.setUint32(0, index.length, true);
-  index.forEach(([seq, off], i) => {
-    v.setBigUint64(4 + 16 * i, BigInt(seq), true);
-    v.setBigUint64(12 + 16 * i, BigInt(off), true);
-  });
-  v.setUint32(payload.length - 4, FH + payload.length, true);
-  return specFrame(2, nextSeq, timestamp, payload);
-}
-
-function cat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
   if (!a || !b || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -126,24 +82,12 @@ function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
 
 // ---- waiting without hanging ----
 
-/** `p`, or a rejection naming `what` if it has not settled after `ms`. */
-async function within<T>(p: Promise<T>, what: string, ms = HANG_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** The rejection of `p` (bounded); fails if it resolves. */
 async function rejection(p: Promise<unknown>, what: string): Promise<unknown> {
   const r = await within(
     p.then((v) => ({ ok: true as const, v }), (e: unknown) => ({ ok: false as const, e })),
     what,
+    HANG_MS,
   );
   if (r.ok) assert.fail(`${what}: expected a rejection, resolved with ${String(r.v)}`);
   return r.e;
@@ -385,7 +329,7 @@ describe("1. lost-write rule: only a whole zeroed sector, or >= 28 zero bytes up
     }
     assert.equal(r1[0], 0, "found a frame whose CRC low byte is 0");
     const rest = [2, 3, 4, 5, 6, 7].map((s) => specFrame(1, s, ts, new Uint8Array(16).fill(s)));
-    const good = cat(specHeader(0, 16 * MiB), r0, r1, ...rest);
+    const good = concat(specHeader(0, 16 * MiB), r0, r1, ...rest);
     assert.equal(good[511], 0);
     assert.equal(good[511 + 4], 1);
 
@@ -514,7 +458,7 @@ describe("2. maxRecordBytes is capped at 256 MiB", () => {
       c = crc32(zeros.subarray(0, Math.min(left, zeros.length)), c);
     }
     dv(head).setUint32(0, u32(c), true);
-    const { dir, path } = placeReal({ 0: cat(specHeader(0, 0xffff_ffff), r0, head) });
+    const { dir, path } = placeReal({ 0: concat(specHeader(0, 0xffff_ffff), r0, head) });
     const at = HEADER + r0.length;
     const fd = openSync(path(0), "r+");
     ftruncateSync(fd, at + FH + len);
@@ -624,7 +568,11 @@ describe("4. close() and sync() in the same turn as an append whose write fails 
   }
 
   async function contents(sim: SimPlatform, policy: () => SyncPolicy): Promise<string[]> {
-    const store = await within(Store.open("/s", { platform: sim, syncPolicy: policy() }), "reopen");
+    const store = await within(
+      Store.open("/s", { platform: sim, syncPolicy: policy() }),
+      "reopen",
+      HANG_MS,
+    );
     try {
       return (await readAll(store)).map((r) => new TextDecoder().decode(r.data));
     } finally {
@@ -640,11 +588,15 @@ describe("4. close() and sync() in the same turn as an append whose write fails 
       const c = store.close();
       const err = await rejection(a, "the failed append");
       assert.ok(err instanceof NoSpaceError, `not NoSpaceError: ${String(err)}`);
-      await within(s, "log.sync()");
-      await within(c, "store.close()");
+      await within(s, "log.sync()", HANG_MS);
+      await within(c, "store.close()", HANG_MS);
       assert.equal(faulty.injected.length, 1);
       // The lock is released: the same directory opens again on the same platform.
-      const other = await within(Store.open("/s", { platform: faulty }), "second Store.open");
+      const other = await within(
+        Store.open("/s", { platform: faulty }),
+        "second Store.open",
+        HANG_MS,
+      );
       await other.close();
       assert.deepEqual(await contents(sim, policy), ["before"]);
     });
@@ -655,11 +607,11 @@ describe("4. close() and sync() in the same turn as an append whose write fails 
       const s = log.sync();
       const err = await rejection(a, "the failed append");
       assert.ok(err instanceof NoSpaceError, `not NoSpaceError: ${String(err)}`);
-      await within(s, "log.sync()");
+      await within(s, "log.sync()", HANG_MS);
       assert.equal(faulty.injected.length, 1);
-      assert.equal(await within(log.append("after"), "append after the fault"), 1);
-      await within(log.sync(), "log.sync() after the fault");
-      await within(store.close(), "store.close()");
+      assert.equal(await within(log.append("after"), "append after the fault", HANG_MS), 1);
+      await within(log.sync(), "log.sync() after the fault", HANG_MS);
+      await within(store.close(), "store.close()", HANG_MS);
       assert.deepEqual(await contents(sim, policy), ["before", "after"]);
     });
   }
@@ -711,6 +663,7 @@ describe("5. ENOSPC / EMFILE at rollover is typed and recoverable; a failed fdat
     const out = await within(
       r.log.append(data).then((seq) => ({ seq }), (e: unknown) => ({ e })),
       `append #${r.attempts}`,
+      HANG_MS,
     );
     if ("seq" in out) {
       r.resolved.set(out.seq, data);
@@ -727,7 +680,7 @@ describe("5. ENOSPC / EMFILE at rollover is typed and recoverable; a failed fdat
   /** Reopens (after a clean close and after a power cut) and checks exactly the resolved records. */
   async function verify(r: Run): Promise<void> {
     for (const fs of [r.sim, r.sim.crash("none")]) {
-      const store = await within(Store.open("/s", { platform: fs }), "reopen");
+      const store = await within(Store.open("/s", { platform: fs }), "reopen", HANG_MS);
       try {
         const got = await readAll(store);
         assert.deepEqual(got.map((x) => x.seq), [...r.resolved.keys()].sort((a, b) => a - b));
@@ -789,7 +742,7 @@ describe("5. ENOSPC / EMFILE at rollover is typed and recoverable; a failed fdat
       await fill(r, 7);
       assert.deepEqual([...r.resolved.keys()], Array.from({ length: 12 }, (_, i) => i));
       assert.ok(r.log.segmentCount >= 2);
-      await within(r.store.close(), "store.close()");
+      await within(r.store.close(), "store.close()", HANG_MS);
       await verify(r);
     });
   }
@@ -816,7 +769,7 @@ describe("5. ENOSPC / EMFILE at rollover is typed and recoverable; a failed fdat
     const seqs: number[] = [];
     for await (const rec of r.log.read({ from: 0 })) seqs.push(rec.seq);
     assert.deepEqual(seqs.slice(0, 7), [0, 1, 2, 3, 4, 5, 6]);
-    await within(r.store.close().catch(() => {}), "store.close()");
+    await within(r.store.close().catch(() => {}), "store.close()", HANG_MS);
   });
 });
 
@@ -835,15 +788,15 @@ describe("6. store.close() ends readers and releases their files", () => {
     const early = log.read(); // in the first (sealed) segment
     const late = log.read({ from: 17 }); // in the active segment
     for (let i = 0; i < 3; i++) {
-      const r = await within(early.next(), "early.next()");
+      const r = await within(early.next(), "early.next()", HANG_MS);
       assert.ok(!r.done && r.value.seq === i);
     }
-    const r17 = await within(late.next(), "late.next()");
+    const r17 = await within(late.next(), "late.next()", HANG_MS);
     assert.ok(!r17.done && r17.value.seq === 17);
     const follower = log.follow();
     const waiting = follower.next();
-    await within(store.close(), "store.close()");
-    assert.deepEqual(await within(waiting, "follow().next() across close"), {
+    await within(store.close(), "store.close()", HANG_MS);
+    assert.deepEqual(await within(waiting, "follow().next() across close", HANG_MS), {
       done: true,
       value: undefined,
     });
@@ -854,10 +807,11 @@ describe("6. store.close() ends readers and releases their files", () => {
       const again = await within(
         iter.next().then((x) => x, (e: unknown) => ({ error: e })),
         `${name}.next() once more`,
+        HANG_MS,
       );
       assert.ok("error" in again || again.done, `${name} yielded a record after close`);
     }
-    assert.deepEqual(await within(follower.next(), "follower.next() after close"), {
+    assert.deepEqual(await within(follower.next(), "follower.next() after close", HANG_MS), {
       done: true,
       value: undefined,
     });
@@ -966,7 +920,7 @@ describe("7. bounded work on hostile segment files", () => {
       const r0 = specFrame(1, 0, 1_700_000_000_000, new Uint8Array(10).fill(1));
       const bogus = frameHead(1, 500 * MiB, 1, 1_700_000_000_001);
       dv(bogus).setUint32(0, 0x1234_5678, true);
-      const { dir, path } = placeReal({ 0: cat(specHeader(0, 0xffff_ffff), r0, bogus) });
+      const { dir, path } = placeReal({ 0: concat(specHeader(0, 0xffff_ffff), r0, bogus) });
       try {
         const fd = openSync(path(0), "r+");
         ftruncateSync(fd, 600 * MiB);
@@ -1066,7 +1020,7 @@ describe("7. bounded work on hostile segment files", () => {
       return [j, HEADER + 48 * j];
     });
     const seal = specSeal(nextSeq, 1_700_000_000_000, index);
-    sim.setFileBytes(path, cat(bytes.subarray(0, sealAt), seal));
+    sim.setFileBytes(path, concat(bytes.subarray(0, sealAt), seal));
 
     const again = await Store.open("/s", { ...opts, platform: sim });
     let caught: unknown = null;

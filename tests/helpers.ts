@@ -53,3 +53,16 @@ export function realDisk(prefix: string): { platform(): Platform; tempDir(): str
     },
   };
 }
+
+/** `p`, or a rejection naming `what` if it has not settled after `ms`: a hang fails, not stalls. */
+export async function within<T>(p: Promise<T>, what: string, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
