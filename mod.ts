@@ -5,30 +5,36 @@
  * a {@linkcode SyncPolicy} says exactly what a power cut can lose; concurrent appends share one
  * fdatasync (group commit); recovery repairs a torn tail and never hides corruption.
  *
+ * This entry point is the library: {@linkcode Store}, {@linkcode SyncPolicy}, the error classes
+ * and the types. The crash-testing kit is `@khipu/log/testing`; the file-system contract and its
+ * runtime adapters, for people who write a platform, are `@khipu/log/platform`.
+ *
  * @example
  * ```ts
- * import { Store, SyncPolicy } from "./mod.ts";
+ * import { Store, SyncPolicy } from "@khipu/log";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  *
- * const store = await Store.open(await Deno.makeTempDir(), { syncPolicy: SyncPolicy.everyN(64) });
+ * const store = await Store.open(mkdtempSync(join(tmpdir(), "khipu-")), {
+ *   syncPolicy: SyncPolicy.everyN(64),
+ * });
  * const events = await store.log("events");
  * const seq = await events.append("user signed in");
  * const seqs = await events.appendBatch(["a", "b", "c"]);
- * for await (const rec of events.read({ from: 0 })) console.log(rec.seq, rec.timestamp, rec.data);
- * await events.sync();
+ * const seen: number[] = [];
+ * for await (const rec of events.read({ from: 0 })) seen.push(rec.seq);
  * await store.close();
- * console.log(seq, seqs);
+ * if (seq !== 0 || seqs.join() !== "1,2,3" || seen.join() !== "0,1,2,3") throw new Error("mod");
  * ```
  * @module
  */
-export {
-  type ResolvedStoreOptions,
-  Store,
-  type StoreOptions,
-  validateLogName,
-} from "./src/store.ts";
-export { Log, type LogOptions } from "./src/log.ts";
-export { type LogRecord, type ReadOptions, RecordIterator } from "./src/reader.ts";
+export { type ResolvedStoreOptions, Store, type StoreOptions } from "./src/store.ts";
+export type { Log } from "./src/log.ts";
+export type { LogRecord, ReadOptions, RecordIterator } from "./src/reader.ts";
 export type { OpenReport, RepairAction } from "./src/recovery.ts";
+// `StoreOptions.platform` names these; the adapters themselves are in `@khipu/log/platform`.
+export type { Platform, PlatformFile, PlatformLock, PlatformStat } from "./src/platform/types.ts";
 export { SyncPolicy, type SyncPolicyKind } from "./src/sync_policy.ts";
 export {
   AlreadyExistsError,
@@ -48,38 +54,3 @@ export {
   PoisonedError,
   RecordTooLargeError,
 } from "./src/errors.ts";
-export type {
-  FileOp,
-  OpenMode,
-  Platform,
-  PlatformFile,
-  PlatformLock,
-  PlatformOp,
-  PlatformStat,
-} from "./src/platform/types.ts";
-export { defaultPlatform } from "./src/platform/detect.ts";
-export { nodePlatform } from "./src/platform/node.ts";
-export {
-  CRASH_MODES,
-  type CrashInfo,
-  type CrashMode,
-  type CrashOptions,
-  seededRandom,
-  type SimCall,
-  type SimOptions,
-  SimPlatform,
-  SimSnapshot,
-} from "./src/platform/sim.ts";
-export {
-  type FaultOp,
-  type FaultRule,
-  FaultyPlatform,
-  type InjectedFault,
-} from "./src/platform/faulty.ts";
-export {
-  type RecordedCall,
-  type RecordedOp,
-  type RecordingOptions,
-  type RecordingPlatform,
-  recordingPlatform,
-} from "./src/platform/recording.ts";

@@ -67,6 +67,36 @@ interface Waiter {
 
 const encoder = new TextEncoder();
 
+type LogArgs = [string, string, LogOptions, SegmentRef[], Segment, OpenReport];
+let construct: (...args: LogArgs) => Log;
+let constructing = false;
+
+/**
+ * Opens (creating if needed) the log in directory `path` and recovers it. Only a `Store` calls
+ * this, holding the store's lock: it is not part of the package's entry points.
+ *
+ * @example
+ * ```ts
+ * import { Store } from "@khipu/log";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * const store = await Store.open(mkdtempSync(join(tmpdir(), "khipu-"))); // takes the lock
+ * const log = await store.log("events"); // calls openLog under it
+ * await store.close();
+ * if (!log.closed) throw new Error("closed with its store");
+ * ```
+ */
+export async function openLog(name: string, path: string, opts: LogOptions): Promise<Log> {
+  const r = await recoverLog(opts.platform, path, {
+    bufferBytes: opts.bufferBytes,
+    maxRecordBytes: opts.maxRecordBytes,
+    fileMode: opts.fileMode,
+    repair: opts.repair,
+  });
+  return construct(name, path, opts, r.segments, r.active, r.report);
+}
+
 /**
  * An open log. Get one from `store.log(name)`.
  *
@@ -113,6 +143,17 @@ export class Log {
   #readerFiles = new Set<PlatformFile>();
   #source: ReadSource;
 
+  static {
+    construct = (...args) => {
+      constructing = true;
+      try {
+        return new Log(...args);
+      } finally {
+        constructing = false;
+      }
+    };
+  }
+
   private constructor(
     name: string,
     path: string,
@@ -121,6 +162,12 @@ export class Log {
     active: Segment,
     report: OpenReport,
   ) {
+    // Only openLog makes logs: a Log must never exist without the store lock held for it.
+    if (!constructing) {
+      throw new InvalidArgumentError(
+        "a Log comes from store.log(name); it has no public constructor",
+      );
+    }
     this.name = name;
     this.path = path;
     this.#p = opts.platform;
@@ -144,32 +191,6 @@ export class Log {
       },
       released: (file) => this.#readerFiles.delete(file),
     };
-  }
-
-  /**
-   * Opens (creating if needed) the log in directory `path` and recovers it. Most code uses
-   * `store.log(name)` instead.
-   *
-   * @example
-   * ```ts
-   * import { Log } from "./log.ts";
-   * import { SyncPolicy } from "./sync_policy.ts";
-   * import { nodePlatform } from "./platform/node.ts";
-   * const log = await Log.open("events", "/tmp/k/events", {
-   *   platform: nodePlatform, syncPolicy: SyncPolicy.always(), segmentBytes: 64 << 20,
-   *   bufferBytes: 256 << 10, maxRecordBytes: 16 << 20, repair: false,
-   * });
-   * await log.close();
-   * ```
-   */
-  static async open(name: string, path: string, opts: LogOptions): Promise<Log> {
-    const r = await recoverLog(opts.platform, path, {
-      bufferBytes: opts.bufferBytes,
-      maxRecordBytes: opts.maxRecordBytes,
-      fileMode: opts.fileMode,
-      repair: opts.repair,
-    });
-    return new Log(name, path, opts, r.segments, r.active, r.report);
   }
 
   /** Sequence number of the oldest record still in the log (equals `nextSeq` when empty). */

@@ -13,7 +13,7 @@
  * @module
  */
 import { ClosedError, InvalidArgumentError } from "./errors.ts";
-import { Log } from "./log.ts";
+import { type Log, openLog } from "./log.ts";
 import { dirModeFor, mkdirDurable } from "./platform/durable.ts";
 import { defaultPlatform } from "./platform/detect.ts";
 import type { Platform, PlatformLock } from "./platform/types.ts";
@@ -220,7 +220,7 @@ export class Store {
   async #openLog(name: string): Promise<Log> {
     const { platform, syncPolicy, segmentBytes, bufferBytes, maxRecordBytes, fileMode, repair } =
       this.options;
-    const log = await Log.open(name, `${this.path}/${name}`, {
+    const log = await openLog(name, `${this.path}/${name}`, {
       platform,
       syncPolicy,
       segmentBytes,

@@ -26,19 +26,17 @@ import { crc32 } from "node:zlib";
 import {
   ClosedError,
   CorruptionError,
-  FaultyPlatform,
   InvalidArgumentError,
   IoError,
   KhipuError,
   LogFullError,
   NoSpaceError,
-  type Platform,
-  type PlatformFile,
   PoisonedError,
-  SimPlatform,
   Store,
   SyncPolicy,
 } from "../mod.ts";
+import { type Platform, type PlatformFile } from "../platform.ts";
+import { FaultyPlatform, SimPlatform } from "../testing.ts";
 import { concat, realDisk, within } from "./helpers.ts";
 import { segName, specFrame, specHeader, specSeal, u32 } from "./spec_codec.ts";
 

@@ -23,8 +23,8 @@ import {
   type Log,
   Store,
   SyncPolicy,
-  validateLogName,
 } from "../mod.ts";
+import { validateLogName } from "../src/store.ts";
 import { defaultPlatform } from "../src/platform/detect.ts";
 import { recordingPlatform } from "../src/platform/recording.ts";
 import { SimPlatform } from "../src/platform/sim.ts";
