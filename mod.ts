@@ -30,7 +30,7 @@
  * @module
  */
 export { type ResolvedStoreOptions, Store, type StoreOptions } from "./src/store.ts";
-export type { Log } from "./src/log.ts";
+export type { FollowOptions, Log } from "./src/log.ts";
 export type { LogRecord, ReadOptions, RecordIterator } from "./src/reader.ts";
 export type { OpenReport, RepairAction } from "./src/recovery.ts";
 // `StoreOptions.platform` names these; the adapters themselves are in `@khipu/log/platform`.

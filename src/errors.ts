@@ -159,10 +159,25 @@ export class IoError extends KhipuError {
    * @param op the operation that failed @param path the path concerned @param osCode e.g. `EIO`
    */
   constructor(op: string, path: string, osCode?: string, cause?: unknown) {
-    super("IO", `${op}: I/O error${osCode ? ` ${osCode}` : ""}`, { path, cause });
+    super(
+      "IO",
+      `${op}: ${OS_CODE_TEXT[osCode ?? ""] ?? "I/O error"}${osCode ? ` ${osCode}` : ""}`,
+      {
+        path,
+        cause,
+      },
+    );
     if (osCode !== undefined) this.osCode = osCode;
   }
 }
+
+/** Words for the OS codes whose plain "I/O error" would mislead. */
+const OS_CODE_TEXT: Record<string, string> = {
+  EMFILE: "too many open files in this process",
+  ENFILE: "too many open files in the system",
+  ENOTDIR: "not a directory",
+  EISDIR: "is a directory",
+};
 
 /**
  * Another writer (in this or another process, on any runtime) holds the store lock.
@@ -303,7 +318,7 @@ export class FileTypeError extends KhipuError {
    * @param expected what belongs there (default `"a regular file"`)
    */
   constructor(path: string, found: string, expected: string = "a regular file", cause?: unknown) {
-    super("FILE_TYPE", `expected ${expected}, found ${found}`, { path, cause });
+    super("FILE_TYPE", `found ${found}, not ${expected}`, { path, cause });
     this.found = found;
     this.expected = expected;
   }

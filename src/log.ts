@@ -32,10 +32,19 @@ import {
 import { unlinkDurable } from "./platform/durable.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
 import { FRAME_HEADER_BYTES } from "./format/frame.ts";
+import { describeValue, options as checkOptions, wholeNumber } from "./validate.ts";
 import { liveRef, type OpenReport, recoverLog, type SegmentRef } from "./recovery.ts";
 import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
 import { Segment } from "./segment.ts";
 import type { SyncPolicy } from "./sync_policy.ts";
+
+/** Options of `log.follow()`. */
+export interface FollowOptions {
+  /** First sequence number to yield (default: the next one appended). */
+  from?: number;
+  /** Ends the iteration (cleanly) when aborted. */
+  signal?: AbortSignal;
+}
 
 /** Settings a log runs with (the store fills in defaults). */
 export interface LogOptions {
@@ -203,7 +212,7 @@ export class Log {
     return this.#nextSeq;
   }
 
-  /** Bytes in the log's segment files (flushed bytes of the writable ones). */
+  /** Bytes in the log's segment files on disk (what has been flushed, seals included). */
   get byteSize(): number {
     let n = 0;
     for (const s of this.#segments) n += s.writer ? s.writer.flushedBytes : s.bytes;
@@ -265,6 +274,12 @@ export class Log {
   appendBatch(items: readonly (Uint8Array | string)[]): Promise<number[]> {
     try {
       this.#assertWritable();
+      if (!Array.isArray(items)) {
+        throw new InvalidArgumentError(
+          `appendBatch takes an array of Uint8Array or string records, got ${describeValue(items)}`,
+          { path: this.path },
+        );
+      }
       const payloads = items.map((d) => this.#toBytes(d));
       if (payloads.length === 0) return Promise.resolve([]);
       this.#assertSeqsLeft(payloads.length);
@@ -327,10 +342,9 @@ export class Log {
    * }
    * ```
    */
-  follow(
-    opts: { from?: number; signal?: AbortSignal } = {},
-  ): RecordIterator {
-    return this.read({ from: opts.from ?? this.#nextSeq, follow: true, signal: opts.signal });
+  follow(opts: FollowOptions = {}): RecordIterator {
+    const o = checkOptions("follow options", opts, ["from", "signal"]);
+    return this.read({ from: o.from ?? this.#nextSeq, follow: true, signal: o.signal });
   }
 
   /**
@@ -349,11 +363,7 @@ export class Log {
   truncateBefore(seq: number): Promise<void> {
     try {
       this.#assertWritable();
-      if (!Number.isSafeInteger(seq) || seq < 0) {
-        throw new InvalidArgumentError(`truncateBefore needs a whole number >= 0, got ${seq}`, {
-          path: this.path,
-        });
-      }
+      wholeNumber("truncateBefore(seq)", seq, 0, Number.MAX_SAFE_INTEGER);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -391,6 +401,11 @@ export class Log {
   close(): Promise<void> {
     if (!this.#closing) this.#closing = this.#shutdown();
     return this.#closing;
+  }
+
+  /** `await using log = await store.log(name)` closes the log at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   async #shutdown(): Promise<void> {
@@ -433,7 +448,10 @@ export class Log {
   #toBytes(data: Uint8Array | string): Uint8Array {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     if (!(bytes instanceof Uint8Array)) {
-      throw new InvalidArgumentError("append takes a Uint8Array or a string", { path: this.path });
+      throw new InvalidArgumentError(
+        `a record is a Uint8Array or a string, got ${describeValue(bytes)}`,
+        { path: this.path },
+      );
     }
     if (bytes.length > this.#opts.maxRecordBytes) {
       throw new RecordTooLargeError(bytes.length, this.#opts.maxRecordBytes, this.path);
@@ -540,7 +558,7 @@ export class Log {
       const ref = this.#segments.find((s) => s.writer === old);
       if (ref) {
         ref.endSeq = old.flushedSeq;
-        ref.bytes = old.flushedBytes;
+        ref.bytes = old.fileBytes;
         ref.writer = null;
       }
       this.#writing.shift();

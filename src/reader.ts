@@ -13,6 +13,7 @@
  * @module
  */
 import { ClosedError, CorruptionError, InvalidArgumentError, NotFoundError } from "./errors.ts";
+import { boolean, describeValue, options as checkOptions, wholeNumber } from "./validate.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
 import { FrameScanner } from "./format/scanner.ts";
 import { FRAME_RECORD } from "./format/frame.ts";
@@ -126,25 +127,32 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
   #pool: Uint8Array = new Uint8Array(0);
   #poolUsed = 0;
 
-  /** Use `log.read()`. A bad `from` or `to` rejects the first `next()` with `InvalidArgumentError`. */
+  /** Use `log.read()`. Bad options reject the first `next()` with `InvalidArgumentError`. */
   constructor(src: ReadSource, opts: ReadOptions) {
     const first = src.segments()[0]?.firstSeq ?? 0;
     this.#src = src;
-    this.#opts = opts;
+    this.#opts = {};
     this.#seq = first;
     this.#to = Infinity;
     this.#visibleEnd = src.flushedEnd();
     try {
-      this.#seq = Math.max(checkSeq(opts.from ?? first, "from"), first);
-      this.#to = opts.to === undefined ? Infinity : checkSeq(opts.to, "to");
+      // Reported where an async generator reports it: by the first next().
+      this.#opts = checkReadOptions(opts);
+      this.#seq = Math.max(this.#opts.from ?? first, first);
+      this.#to = this.#opts.to ?? Infinity;
     } catch (err) {
-      this.#argError = err; // reported where an async generator reports it: by the first next()
+      this.#argError = err;
     }
   }
 
   /** Returns itself, so it works with `for await`. */
   [Symbol.asyncIterator](): RecordIterator {
     return this;
+  }
+
+  /** `await using it = log.read()` releases the open segment file at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.return();
   }
 
   /** The next record, or `done` at the end (or, when following, on abort or close). */
@@ -275,11 +283,23 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
   }
 }
 
-function checkSeq(n: number, what: string): number {
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw new InvalidArgumentError(`read: ${what} must be a whole number >= 0, got ${n}`);
+const READ_OPTION_KEYS: readonly (keyof ReadOptions)[] = ["from", "to", "follow", "signal"];
+
+function checkReadOptions(given: ReadOptions | undefined): ReadOptions {
+  const o = checkOptions("read options", given, READ_OPTION_KEYS);
+  const seq = (what: string, v: number | undefined) =>
+    v === undefined ? undefined : wholeNumber(`read: ${what}`, v, 0, Number.MAX_SAFE_INTEGER);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
+    throw new InvalidArgumentError(
+      `read: signal must be an AbortSignal, got ${describeValue(o.signal)}`,
+    );
   }
-  return n;
+  return {
+    from: seq("from", o.from),
+    to: seq("to", o.to),
+    follow: o.follow === undefined ? false : boolean("read: follow", o.follow),
+    signal: o.signal,
+  };
 }
 
 async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
@@ -309,19 +329,19 @@ async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
 }
 
 async function waitForChange(src: ReadSource, signal: AbortSignal | undefined): Promise<boolean> {
-  if (!signal) {
-    await src.changed();
-    return true;
-  }
-  if (signal.aborted) return false;
+  if (signal?.aborted) return false;
+  // A waiting follower keeps the process alive, as a socket read would: Node otherwise exits
+  // (code 13) when a pending promise is all that is left.
+  const keepAlive = setInterval(() => {}, 2 ** 31 - 1);
   let onAbort = () => {};
   const aborted = new Promise<false>((resolve) => {
     onAbort = () => resolve(false);
-    signal.addEventListener("abort", onAbort, { once: true });
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
   try {
     return await Promise.race([src.changed().then(() => true as const), aborted]);
   } finally {
-    signal.removeEventListener("abort", onAbort);
+    clearInterval(keepAlive);
+    signal?.removeEventListener("abort", onAbort);
   }
 }

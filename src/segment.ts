@@ -89,6 +89,7 @@ export class Segment {
   #poison: PoisonedError | null = null;
   #closed = false;
   #sealed = false;
+  #sealBytes = 0;
 
   private constructor(
     platform: Platform,
@@ -172,6 +173,11 @@ export class Segment {
   /** True once the seal is written. */
   get sealed(): boolean {
     return this.#sealed;
+  }
+
+  /** Bytes of the file: its whole frames, and the seal once written. */
+  get fileBytes(): number {
+    return this.flushedBytes + this.#sealBytes;
   }
 
   /** Encodes a record into the buffer. `seq` must be {@linkcode Segment.nextSeq}. */
@@ -287,6 +293,7 @@ export class Segment {
       throw err;
     }
     this.#sealed = true;
+    this.#sealBytes = seal.length;
     await this.datasync();
   }
 

@@ -12,13 +12,14 @@
  * ```
  * @module
  */
-import { ClosedError, InvalidArgumentError } from "./errors.ts";
+import { ClosedError, FileTypeError, InvalidArgumentError, NotFoundError } from "./errors.ts";
 import { type Log, openLog } from "./log.ts";
-import { dirModeFor, mkdirDurable } from "./platform/durable.ts";
+import { dirModeFor, mkdirDurable, renameDurable } from "./platform/durable.ts";
 import { defaultPlatform } from "./platform/detect.ts";
 import type { Platform, PlatformLock } from "./platform/types.ts";
 import { MAX_RECORD_BYTES } from "./format/frame.ts";
 import { SyncPolicy } from "./sync_policy.ts";
+import { boolean, describeValue, options as checkOptions, wholeNumber } from "./validate.ts";
 
 /** Options of {@linkcode Store.open}; every one has a default. */
 export interface StoreOptions {
@@ -84,19 +85,74 @@ export function validateLogName(name: string): void {
   }
 }
 
+function isLogName(name: string): boolean {
+  try {
+    validateLogName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Finishes deletions a crash interrupted: their directories were already renamed away. */
+async function removeDeleted(platform: Platform, dir: string): Promise<void> {
+  const doomed = (await platform.readdir(dir)).filter((n) => n.startsWith(DELETED_PREFIX));
+  for (const name of doomed) await platform.remove(`${dir}/${name}`);
+  if (doomed.length > 0) await platform.syncDir(dir);
+}
+
 /** The lock file and the lock protocol's helper files (`LOCK.*`) share the store directory. */
 function isLockName(name: string): boolean {
   const upper = name.toUpperCase();
   return upper === LOCK_FILE || upper.startsWith(`${LOCK_FILE}.`);
 }
 
-function wholeNumber(name: string, value: number, min: number, max: number): number {
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
+const OPTION_KEYS: readonly (keyof StoreOptions)[] = [
+  "syncPolicy",
+  "segmentBytes",
+  "bufferBytes",
+  "maxRecordBytes",
+  "fileMode",
+  "platform",
+  "repair",
+];
+
+/** A log directory being deleted is renamed to this prefix first: no log name starts with '.'. */
+const DELETED_PREFIX = ".deleted-";
+
+function resolveOptions(given: StoreOptions | undefined): Omit<ResolvedStoreOptions, "platform"> & {
+  platform?: Platform;
+} {
+  const o = checkOptions("Store.open options", given, OPTION_KEYS);
+  if (o.syncPolicy !== undefined && !(o.syncPolicy instanceof SyncPolicy)) {
     throw new InvalidArgumentError(
-      `${name} must be a whole number in [${min}, ${max}], got ${value}`,
+      `syncPolicy must come from SyncPolicy.always/everyN/interval/osManaged, got ${
+        describeValue(o.syncPolicy)
+      }`,
     );
   }
-  return value;
+  if (
+    o.platform !== undefined &&
+    (typeof o.platform !== "object" || o.platform === null ||
+      typeof (o.platform as Partial<Platform>).open !== "function")
+  ) {
+    throw new InvalidArgumentError(`platform must be a Platform, got ${describeValue(o.platform)}`);
+  }
+  const or = <T>(v: T | undefined, d: T): T => (v === undefined ? d : v);
+  return {
+    syncPolicy: or(o.syncPolicy, SyncPolicy.everyN(64)),
+    segmentBytes: wholeNumber("segmentBytes", or(o.segmentBytes, 64 << 20), 4096, 2 ** 48),
+    bufferBytes: wholeNumber("bufferBytes", or(o.bufferBytes, 256 << 10), 64, 1 << 30),
+    maxRecordBytes: wholeNumber(
+      "maxRecordBytes",
+      or(o.maxRecordBytes, 16 << 20),
+      1,
+      MAX_RECORD_BYTES,
+    ),
+    fileMode: wholeNumber("fileMode", or(o.fileMode, 0o644), 0, 0o777),
+    repair: boolean("repair", or(o.repair, false)),
+    platform: o.platform,
+  };
 }
 
 /**
@@ -118,7 +174,7 @@ export class Store {
   /** The options in force. */
   readonly options: ResolvedStoreOptions;
   #lock: PlatformLock;
-  #logs = new Map<string, { name: string; log: Promise<Log> }>();
+  #logs = new Map<string, { name: string; log: Promise<Log | null> }>();
   #opened = new Set<Log>();
   #closing: Promise<void> | null = null;
 
@@ -141,30 +197,28 @@ export class Store {
    */
   static async open(dir: string, options: StoreOptions = {}): Promise<Store> {
     if (typeof dir !== "string" || dir.length === 0) {
-      throw new InvalidArgumentError("Store.open needs a directory path");
-    }
-    const resolved: ResolvedStoreOptions = {
-      syncPolicy: options.syncPolicy ?? SyncPolicy.everyN(64),
-      segmentBytes: wholeNumber("segmentBytes", options.segmentBytes ?? 64 << 20, 4096, 2 ** 48),
-      bufferBytes: wholeNumber("bufferBytes", options.bufferBytes ?? 256 << 10, 64, 1 << 30),
-      maxRecordBytes: wholeNumber(
-        "maxRecordBytes",
-        options.maxRecordBytes ?? 16 << 20,
-        0,
-        MAX_RECORD_BYTES,
-      ),
-      fileMode: wholeNumber("fileMode", options.fileMode ?? 0o644, 0, 0o777),
-      repair: options.repair ?? false,
-      platform: options.platform ?? await defaultPlatform(),
-    };
-    if (!(resolved.syncPolicy instanceof SyncPolicy)) {
       throw new InvalidArgumentError(
-        "syncPolicy must come from SyncPolicy.always/everyN/interval/osManaged",
+        `Store.open needs a directory path, got ${describeValue(dir)}`,
       );
     }
+    const given = resolveOptions(options);
+    const resolved: ResolvedStoreOptions = {
+      ...given,
+      platform: given.platform ?? await defaultPlatform(),
+    };
     const path = dir.length > 1 ? dir.replace(/[\\/]+$/, "") : dir;
-    await mkdirDurable(resolved.platform, path, dirModeFor(resolved.fileMode));
+    const existing = await resolved.platform.stat(path);
+    if (existing && !existing.isDirectory) {
+      throw new FileTypeError(path, "a file", "a directory (a store is a directory)");
+    }
+    if (!existing) await mkdirDurable(resolved.platform, path, dirModeFor(resolved.fileMode));
     const lock = await resolved.platform.lock(`${path}/${LOCK_FILE}`, resolved.fileMode);
+    try {
+      await removeDeleted(resolved.platform, path);
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
     return new Store(path, resolved, lock);
   }
 
@@ -220,6 +274,17 @@ export class Store {
   async #openLog(name: string): Promise<Log> {
     const { platform, syncPolicy, segmentBytes, bufferBytes, maxRecordBytes, fileMode, repair } =
       this.options;
+    const twin = (await platform.readdir(this.path)).find((n) =>
+      n !== name && n.toLowerCase() === name.toLowerCase()
+    );
+    if (twin !== undefined) {
+      throw new InvalidArgumentError(
+        `log name ${JSON.stringify(name)} differs only in case from the log ${
+          JSON.stringify(twin)
+        } in this store`,
+        { path: `${this.path}/${twin}` },
+      );
+    }
     const log = await openLog(name, `${this.path}/${name}`, {
       platform,
       syncPolicy,
@@ -239,6 +304,106 @@ export class Store {
   }
 
   /**
+   * Names of the logs in the store directory, open or not, sorted.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@khipu/log";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
+   * const store = await Store.open(mkdtempSync(join(tmpdir(), "khipu-")));
+   * await store.log("orders");
+   * await store.log("audit");
+   * const names = await store.logs();
+   * await store.close();
+   * if (names.join() !== "audit,orders") throw new Error(names.join());
+   * ```
+   */
+  async logs(): Promise<string[]> {
+    if (this.#closing) throw new ClosedError("store", this.path);
+    const { platform } = this.options;
+    const names: string[] = [];
+    for (const name of await platform.readdir(this.path)) {
+      if (!isLogName(name)) continue;
+      const st = await platform.lstat(`${this.path}/${name}`);
+      if (st?.isDirectory) names.push(name);
+    }
+    return names.sort();
+  }
+
+  /**
+   * Deletes the log `name` and all its records, durably: its directory is first renamed out of
+   * the way (one atomic, fsynced step, after which the log no longer exists even if a crash
+   * follows), then removed. Refused with `InvalidArgumentError` while the log is open in this
+   * store (close it first); `NotFoundError` if there is no such log.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@khipu/log";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
+   * const store = await Store.open(mkdtempSync(join(tmpdir(), "khipu-")));
+   * const scratch = await store.log("scratch");
+   * await scratch.append("temporary");
+   * await scratch.close();
+   * await store.deleteLog("scratch");
+   * const left = await store.logs();
+   * await store.close();
+   * if (left.length !== 0) throw new Error(left.join());
+   * ```
+   */
+  deleteLog(name: string): Promise<void> {
+    if (this.#closing) return Promise.reject(new ClosedError("store", this.path));
+    try {
+      validateLogName(name);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const key = name.toLowerCase();
+    const prev = this.#logs.get(key)?.log ?? Promise.resolve(null);
+    // Chained on the name's entry, so a store.log(name) made meanwhile waits for the outcome.
+    const outcome = prev.catch(() => null).then(async (open) => {
+      if (open && !open.closed) return open;
+      if (open) {
+        this.#opened.delete(open);
+        await open.close().catch(() => {});
+      }
+      if (this.#closing) throw new ClosedError("store", this.path);
+      await this.#removeLog(name);
+      return null;
+    });
+    const current = outcome.catch(() => null);
+    this.#logs.set(key, { name, log: current });
+    current.then((open) => {
+      if (!open && this.#logs.get(key)?.log === current) this.#logs.delete(key);
+    });
+    return outcome.then((open) => {
+      if (open) {
+        throw new InvalidArgumentError(
+          `log ${JSON.stringify(name)} is open; close it before deleting it`,
+          { path: open.path },
+        );
+      }
+    });
+  }
+
+  async #removeLog(name: string): Promise<void> {
+    const { platform } = this.options;
+    const dir = `${this.path}/${name}`;
+    const st = await platform.lstat(dir);
+    if (!st) throw new NotFoundError("deleteLog", dir);
+    if (st.isSymlink || !st.isDirectory) {
+      throw new FileTypeError(dir, st.isSymlink ? "a symbolic link" : "a file", "a log directory");
+    }
+    const doomed = `${this.path}/${DELETED_PREFIX}${name}-${crypto.randomUUID()}`;
+    await renameDurable(platform, dir, doomed);
+    await platform.remove(doomed);
+    await platform.syncDir(this.path);
+  }
+
+  /**
    * fdatasyncs every log that has records not yet on disk.
    *
    * @example
@@ -250,7 +415,7 @@ export class Store {
   async sync(): Promise<void> {
     if (this.#closing) throw new ClosedError("store", this.path);
     const logs = await Promise.all([...this.#logs.values()].map((e) => e.log));
-    await Promise.all(logs.filter((l) => l.dirty).map((l) => l.sync()));
+    await Promise.all(logs.filter((l) => l?.dirty).map((l) => l!.sync()));
   }
 
   /**
@@ -274,7 +439,7 @@ export class Store {
     const results = await Promise.allSettled([
       ...closing,
       // A log whose open failed has nothing to close; its failure was the caller's to see.
-      ...[...this.#logs.values()].map((e) => e.log.then((l) => l.close(), () => {})),
+      ...[...this.#logs.values()].map((e) => e.log.then((l) => l?.close(), () => {})),
     ]);
     await this.#lock.release();
     const failed = results.find((r) => r.status === "rejected");

@@ -18,7 +18,10 @@
  * ```
  * @module
  */
-import { InvalidArgumentError } from "./errors.ts";
+import { wholeNumber } from "./validate.ts";
+
+/** The longest delay `setTimeout` holds on every runtime. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The four policies. */
 export type SyncPolicyKind = "always" | "everyN" | "interval" | "osManaged";
@@ -70,14 +73,13 @@ export class SyncPolicy {
    * ```
    */
   static everyN(n: number = 64): SyncPolicy {
-    if (!Number.isSafeInteger(n) || n < 1) {
-      throw new InvalidArgumentError(`everyN needs a whole number >= 1, got ${n}`);
-    }
+    wholeNumber("everyN(n)", n, 1, Number.MAX_SAFE_INTEGER);
     return n === 1 ? SyncPolicy.always() : new SyncPolicy("everyN", n, 0);
   }
 
   /**
-   * A timer fdatasyncs each dirty log `ms` milliseconds after it became dirty.
+   * A timer fdatasyncs each dirty log `ms` milliseconds after it became dirty (a whole number
+   * from 1 to 2^31 - 1, the longest delay a timer holds).
    *
    * @example
    * ```ts
@@ -86,9 +88,8 @@ export class SyncPolicy {
    * ```
    */
   static interval(ms: number): SyncPolicy {
-    if (!Number.isFinite(ms) || ms <= 0) {
-      throw new InvalidArgumentError(`interval needs milliseconds > 0, got ${ms}`);
-    }
+    // Timers hold at most 2^31 - 1 ms; a longer delay fires at once on every runtime.
+    wholeNumber("interval(ms)", ms, 1, MAX_TIMER_MS);
     return new SyncPolicy("interval", 0, ms);
   }
 

@@ -4,8 +4,7 @@
 // cleared by close(), and a process that used it exits on its own.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -15,7 +14,7 @@ import { SimPlatform } from "../src/platform/sim.ts";
 import { defaultPlatform } from "../src/platform/detect.ts";
 import type { Platform } from "../src/platform/types.ts";
 import { wrapFile } from "./helpers.ts";
-import { currentRuntime, ROOT, runtimeCommand } from "./fixtures/runtimes.ts";
+import { ROOT, runScript } from "./fixtures/runtimes.ts";
 
 const isLinux = process.platform === "linux";
 let root = "";
@@ -170,10 +169,9 @@ describe("timers", () => {
   it("a process that appended under interval(60 s) and closed its store exits on its own", {
     timeout: 60_000,
   }, async () => {
-    const script = join(root, "interval_exit.mts");
     const mod = pathToFileURL(join(ROOT, "mod.ts")).href;
-    writeFileSync(
-      script,
+    const { code, out, err } = await runScript(
+      root,
       `import { Store, SyncPolicy } from ${JSON.stringify(mod)};
 const store = await Store.open(${
         JSON.stringify(join(root, "exit"))
@@ -186,22 +184,6 @@ await follower;
 console.log("closed");
 `,
     );
-    const [cmd, ...args] = runtimeCommand(currentRuntime(), script);
-    const child = spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout!.on("data", (b: Uint8Array) => (out += new TextDecoder().decode(b)));
-    child.stderr!.on("data", (b: Uint8Array) => (err += new TextDecoder().decode(b)));
-    const code = await new Promise<number | string>((resolve) => {
-      const timer = setTimeout(() => {
-        child.kill("SIGKILL");
-        resolve("hung");
-      }, 20_000);
-      child.on("exit", (c) => {
-        clearTimeout(timer);
-        resolve(c ?? "signal");
-      });
-    });
     assert.equal(code, 0, `child ${code}: ${out} ${err}`);
     assert.match(out, /closed/);
   });
