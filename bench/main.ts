@@ -27,6 +27,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import {
   benchRoot,
   isMain,
@@ -173,8 +174,17 @@ export function resultsDir(quick: boolean): string {
 }
 
 if (isMain(import.meta.url)) {
-  const arg = process.argv.find((a) => a.startsWith("--suites="));
-  const suites = arg ? arg.slice("--suites=".length).split(",") : SUITES;
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    strict: true,
+    options: { quick: { type: "boolean" }, suites: { type: "string" } },
+  });
+  const arg = values.suites;
+  const suites = arg ? arg.split(",") : SUITES;
+  const unknown = suites.filter((s) => !SUITES.includes(s));
+  if (unknown.length > 0) {
+    throw new Error(`unknown suite ${unknown.join(",")}: ${SUITES.join(",")}`);
+  }
   const result = await runAll(suites);
   const dir = resultsDir(QUICK);
   fs.mkdirSync(dir, { recursive: true });

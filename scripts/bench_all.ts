@@ -23,17 +23,26 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import type { RunResult } from "../bench/main.ts";
 import { renderMarkdown, renderSvg } from "../bench/report.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
-const args = process.argv.slice(2);
-const quick = args.includes("--quick") || process.env.KHIPU_BENCH_QUICK === "1";
-const reportOnly = args.includes("--report-only");
-const pick = (flag: string) => args.find((a) => a.startsWith(`--${flag}=`))?.split("=")[1];
-const runtimes = (pick("runtimes") ?? "deno,bun,node").split(",");
-const suites = pick("suites");
+const { values: args } = parseArgs({
+  args: process.argv.slice(2),
+  strict: true,
+  options: {
+    quick: { type: "boolean" },
+    "report-only": { type: "boolean" },
+    runtimes: { type: "string" },
+    suites: { type: "string" },
+  },
+});
+const quick = args.quick || process.env.KHIPU_BENCH_QUICK === "1";
+const reportOnly = args["report-only"];
+const runtimes = (args.runtimes ?? "deno,bun,node").split(",");
+const suites = args.suites;
 const resultsDir = path.join(root, "bench", "results", ...(quick ? ["quick"] : []));
 
 /** The command that runs `bench/main.ts` on each runtime (gc exposed so mitata can collect). */

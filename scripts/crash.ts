@@ -21,46 +21,58 @@
  * @module
  */
 import process from "node:process";
+import { parseArgs } from "node:util";
 import { type RunResult, runWorkload, WORKLOADS } from "../tests/crash_harness.ts";
 import { CRASH_MODES, type CrashMode } from "../src/platform/sim.ts";
 
-function parse(argv: string[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith("--")) throw new Error(`unexpected argument ${a}`);
-    const next = argv[i + 1];
-    if (next === undefined || next.startsWith("--")) out.set(a.slice(2), "true");
-    else {
-      out.set(a.slice(2), next);
-      i++;
-    }
+const { values: args } = parseArgs({
+  args: process.argv.slice(2),
+  strict: true,
+  options: {
+    states: { type: "string" },
+    workload: { type: "string" },
+    seed: { type: "string" },
+    "seeds-per-mode": { type: "string" },
+    mode: { type: "string" },
+    call: { type: "string" },
+    "crash-seed": { type: "string" },
+    "no-recovery-crashes": { type: "boolean" },
+    verbose: { type: "boolean" },
+    list: { type: "boolean" },
+  },
+});
+
+/** The whole number given for `--name`, or `fallback`; anything else ends the run with an error. */
+function num(name: keyof typeof args, fallback: number): number {
+  const text = args[name];
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (typeof text !== "string" || !Number.isSafeInteger(n) || n < 0) {
+    console.error(`--${name} needs a whole number >= 0, got ${JSON.stringify(text)}`);
+    process.exit(2);
   }
-  return out;
+  return n;
 }
 
-const args = parse(process.argv.slice(2));
-const num = (k: string, d: number) => (args.has(k) ? Number(args.get(k)) : d);
-
-if (args.has("list")) {
+if (args.list) {
   for (const w of WORKLOADS) console.log(`${w.name}  ${w.opts.policy}`);
   process.exit(0);
 }
 const target = num("states", 100_000);
-const only = args.get("workload");
+const only = args.workload;
 const workloads = only ? WORKLOADS.filter((w) => w.name === only) : WORKLOADS;
 if (workloads.length === 0) throw new Error(`no workload ${only}; try --list`);
-const mode = args.get("mode") as CrashMode | undefined;
+const mode = args.mode as CrashMode | undefined;
 if (mode && !CRASH_MODES.includes(mode)) throw new Error(`no crash mode ${mode}`);
-const single = args.has("call");
+const single = args.call !== undefined;
 const opts = {
   modes: mode ? [mode] : undefined,
   seedsPerMode: num("seeds-per-mode", 2),
   onlyCall: single ? num("call", 0) : undefined,
-  onlyCrashSeed: args.has("crash-seed") ? num("crash-seed", 0) : undefined,
-  recoveryCrashes: !args.has("no-recovery-crashes"),
+  onlyCrashSeed: args["crash-seed"] !== undefined ? num("crash-seed", 0) : undefined,
+  recoveryCrashes: !args["no-recovery-crashes"],
   maxViolations: 50,
-  verbose: args.has("verbose") || single ? (line: string) => console.log(`  ${line}`) : undefined,
+  verbose: args.verbose || single ? (line: string) => console.log(`  ${line}`) : undefined,
 };
 
 const started = Date.now();
