@@ -1,5 +1,5 @@
 /**
- * Interleaved measurements for issue 7's ratio targets. On a shared or virtualised machine the cost
+ * Interleaved measurements for the ratio targets in bench/RESULTS.md. On a shared or virtualised machine the cost
  * of an fsync drifts by several times within seconds, so two benchmarks measured a minute apart can
  * disagree for reasons that have nothing to do with the code. Here the subject and its references
  * run in alternating rounds (order rotated each round), each round a short mitata `measure`, and

@@ -44,7 +44,7 @@ export interface PolicyCase {
 }
 
 /**
- * The policy configurations issue 7 asks for.
+ * The policy configurations the benchmark targets name.
  *
  * @example
  * ```ts

@@ -1,6 +1,6 @@
 /**
  * Turns the per-runtime results (`bench/results/<runtime>.json`) into `bench/RESULTS.md` — tables,
- * the machine's fsync figure, the date, and issue 7's targets with measured pass/miss — and a
+ * the machine's fsync figure, the date, and the targets with measured pass/miss — and a
  * hand-written SVG chart of durable throughput by policy and runtime. No dependencies.
  *
  * @example
@@ -128,7 +128,7 @@ function absTarget(
 }
 
 /**
- * Evaluates issue 7's targets on measured figures (never adjusted to pass).
+ * Evaluates the targets on measured figures (never adjusted to pass).
  *
  * @example
  * ```ts
@@ -336,7 +336,7 @@ export function renderMarkdown(results: RunResult[], svgPath: string): string {
     "",
   );
 
-  out.push("## Targets (issue 7)", "");
+  out.push("## Targets", "");
   const tl = targets(results);
   out.push(
     table(

@@ -1,4 +1,4 @@
-// Crash-point exploration (issue 5): every workload in tests/crash_harness.ts is run against the
+// Crash-point exploration: every workload in tests/crash_harness.ts is run against the
 // power-loss simulator, crashed after every platform call that changed the disk, in every crash
 // mode, and reopened; the four durability properties are checked in each state. CI explores at
 // least 10,000 crash states per runtime and prints the numbers. Longer runs: `npm run crash`.

@@ -51,7 +51,7 @@ describe("crash regressions", () => {
   // second page of an un-synced multi-page write can be on disk while the first reads back as
   // zeros. The damaged record's tail (non-zero) then sits between the zero hole and the next
   // valid frame, so "only zeros up to the next valid frame" does not hold, and open fails with
-  // CorruptionError although nothing after the hole was ever synced (issue 5, property 1).
+  // CorruptionError although nothing after the hole was ever synced (property 1 of the crash harness).
   it("a lost first page of an un-synced multi-page write is a torn tail, not corruption", async () => {
     const sim = new SimPlatform();
     const opts = { syncPolicy: SyncPolicy.osManaged(), platform: sim };

@@ -1,4 +1,4 @@
-// Fault injection (issue 5): EIO and ENOSPC on write (also after part of the bytes went out), EIO
+// Fault injection: EIO and ENOSPC on write (also after part of the bytes went out), EIO
 // on fdatasync, failure of the directory fsync, of rename and of unlink. Each must reach the caller
 // as a clear typed error naming the file, lose no record that had resolved, leave no partial frame
 // in the file, and let the store reopen cleanly, both after a process crash (the page cache

@@ -1,4 +1,4 @@
-// Real process crashes (issue 5): a child process on this test's runtime appends under always()
+// Real process crashes: a child process on this test's runtime appends under always()
 // (then osManaged()) and prints every resolved sequence number; the parent kills it with SIGKILL
 // at a random moment, reopens the store, and checks that every printed record is present and
 // intact, that every record in the log is a whole, byte-exact record some run wrote, and that
