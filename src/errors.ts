@@ -4,9 +4,9 @@
  *
  * @example Telling errors apart
  * ```ts
- * import { KhipuError, NotFoundError } from "./errors.ts";
+ * import { KhipuError, NotFoundError } from "@khipu/log";
  * const err = new NotFoundError("open", "/tmp/missing.seg");
- * console.assert(err instanceof KhipuError && err.code === "NOT_FOUND");
+ * if (!(err instanceof KhipuError) || err.code !== "NOT_FOUND") throw new Error(err.code);
  * ```
  * @module
  */
@@ -44,9 +44,12 @@ export interface ErrorContext {
  *
  * @example
  * ```ts
- * import { KhipuError } from "./errors.ts";
- * try { throw new KhipuError("IO", "disk on fire", { path: "/data/x.seg" }); }
- * catch (e) { if (e instanceof KhipuError) console.log(e.code, e.path); }
+ * import { KhipuError } from "@khipu/log";
+ * try {
+ *   throw new KhipuError("IO", "disk on fire", { path: "/data/x.seg" });
+ * } catch (e) {
+ *   if (!(e instanceof KhipuError) || e.code !== "IO" || e.path !== "/data/x.seg") throw e;
+ * }
  * ```
  */
 export class KhipuError extends Error {
@@ -83,8 +86,9 @@ function describe(message: string, ctx: ErrorContext): string {
  *
  * @example
  * ```ts
- * import { NotFoundError } from "./errors.ts";
- * console.log(new NotFoundError("open", "/nope").message);
+ * import { NotFoundError } from "@khipu/log";
+ * const e = new NotFoundError("open", "/nope");
+ * if (e.message !== "open: no such file or directory (/nope)") throw new Error(e.message);
  * ```
  */
 export class NotFoundError extends KhipuError {
@@ -99,8 +103,9 @@ export class NotFoundError extends KhipuError {
  *
  * @example
  * ```ts
- * import { AlreadyExistsError } from "./errors.ts";
- * console.log(new AlreadyExistsError("create", "/data/0.seg").code); // "ALREADY_EXISTS"
+ * import { AlreadyExistsError } from "@khipu/log";
+ * const e = new AlreadyExistsError("create", "/data/0.seg");
+ * if (e.code !== "ALREADY_EXISTS") throw new Error(e.code);
  * ```
  */
 export class AlreadyExistsError extends KhipuError {
@@ -115,8 +120,9 @@ export class AlreadyExistsError extends KhipuError {
  *
  * @example
  * ```ts
- * import { NoSpaceError } from "./errors.ts";
- * console.log(new NoSpaceError("write", "/data/0.seg").code); // "NO_SPACE"
+ * import { NoSpaceError } from "@khipu/log";
+ * const e = new NoSpaceError("write", "/data/0.seg");
+ * if (e.code !== "NO_SPACE") throw new Error(e.code);
  * ```
  */
 export class NoSpaceError extends KhipuError {
@@ -131,8 +137,9 @@ export class NoSpaceError extends KhipuError {
  *
  * @example
  * ```ts
- * import { PermissionDeniedError } from "./errors.ts";
- * console.log(new PermissionDeniedError("open", "/root/x").code); // "PERMISSION_DENIED"
+ * import { PermissionDeniedError } from "@khipu/log";
+ * const e = new PermissionDeniedError("open", "/root/x");
+ * if (e.code !== "PERMISSION_DENIED") throw new Error(e.code);
  * ```
  */
 export class PermissionDeniedError extends KhipuError {
@@ -147,8 +154,11 @@ export class PermissionDeniedError extends KhipuError {
  *
  * @example
  * ```ts
- * import { IoError } from "./errors.ts";
- * console.log(new IoError("fdatasync", "/data/0.seg", "EIO").message);
+ * import { IoError } from "@khipu/log";
+ * const e = new IoError("fdatasync", "/data/0.seg", "EIO");
+ * if (e.message !== "fdatasync: I/O error EIO (/data/0.seg)" || e.osCode !== "EIO") {
+ *   throw new Error(e.message);
+ * }
  * ```
  */
 export class IoError extends KhipuError {
@@ -184,8 +194,9 @@ const OS_CODE_TEXT: Record<string, string> = {
  *
  * @example
  * ```ts
- * import { LockedError } from "./errors.ts";
- * console.log(new LockedError("/data/LOCK", "pid 42").message);
+ * import { LockedError } from "@khipu/log";
+ * const e = new LockedError("/data/LOCK", "pid 42");
+ * if (e.message !== "store is locked by pid 42 (/data/LOCK)") throw new Error(e.message);
  * ```
  */
 export class LockedError extends KhipuError {
@@ -200,8 +211,9 @@ export class LockedError extends KhipuError {
  *
  * @example
  * ```ts
- * import { ClosedError } from "./errors.ts";
- * console.log(new ClosedError("log", "/data/events").code); // "CLOSED"
+ * import { ClosedError } from "@khipu/log";
+ * const e = new ClosedError("log", "/data/events");
+ * if (e.code !== "CLOSED") throw new Error(e.code);
  * ```
  */
 export class ClosedError extends KhipuError {
@@ -216,8 +228,9 @@ export class ClosedError extends KhipuError {
  *
  * @example
  * ```ts
- * import { InvalidArgumentError } from "./errors.ts";
- * console.log(new InvalidArgumentError("log name must not contain '/'").code);
+ * import { InvalidArgumentError } from "@khipu/log";
+ * const e = new InvalidArgumentError("log name must not contain '/'");
+ * if (e.code !== "INVALID_ARGUMENT") throw new Error(e.code);
  * ```
  */
 export class InvalidArgumentError extends KhipuError {
@@ -232,8 +245,11 @@ export class InvalidArgumentError extends KhipuError {
  *
  * @example
  * ```ts
- * import { RecordTooLargeError } from "./errors.ts";
- * console.log(new RecordTooLargeError(20, 10, "/data/events").message);
+ * import { RecordTooLargeError } from "@khipu/log";
+ * const e = new RecordTooLargeError(20, 10, "/data/events");
+ * if (e.message !== "record of 20 bytes exceeds maxRecordBytes 10 (/data/events)") {
+ *   throw new Error(e.message);
+ * }
  * ```
  */
 export class RecordTooLargeError extends KhipuError {
@@ -255,9 +271,9 @@ export class RecordTooLargeError extends KhipuError {
  *
  * @example
  * ```ts
- * import { CorruptionError } from "./errors.ts";
+ * import { CorruptionError } from "@khipu/log";
  * const e = new CorruptionError("checksum mismatch", { path: "/d/0.seg", offset: 96, seq: 2 });
- * console.log(e.offset, e.seq);
+ * if (e.message !== "checksum mismatch (/d/0.seg, offset 96, seq 2)") throw new Error(e.message);
  * ```
  */
 export class CorruptionError extends KhipuError {
@@ -275,9 +291,9 @@ export class CorruptionError extends KhipuError {
  *
  * @example
  * ```ts
- * import { IoError, PoisonedError } from "./errors.ts";
+ * import { IoError, PoisonedError } from "@khipu/log";
  * const e = new PoisonedError("/d/events", new IoError("fdatasync", "/d/events/0.seg", "EIO"));
- * console.assert(e.code === "POISONED" && e.message.includes("fdatasync"));
+ * if (e.code !== "POISONED" || !e.message.includes("fdatasync")) throw new Error(e.message);
  * ```
  */
 export class PoisonedError extends KhipuError {
@@ -303,9 +319,9 @@ function describeCause(cause: unknown): string {
  *
  * @example
  * ```ts
- * import { FileTypeError } from "./errors.ts";
+ * import { FileTypeError } from "@khipu/log";
  * const e = new FileTypeError("/data/LOCK", "a symbolic link");
- * console.assert(e.code === "FILE_TYPE" && e.found === "a symbolic link");
+ * if (e.code !== "FILE_TYPE" || e.found !== "a symbolic link") throw new Error(e.message);
  * ```
  */
 export class FileTypeError extends KhipuError {
@@ -331,8 +347,9 @@ export class FileTypeError extends KhipuError {
  *
  * @example
  * ```ts
- * import { LogFullError } from "./errors.ts";
- * console.log(new LogFullError("/data/events", 2 ** 53 - 1).code); // "LOG_FULL"
+ * import { LogFullError } from "@khipu/log";
+ * const e = new LogFullError("/data/events", 2 ** 53 - 1);
+ * if (e.code !== "LOG_FULL") throw new Error(e.code);
  * ```
  */
 export class LogFullError extends KhipuError {
@@ -348,9 +365,11 @@ export class LogFullError extends KhipuError {
  *
  * @example
  * ```ts
+ * import { NoSpaceError } from "@khipu/log";
  * import { fromOsError } from "./errors.ts";
  * const e = Object.assign(new Error("ENOSPC"), { code: "ENOSPC" });
- * console.log(fromOsError(e, "write", "/d/0.seg").code); // "NO_SPACE"
+ * const mapped = fromOsError(e, "write", "/d/0.seg");
+ * if (!(mapped instanceof NoSpaceError) || mapped.cause !== e) throw new Error(mapped.code);
  * ```
  */
 export function fromOsError(err: unknown, op: string, path: string): KhipuError {

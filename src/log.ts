@@ -11,12 +11,18 @@
  *
  * @example
  * ```ts
- * import { Store, SyncPolicy } from "../mod.ts";
- * const store = await Store.open(await Deno.makeTempDir(), { syncPolicy: SyncPolicy.always() });
+ * import { Store, SyncPolicy } from "@khipu/log";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * const dir = mkdtempSync(join(tmpdir(), "khipu-"));
+ * const store = await Store.open(dir, { syncPolicy: SyncPolicy.always() });
  * const log = await store.log("events");
  * const seq = await log.append("hello"); // durable when this resolves
- * for await (const r of log.read({ from: seq })) console.log(r.seq, new TextDecoder().decode(r.data));
+ * const texts: string[] = [];
+ * for await (const r of log.read({ from: seq })) texts.push(new TextDecoder().decode(r.data));
  * await store.close();
+ * if (texts.join() !== "hello") throw new Error(texts.join());
  * ```
  * @module
  */
@@ -111,13 +117,16 @@ export async function openLog(name: string, path: string, opts: LogOptions): Pro
  *
  * @example
  * ```ts
- * import { Store } from "../mod.ts";
- * const store = await Store.open(await Deno.makeTempDir());
+ * import { Store } from "@khipu/log";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * const store = await Store.open(mkdtempSync(join(tmpdir(), "khipu-")));
  * const log = await store.log("audit");
  * const [a, b] = await log.appendBatch(["one", "two"]);
  * await log.sync();
- * console.log(a, b, log.firstSeq, log.nextSeq); // 0 1 0 2
  * await store.close();
+ * if (a !== 0 || b !== 1 || log.firstSeq !== 0 || log.nextSeq !== 2) throw new Error(`${a} ${b}`);
  * ```
  */
 export class Log {
@@ -240,10 +249,15 @@ export class Log {
    *
    * @example
    * ```ts
-   * import type { Log } from "./log.ts";
+   * import { type Log, Store } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
    * async function audit(log: Log, event: object): Promise<number> {
    *   return await log.append(JSON.stringify(event));
    * }
+   * const store = await Store.open("/data", { platform: new SimPlatform() });
+   * const seq = await audit(await store.log("audit"), { user: "ana", action: "login" });
+   * await store.close();
+   * if (seq !== 0) throw new Error(`seq ${seq}`);
    * ```
    */
   append(data: Uint8Array | string): Promise<number> {
@@ -264,11 +278,14 @@ export class Log {
    *
    * @example
    * ```ts
-   * import type { Log } from "./log.ts";
-   * async function many(log: Log) {
-   *   const seqs = await log.appendBatch(["a", "b", new Uint8Array([1, 2])]);
-   *   console.log(seqs); // e.g. [10, 11, 12]
-   * }
+   * import { Store } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const store = await Store.open("/data", { platform: new SimPlatform() });
+   * const log = await store.log("events");
+   * await log.append("first");
+   * const seqs = await log.appendBatch(["a", "b", new Uint8Array([1, 2])]);
+   * await store.close();
+   * if (seqs.join() !== "1,2,3") throw new Error(seqs.join());
    * ```
    */
   appendBatch(items: readonly (Uint8Array | string)[]): Promise<number[]> {
@@ -297,8 +314,17 @@ export class Log {
    *
    * @example
    * ```ts
-   * import type { Log } from "./log.ts";
-   * async function checkpoint(log: Log) { await log.sync(); }
+   * import { Store, SyncPolicy } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const sim = new SimPlatform();
+   * const store = await Store.open("/data", { platform: sim, syncPolicy: SyncPolicy.osManaged() });
+   * const log = await store.log("events");
+   * await log.append("checkpointed");
+   * await log.sync();
+   * const afterCut = sim.crash("none"); // a power cut: nothing that was not synced survives
+   * await using reopened = await Store.open("/data", { platform: afterCut });
+   * if ((await reopened.log("events")).nextSeq !== 1) throw new Error("lost a synced record");
+   * await store.close();
    * ```
    */
   sync(): Promise<void> {
@@ -317,12 +343,17 @@ export class Log {
    *
    * @example
    * ```ts
-   * import type { Log } from "./log.ts";
-   * async function dump(log: Log) {
-   *   for await (const { seq, timestamp, data } of log.read({ from: 0 })) {
-   *     console.log(seq, new Date(timestamp), data.length);
-   *   }
+   * import { Store } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const store = await Store.open("/data", { platform: new SimPlatform() });
+   * const log = await store.log("events");
+   * await log.appendBatch(["a", "b", "c"]);
+   * const seen: string[] = [];
+   * for await (const { seq, data } of log.read({ from: 1 })) {
+   *   seen.push(`${seq}:${new TextDecoder().decode(data)}`);
    * }
+   * await store.close();
+   * if (seen.join() !== "1:b,2:c") throw new Error(seen.join());
    * ```
    */
   read(opts: ReadOptions = {}): RecordIterator {
@@ -336,10 +367,22 @@ export class Log {
    *
    * @example
    * ```ts
-   * import type { Log } from "./log.ts";
-   * async function watch(log: Log, signal: AbortSignal) {
-   *   for await (const r of log.follow({ signal })) console.log("new", r.seq);
-   * }
+   * import { Store } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const store = await Store.open("/data", { platform: new SimPlatform() });
+   * const log = await store.log("events");
+   * await log.append("before the follower");
+   * const stop = new AbortController();
+   * const seen: number[] = [];
+   * const watching = (async () => {
+   *   for await (const r of log.follow({ signal: stop.signal })) {
+   *     if (seen.push(r.seq) === 2) stop.abort();
+   *   }
+   * })();
+   * await log.appendBatch(["a", "b"]);
+   * await watching;
+   * await store.close();
+   * if (seen.join() !== "1,2") throw new Error(seen.join());
    * ```
    */
   follow(opts: FollowOptions = {}): RecordIterator {
@@ -354,10 +397,17 @@ export class Log {
    *
    * @example
    * ```ts
-   * import type { Log } from "./log.ts";
+   * import { type Log, Store } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
    * async function keepLast(log: Log, n: number) {
    *   await log.truncateBefore(Math.max(0, log.nextSeq - n));
    * }
+   * const store = await Store.open("/data", { platform: new SimPlatform(), segmentBytes: 4096 });
+   * const log = await store.log("events");
+   * for (let i = 0; i < 20; i++) await log.append(new Uint8Array(1000)); // 3 to a 4 KiB segment
+   * await keepLast(log, 5);
+   * await store.close();
+   * if (log.firstSeq === 0 || log.firstSeq > 15) throw new Error(`firstSeq ${log.firstSeq}`);
    * ```
    */
   truncateBefore(seq: number): Promise<void> {
@@ -394,8 +444,16 @@ export class Log {
    *
    * @example
    * ```ts
-   * import type { Log } from "./log.ts";
-   * async function done(log: Log) { await log.close(); }
+   * import { Store, SyncPolicy } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const sim = new SimPlatform();
+   * const store = await Store.open("/data", { platform: sim, syncPolicy: SyncPolicy.osManaged() });
+   * const log = await store.log("events");
+   * await log.append("x");
+   * await log.close();
+   * await log.close(); // idempotent
+   * if (sim.openFileCount !== 0 || sim.pendingCount !== 0) throw new Error("left work behind");
+   * await store.close();
    * ```
    */
   close(): Promise<void> {

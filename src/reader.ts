@@ -5,10 +5,22 @@
  *
  * @example
  * ```ts
- * import type { Log } from "./log.ts";
- * async function tail(log: Log, signal: AbortSignal) {
- *   for await (const r of log.read({ from: log.nextSeq, follow: true, signal })) console.log(r.seq);
+ * import { type Log, Store } from "@khipu/log";
+ * import { SimPlatform } from "@khipu/log/testing";
+ * async function tail(log: Log, signal: AbortSignal, onRecord: (seq: number) => void) {
+ *   for await (const r of log.read({ from: log.nextSeq, follow: true, signal })) onRecord(r.seq);
  * }
+ * const store = await Store.open("/data", { platform: new SimPlatform() });
+ * const log = await store.log("events");
+ * const stop = new AbortController();
+ * const seen: number[] = [];
+ * const tailing = tail(log, stop.signal, (seq) => {
+ *   if (seen.push(seq) === 2) stop.abort(); // two records are enough
+ * });
+ * await log.appendBatch(["a", "b"]);
+ * await tailing;
+ * await store.close();
+ * if (seen.join() !== "0,1") throw new Error(seen.join());
  * ```
  * @module
  */
@@ -105,13 +117,20 @@ const WAIT = 2;
  *
  * @example
  * ```ts
- * import type { Log } from "./log.ts";
+ * import { type Log, Store } from "@khipu/log";
+ * import { SimPlatform } from "@khipu/log/testing";
  * async function firstRecord(log: Log) {
  *   const it = log.read({ from: 0 });
  *   const r = await it.next();
  *   await it.return(); // releases the open segment file
  *   return r.done ? null : r.value;
  * }
+ * const store = await Store.open("/data", { platform: new SimPlatform() });
+ * const log = await store.log("events");
+ * await log.appendBatch(["a", "b"]);
+ * const first = await firstRecord(log);
+ * await store.close();
+ * if (first?.seq !== 0 || new TextDecoder().decode(first.data) !== "a") throw new Error("not a");
  * ```
  */
 export class RecordIterator implements AsyncIterableIterator<LogRecord> {

@@ -5,14 +5,21 @@
  *
  * @example
  * ```ts
+ * import { SimPlatform } from "@khipu/log/testing";
+ * import { encodeFrame, FRAME_RECORD } from "./format/frame.ts";
+ * import { encodeHeader } from "./format/header.ts";
  * import { recoverLog } from "./recovery.ts";
- * import type { Platform } from "./platform/types.ts";
- * async function demo(p: Platform) {
- *   const r = await recoverLog(p, "/tmp/k/events", {
- *     bufferBytes: 256 << 10, maxRecordBytes: 16 << 20, repair: false,
- *   });
- *   console.log(r.report.truncatedBytes, r.active.nextSeq);
- * }
+ * const sim = new SimPlatform();
+ * await sim.mkdir("/events");
+ * const header = encodeHeader({ firstSeq: 0, maxRecordBytes: 16 << 20 });
+ * const record = (seq: number) => encodeFrame(FRAME_RECORD, seq, 0, new Uint8Array(10));
+ * const torn = record(1).subarray(0, 20); // a write cut short by a crash
+ * const bytes = new Uint8Array([...header, ...record(0), ...torn]);
+ * sim.setFileBytes("/events/00000000000000000000.seg", bytes);
+ * const opts = { bufferBytes: 256 << 10, maxRecordBytes: 16 << 20, repair: false };
+ * const r = await recoverLog(sim, "/events", opts);
+ * r.active.close();
+ * if (r.report.truncatedBytes !== 20 || r.active.nextSeq !== 1) throw new Error("not repaired");
  * ```
  * @module
  */
@@ -113,10 +120,13 @@ export interface Recovered {
  *
  * @example
  * ```ts
+ * import { SimPlatform } from "@khipu/log/testing";
  * import { recoverLog } from "./recovery.ts";
- * import type { Platform } from "./platform/types.ts";
- * const open = (p: Platform) =>
- *   recoverLog(p, "/tmp/k/log", { bufferBytes: 4096, maxRecordBytes: 1024, repair: true });
+ * const sim = new SimPlatform();
+ * const opts = { bufferBytes: 4096, maxRecordBytes: 1024, repair: true };
+ * (await recoverLog(sim, "/store/log", opts)).active.close();
+ * const afterCut = sim.crash("none"); // a power cut: nothing that was not synced survives
+ * if (!(await afterCut.stat("/store/log"))?.isDirectory) throw new Error("the directory was lost");
  * ```
  */
 export async function recoverLog(
@@ -215,11 +225,13 @@ function nextBoundary(offset: number, unit: number): number {
  *
  * @example
  * ```ts
+ * import { SimPlatform } from "@khipu/log/testing";
  * import { liveRef } from "./recovery.ts";
  * import { Segment } from "./segment.ts";
- * import type { Platform } from "./platform/types.ts";
- * const refFor = (p: Platform) =>
- *   liveRef(Segment.pending(p, "/tmp/k/log", 0, { bufferBytes: 4096, maxRecordBytes: 1024 }));
+ * const opts = { bufferBytes: 4096, maxRecordBytes: 1024 };
+ * const writer = Segment.pending(new SimPlatform(), "/log", 0, opts);
+ * const ref = liveRef(writer);
+ * if (ref.writer !== writer || ref.endSeq !== null) throw new Error("not the live segment");
  * ```
  */
 export function liveRef(writer: Segment): SegmentRef {

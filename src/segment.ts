@@ -12,14 +12,18 @@
  *
  * @example
  * ```ts
+ * import { mkdirDurable } from "@khipu/log/platform";
+ * import { SimPlatform } from "@khipu/log/testing";
  * import { Segment } from "./segment.ts";
- * import type { Platform } from "./platform/types.ts";
- * async function demo(p: Platform) {
- *   const seg = Segment.pending(p, "/tmp/k/log", 0, { bufferBytes: 256 << 10, maxRecordBytes: 1 << 20 });
- *   seg.append(0, Date.now(), new TextEncoder().encode("hello"));
- *   await seg.sync(); // creates the file durably, writes, fdatasyncs
- *   seg.close();
- * }
+ * const sim = new SimPlatform();
+ * await mkdirDurable(sim, "/log");
+ * const seg = Segment.pending(sim, "/log", 0, { bufferBytes: 256 << 10, maxRecordBytes: 1 << 20 });
+ * seg.append(0, Date.now(), new TextEncoder().encode("hello"));
+ * await seg.sync(); // creates the file durably, writes, fdatasyncs
+ * seg.close();
+ * const afterCut = sim.crash("none"); // a power cut: nothing that was not synced survives
+ * const bytes = afterCut.fileBytes("/log/00000000000000000000.seg");
+ * if (bytes?.length !== 32 + 28 + 5) throw new Error(`${bytes?.length} bytes`); // header + frame
  * ```
  * @module
  */
@@ -65,7 +69,7 @@ interface Chunk {
  * @example
  * ```ts
  * import { Segment, segmentFileName } from "./segment.ts";
- * console.log(segmentFileName(42)); // "00000000000000000042.seg"
+ * if (segmentFileName(42) !== "00000000000000000042.seg") throw new Error(segmentFileName(42));
  * ```
  */
 export class Segment {

@@ -4,11 +4,16 @@
  *
  * @example
  * ```ts
- * import { Store, SyncPolicy } from "../mod.ts";
- * await using store = await Store.open(await Deno.makeTempDir(), { syncPolicy: SyncPolicy.everyN(64) });
+ * import { Store, SyncPolicy } from "@khipu/log";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * const dir = mkdtempSync(join(tmpdir(), "khipu-"));
+ * await using store = await Store.open(dir, { syncPolicy: SyncPolicy.everyN(64) });
  * const events = await store.log("events");
- * await events.append(new Uint8Array([1, 2, 3]));
- * await store.sync();
+ * const seq = await events.append(new Uint8Array([1, 2, 3]));
+ * await store.sync(); // on disk now, whatever the policy
+ * if (seq !== 0 || events.nextSeq !== 1) throw new Error(`seq ${seq}`);
  * ```
  * @module
  */
@@ -68,9 +73,15 @@ const WINDOWS_RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$/i;
  *
  * @example
  * ```ts
+ * import { InvalidArgumentError } from "@khipu/log";
  * import { validateLogName } from "./store.ts";
  * validateLogName("orders-2026.v1"); // ok
- * try { validateLogName("../etc"); } catch (e) { console.log((e as Error).message); }
+ * try {
+ *   validateLogName("../etc");
+ *   throw new Error("accepted ../etc");
+ * } catch (e) {
+ *   if (!(e instanceof InvalidArgumentError)) throw e;
+ * }
  * ```
  */
 export function validateLogName(name: string): void {
@@ -161,11 +172,17 @@ function resolveOptions(given: StoreOptions | undefined): Omit<ResolvedStoreOpti
  *
  * @example
  * ```ts
- * import { Store, SyncPolicy } from "../mod.ts";
- * const store = await Store.open(await Deno.makeTempDir(), { syncPolicy: SyncPolicy.always() });
+ * import { Store, SyncPolicy } from "@khipu/log";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * const dir = mkdtempSync(join(tmpdir(), "khipu-"));
+ * const store = await Store.open(dir, { syncPolicy: SyncPolicy.always() });
  * const log = await store.log("events");
  * await log.append("durable");
  * await store.close();
+ * await using reopened = await Store.open(dir);
+ * if ((await reopened.log("events")).nextSeq !== 1) throw new Error("the record is gone");
  * ```
  */
 export class Store {
@@ -190,9 +207,15 @@ export class Store {
    *
    * @example
    * ```ts
-   * import { Store } from "../mod.ts";
-   * const store = await Store.open("./data", { segmentBytes: 8 << 20 });
+   * import { LockedError, Store } from "@khipu/log";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
+   * const dir = mkdtempSync(join(tmpdir(), "khipu-"));
+   * const store = await Store.open(dir, { segmentBytes: 8 << 20 });
+   * const second = await Store.open(dir).catch((e) => e); // a second writer is refused
    * await store.close();
+   * if (!(second instanceof LockedError)) throw new Error("two writers");
    * ```
    */
   static async open(dir: string, options: StoreOptions = {}): Promise<Store> {
@@ -227,11 +250,13 @@ export class Store {
    *
    * @example
    * ```ts
-   * import type { Store } from "./store.ts";
-   * async function demo(store: Store) {
-   *   const orders = await store.log("orders");
-   *   await orders.append("created #1");
-   * }
+   * import { Store } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const store = await Store.open("/data", { platform: new SimPlatform() });
+   * const orders = await store.log("orders");
+   * await orders.append("created #1");
+   * if ((await store.log("orders")) !== orders) throw new Error("two Logs for one name");
+   * await store.close();
    * ```
    */
   log(name: string): Promise<Log> {
@@ -408,8 +433,16 @@ export class Store {
    *
    * @example
    * ```ts
-   * import type { Store } from "./store.ts";
-   * async function checkpoint(store: Store) { await store.sync(); }
+   * import { Store, SyncPolicy } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const sim = new SimPlatform();
+   * const store = await Store.open("/data", { platform: sim, syncPolicy: SyncPolicy.osManaged() });
+   * await (await store.log("events")).append("checkpointed");
+   * await store.sync();
+   * const afterCut = sim.crash("none"); // a power cut: nothing that was not synced survives
+   * await using reopened = await Store.open("/data", { platform: afterCut });
+   * if ((await reopened.log("events")).nextSeq !== 1) throw new Error("lost a synced record");
+   * await store.close();
    * ```
    */
   async sync(): Promise<void> {
@@ -424,8 +457,16 @@ export class Store {
    *
    * @example
    * ```ts
-   * import type { Store } from "./store.ts";
-   * async function shutdown(store: Store) { await store.close(); }
+   * import { Store, SyncPolicy } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const sim = new SimPlatform();
+   * const store = await Store.open("/data", { platform: sim, syncPolicy: SyncPolicy.osManaged() });
+   * await (await store.log("events")).append("last words");
+   * await store.close();
+   * await store.close(); // idempotent
+   * const afterCut = sim.crash("none"); // a power cut: nothing that was not synced survives
+   * await using reopened = await Store.open("/data", { platform: afterCut });
+   * if ((await reopened.log("events")).nextSeq !== 1) throw new Error("close() did not sync");
    * ```
    */
   close(): Promise<void> {

@@ -12,9 +12,12 @@
  *
  * @example
  * ```ts
- * import { SyncPolicy } from "./sync_policy.ts";
+ * import { SyncPolicy } from "@khipu/log";
  * const p = SyncPolicy.everyN(64);
- * console.log(p.kind, p.n, p.maxLossOnPowerCut()); // everyN 64 "at most 63 resolved records"
+ * const loss = p.maxLossOnPowerCut();
+ * if (p.kind !== "everyN" || p.n !== 64 || loss !== "at most 63 resolved records") {
+ *   throw new Error(loss);
+ * }
  * ```
  * @module
  */
@@ -31,9 +34,10 @@ export type SyncPolicyKind = "always" | "everyN" | "interval" | "osManaged";
  *
  * @example
  * ```ts
- * import { SyncPolicy } from "./sync_policy.ts";
+ * import { SyncPolicy } from "@khipu/log";
  * const strict = SyncPolicy.always();
  * const relaxed = SyncPolicy.interval(10);
+ * if (`${strict} ${relaxed}` !== "always() interval(10)") throw new Error(`${strict} ${relaxed}`);
  * ```
  */
 export class SyncPolicy {
@@ -55,8 +59,9 @@ export class SyncPolicy {
    *
    * @example
    * ```ts
-   * import { SyncPolicy } from "./sync_policy.ts";
-   * SyncPolicy.always();
+   * import { SyncPolicy } from "@khipu/log";
+   * const p = SyncPolicy.always();
+   * if (p.n !== 1 || p.maxLossOnPowerCut() !== "nothing that resolved") throw new Error(`${p}`);
    * ```
    */
   static always(): SyncPolicy {
@@ -68,8 +73,9 @@ export class SyncPolicy {
    *
    * @example
    * ```ts
-   * import { SyncPolicy } from "./sync_policy.ts";
-   * SyncPolicy.everyN(128);
+   * import { SyncPolicy } from "@khipu/log";
+   * const loss = SyncPolicy.everyN(128).maxLossOnPowerCut();
+   * if (loss !== "at most 127 resolved records") throw new Error(loss);
    * ```
    */
   static everyN(n: number = 64): SyncPolicy {
@@ -83,8 +89,14 @@ export class SyncPolicy {
    *
    * @example
    * ```ts
-   * import { SyncPolicy } from "./sync_policy.ts";
-   * SyncPolicy.interval(10);
+   * import { InvalidArgumentError, SyncPolicy } from "@khipu/log";
+   * if (SyncPolicy.interval(10).ms !== 10) throw new Error("interval(10)");
+   * try {
+   *   SyncPolicy.interval(0);
+   *   throw new Error("accepted 0 ms");
+   * } catch (e) {
+   *   if (!(e instanceof InvalidArgumentError)) throw e;
+   * }
    * ```
    */
   static interval(ms: number): SyncPolicy {
@@ -98,8 +110,9 @@ export class SyncPolicy {
    *
    * @example
    * ```ts
-   * import { SyncPolicy } from "./sync_policy.ts";
-   * SyncPolicy.osManaged();
+   * import { SyncPolicy } from "@khipu/log";
+   * const p = SyncPolicy.osManaged();
+   * if (p.maxLossOnPowerCut() !== "everything since the last sync()") throw new Error(`${p}`);
    * ```
    */
   static osManaged(): SyncPolicy {
@@ -111,8 +124,9 @@ export class SyncPolicy {
    *
    * @example
    * ```ts
-   * import { SyncPolicy } from "./sync_policy.ts";
-   * console.log(SyncPolicy.always().maxLossOnPowerCut()); // "nothing that resolved"
+   * import { SyncPolicy } from "@khipu/log";
+   * const loss = SyncPolicy.always().maxLossOnPowerCut();
+   * if (loss !== "nothing that resolved") throw new Error(loss);
    * ```
    */
   maxLossOnPowerCut(): string {

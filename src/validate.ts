@@ -10,8 +10,11 @@
  * import { wholeNumber } from "./validate.ts";
  * try {
  *   wholeNumber("segmentBytes", "1048576", 4096, 2 ** 48);
+ *   throw new Error("accepted a string");
  * } catch (e) {
- *   if (!(e instanceof InvalidArgumentError) || !e.message.includes('"1048576" (a string)')) throw e;
+ *   if (!(e instanceof InvalidArgumentError) || !e.message.includes('"1048576" (a string)')) {
+ *     throw e;
+ *   }
  * }
  * ```
  * @module
@@ -89,8 +92,10 @@ export function boolean(what: string, value: unknown): boolean {
  * @example
  * ```ts
  * import { options } from "./validate.ts";
+ * // options as JavaScript or a config file may pass them, unchecked by the type system
+ * const given: { syncPolicy?: number; repair?: boolean } = JSON.parse('{ "syncpolicy": 1 }');
  * try {
- *   options("Store.open options", { syncpolicy: 1 }, ["syncPolicy", "repair"]);
+ *   options("Store.open options", given, ["syncPolicy", "repair"]);
  *   throw new Error("accepted a typo");
  * } catch (e) {
  *   if (!(e as Error).message.includes('did you mean "syncPolicy"')) throw e;

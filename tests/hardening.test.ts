@@ -35,7 +35,7 @@ import {
   Store,
   SyncPolicy,
 } from "../mod.ts";
-import { type Platform, type PlatformFile } from "../platform.ts";
+import type { Platform, PlatformFile } from "../platform.ts";
 import { FaultyPlatform, SimPlatform } from "../testing.ts";
 import { concat, realDisk, within } from "./helpers.ts";
 import { segName, specFrame, specHeader, specSeal, u32 } from "./spec_codec.ts";

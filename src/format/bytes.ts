@@ -7,7 +7,7 @@
  * import { readU64, writeU64 } from "./bytes.ts";
  * const b = new Uint8Array(8);
  * writeU64(b, 0, 2 ** 40 + 7);
- * console.assert(readU64(b, 0) === 2 ** 40 + 7);
+ * if (readU64(b, 0) !== 2 ** 40 + 7) throw new Error(`${readU64(b, 0)}`);
  * ```
  * @module
  */
@@ -20,7 +20,9 @@ const TWO_32 = 0x1_0000_0000;
  * @example
  * ```ts
  * import { writeU32 } from "./bytes.ts";
- * const b = new Uint8Array(4); writeU32(b, 0, 258); // b = [2, 1, 0, 0]
+ * const b = new Uint8Array(4);
+ * writeU32(b, 0, 258);
+ * if (b.join() !== "2,1,0,0") throw new Error(b.join());
  * ```
  */
 export function writeU32(buf: Uint8Array, off: number, value: number): void {
@@ -36,7 +38,7 @@ export function writeU32(buf: Uint8Array, off: number, value: number): void {
  * @example
  * ```ts
  * import { readU32 } from "./bytes.ts";
- * console.assert(readU32(new Uint8Array([2, 1, 0, 0]), 0) === 258);
+ * if (readU32(new Uint8Array([2, 1, 0, 0]), 0) !== 258) throw new Error("readU32");
  * ```
  */
 export function readU32(buf: Uint8Array, off: number): number {
@@ -48,8 +50,10 @@ export function readU32(buf: Uint8Array, off: number): number {
  *
  * @example
  * ```ts
- * import { writeU64 } from "./bytes.ts";
- * writeU64(new Uint8Array(8), 0, Number.MAX_SAFE_INTEGER);
+ * import { readU64, writeU64 } from "./bytes.ts";
+ * const b = new Uint8Array(8);
+ * writeU64(b, 0, Number.MAX_SAFE_INTEGER);
+ * if (readU64(b, 0) !== Number.MAX_SAFE_INTEGER) throw new Error(b.join());
  * ```
  */
 export function writeU64(buf: Uint8Array, off: number, value: number): void {
@@ -64,7 +68,7 @@ export function writeU64(buf: Uint8Array, off: number, value: number): void {
  * @example
  * ```ts
  * import { readU64 } from "./bytes.ts";
- * console.assert(Number.isNaN(readU64(new Uint8Array(8).fill(0xff), 0)));
+ * if (!Number.isNaN(readU64(new Uint8Array(8).fill(0xff), 0))) throw new Error("not NaN");
  * ```
  */
 export function readU64(buf: Uint8Array, off: number): number {

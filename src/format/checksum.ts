@@ -12,7 +12,8 @@
  * @example
  * ```ts
  * import { crc32 } from "./checksum.ts";
- * console.log(crc32(new TextEncoder().encode("123456789")).toString(16)); // "cbf43926"
+ * const crc = crc32(new TextEncoder().encode("123456789"));
+ * if (crc !== 0xcbf43926) throw new Error(crc.toString(16)); // the CRC-32 check value
  * ```
  * @module
  */
@@ -26,7 +27,7 @@ import { crc32 as zlibCrc32 } from "node:zlib";
  * import { crc32 } from "./checksum.ts";
  * const whole = crc32(new Uint8Array([1, 2, 3, 4]));
  * const chained = crc32(new Uint8Array([3, 4]), crc32(new Uint8Array([1, 2])));
- * console.assert(whole === chained);
+ * if (whole !== chained) throw new Error(`${whole} !== ${chained}`);
  * ```
  */
 export function crc32(data: Uint8Array, previous = 0): number {

@@ -15,7 +15,7 @@
  * import { decodeFrame, encodeFrame, FRAME_RECORD } from "./frame.ts";
  * const f = encodeFrame(FRAME_RECORD, 7, 1_700_000_000_000, new Uint8Array([1, 2, 3]));
  * const d = decodeFrame(f, 0, f.length, 7, 1024);
- * console.assert(d.status === "ok" && d.seq === 7);
+ * if (d.status !== "ok" || d.seq !== 7) throw new Error(d.status);
  * ```
  * @module
  */
@@ -87,7 +87,8 @@ export type FrameResult = FrameOk | FrameShort | FrameBad;
  * ```ts
  * import { encodeFrameInto, FRAME_RECORD } from "./frame.ts";
  * const buf = new Uint8Array(64);
- * const end = encodeFrameInto(buf, 0, FRAME_RECORD, 0, Date.now(), new Uint8Array(4)); // 32
+ * const end = encodeFrameInto(buf, 0, FRAME_RECORD, 0, Date.now(), new Uint8Array(4));
+ * if (end !== 32) throw new Error(`${end}`); // a 28-byte header, then the payload
  * ```
  */
 export function encodeFrameInto(
@@ -117,7 +118,8 @@ export function encodeFrameInto(
  * @example
  * ```ts
  * import { encodeFrame, FRAME_RECORD } from "./frame.ts";
- * const bytes = encodeFrame(FRAME_RECORD, 0, 0, new TextEncoder().encode("hello")); // 33 bytes
+ * const bytes = encodeFrame(FRAME_RECORD, 0, 0, new TextEncoder().encode("hello"));
+ * if (bytes.length !== 33) throw new Error(`${bytes.length}`);
  * ```
  */
 export function encodeFrame(
@@ -140,7 +142,8 @@ export function encodeFrame(
  * ```ts
  * import { decodeFrame } from "./frame.ts";
  * const zeros = new Uint8Array(4096);
- * console.log(decodeFrame(zeros, 0, zeros.length, 0, 1024)); // { status: "bad", reason: "bad frame type 0" }
+ * const d = decodeFrame(zeros, 0, zeros.length, 0, 1024);
+ * if (d.status !== "bad" || d.reason !== "bad frame type 0") throw new Error(d.status);
  * ```
  */
 export function decodeFrame(

@@ -5,7 +5,7 @@
  * ```ts
  * import { decodeHeader, encodeHeader } from "./header.ts";
  * const h = decodeHeader(encodeHeader({ firstSeq: 42, maxRecordBytes: 1024 }));
- * console.assert(h.ok && h.header.firstSeq === 42);
+ * if (!h.ok || h.header.firstSeq !== 42) throw new Error("header did not round-trip");
  * ```
  * @module
  */
@@ -39,7 +39,8 @@ export type HeaderResult =
  * @example
  * ```ts
  * import { encodeHeader } from "./header.ts";
- * const bytes = encodeHeader({ firstSeq: 0, maxRecordBytes: 16 << 20 }); // 32 bytes
+ * const bytes = encodeHeader({ firstSeq: 0, maxRecordBytes: 16 << 20 });
+ * if (bytes.length !== 32) throw new Error(`${bytes.length}`);
  * ```
  */
 export function encodeHeader(h: SegmentHeader): Uint8Array {
@@ -62,7 +63,8 @@ export function encodeHeader(h: SegmentHeader): Uint8Array {
  * @example
  * ```ts
  * import { decodeHeader } from "./header.ts";
- * console.log(decodeHeader(new Uint8Array(32))); // { ok: false, reason: "bad magic" }
+ * const h = decodeHeader(new Uint8Array(32));
+ * if (h.ok || h.reason !== "bad magic") throw new Error("zeros decoded as a header");
  * ```
  */
 export function decodeHeader(b: Uint8Array): HeaderResult {

@@ -5,14 +5,20 @@
  *
  * @example
  * ```ts
+ * import type { PlatformFile } from "@khipu/log/platform";
+ * import { SimPlatform } from "@khipu/log/testing";
+ * import { encodeFrame, FRAME_RECORD } from "./frame.ts";
  * import { FrameScanner } from "./scanner.ts";
- * import type { PlatformFile } from "../platform/types.ts";
  * function count(file: PlatformFile, size: number): number {
  *   const s = new FrameScanner(file, 32, size, 0, 16 << 20);
  *   let n = 0;
  *   for (let f = s.next(); f.kind === "frame"; f = s.next()) n++;
  *   return n;
  * }
+ * const file = await new SimPlatform().open("/0.seg", "createExclusive");
+ * const frame = (seq: number) => encodeFrame(FRAME_RECORD, seq, Date.now(), new Uint8Array(5));
+ * file.writev([new Uint8Array(32), frame(0), frame(1)]); // room for the header, then two records
+ * if (count(file, file.size()) !== 2) throw new Error(`${count(file, file.size())}`);
  * ```
  * @module
  */
@@ -61,14 +67,20 @@ export type ScanStep =
  *
  * @example
  * ```ts
+ * import type { PlatformFile } from "@khipu/log/platform";
+ * import { SimPlatform } from "@khipu/log/testing";
+ * import { encodeFrame, FRAME_RECORD } from "./frame.ts";
  * import { FrameScanner } from "./scanner.ts";
- * import type { PlatformFile } from "../platform/types.ts";
  * function lastSeq(file: PlatformFile): number {
  *   const s = new FrameScanner(file, 32, file.size(), 0, 1 << 20);
  *   let seq = -1;
  *   for (let f = s.next(); f.kind === "frame"; f = s.next()) seq = f.seq;
  *   return seq;
  * }
+ * const file = await new SimPlatform().open("/0.seg", "createExclusive");
+ * const frame = (seq: number) => encodeFrame(FRAME_RECORD, seq, Date.now(), new Uint8Array(5));
+ * file.writev([new Uint8Array(32), frame(0), frame(1), frame(1)]); // the second 1 is out of order
+ * if (lastSeq(file) !== 1) throw new Error(`${lastSeq(file)}`);
  * ```
  */
 export class FrameScanner {
@@ -184,11 +196,20 @@ export class FrameScanner {
  *
  * @example
  * ```ts
+ * import type { PlatformFile } from "@khipu/log/platform";
+ * import { SimPlatform } from "@khipu/log/testing";
+ * import { encodeFrame, FRAME_RECORD } from "./frame.ts";
  * import { findNextValidFrame } from "./scanner.ts";
- * import type { PlatformFile } from "../platform/types.ts";
  * function tornTail(f: PlatformFile, at: number, seq: number): boolean {
  *   return findNextValidFrame(f, at, f.size(), seq, 1 << 20) === -1;
  * }
+ * const sim = new SimPlatform();
+ * const frame = (seq: number) => encodeFrame(FRAME_RECORD, seq, 0, new Uint8Array(100));
+ * const torn = await sim.open("/torn.seg", "createExclusive");
+ * torn.writev([new Uint8Array(32), frame(0).subarray(0, 60)]); // the last write, cut short
+ * const damaged = await sim.open("/damaged.seg", "createExclusive");
+ * damaged.writev([new Uint8Array(32), frame(0).fill(0xee, 40), frame(1)]); // a whole one follows
+ * if (!tornTail(torn, 32, 0) || tornTail(damaged, 32, 0)) throw new Error("misjudged");
  * ```
  */
 export function findNextValidFrame(
@@ -263,9 +284,11 @@ export const SECTOR_BYTES = 512;
  *
  * @example
  * ```ts
+ * import { SimPlatform } from "@khipu/log/testing";
  * import { hasZeroSector } from "./scanner.ts";
- * import type { PlatformFile } from "../platform/types.ts";
- * const lostWrite = (f: PlatformFile, from: number, to: number) => hasZeroSector(f, from, to);
+ * const f = await new SimPlatform().open("/0.seg", "createExclusive");
+ * f.write(new Uint8Array(2048).fill(1).fill(0, 512, 1024)); // the second sector never made it
+ * if (!hasZeroSector(f, 0, 2048) || hasZeroSector(f, 1024, 2048)) throw new Error("hasZeroSector");
  * ```
  */
 export function hasZeroSector(file: PlatformFile, from: number, to: number): boolean {
@@ -294,9 +317,13 @@ export function hasZeroSector(file: PlatformFile, from: number, to: number): boo
  *
  * @example
  * ```ts
+ * import { SimPlatform } from "@khipu/log/testing";
  * import { readFully } from "./scanner.ts";
- * import type { PlatformFile } from "../platform/types.ts";
- * const header = (f: PlatformFile) => { const b = new Uint8Array(32); readFully(f, b, 0); return b; };
+ * const f = await new SimPlatform().open("/0.seg", "createExclusive");
+ * f.write(new Uint8Array(40));
+ * const header = new Uint8Array(32);
+ * if (readFully(f, header, 0) !== 32) throw new Error("a short read");
+ * if (readFully(f, header, 30) !== 10) throw new Error("the file ends at byte 40");
  * ```
  */
 export function readFully(file: PlatformFile, buf: Uint8Array, position: number): number {

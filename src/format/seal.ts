@@ -14,8 +14,9 @@
  * const index = new SparseIndex();
  * index.push(0, 32);
  * const frame = encodeSealFrame(10, Date.now(), index);
- * const idx = decodeSealPayload(frame.subarray(28), frame.length, { firstSeq: 0, endSeq: 10, sealAt: 100 });
- * console.assert(typeof idx !== "string" && idx.offsetAt(0) === 32);
+ * const bounds = { firstSeq: 0, endSeq: 10, sealAt: 100 };
+ * const idx = decodeSealPayload(frame.subarray(28), frame.length, bounds);
+ * if (typeof idx === "string" || idx.offsetAt(0) !== 32) throw new Error(String(idx));
  * ```
  * @module
  */
@@ -37,7 +38,7 @@ export const MIN_SEAL_FRAME_BYTES: number = FRAME_HEADER_BYTES + 8;
  * @example
  * ```ts
  * import { maxIndexEntries } from "./seal.ts";
- * console.log(maxIndexEntries(32 + 65_536)); // 2
+ * if (maxIndexEntries(32 + 65_536) !== 2) throw new Error(`${maxIndexEntries(32 + 65_536)}`);
  * ```
  */
 export function maxIndexEntries(sealAt: number): number {
@@ -51,7 +52,7 @@ export function maxIndexEntries(sealAt: number): number {
  * @example
  * ```ts
  * import { maxSealFrameBytes } from "./seal.ts";
- * console.log(maxSealFrameBytes(100)); // 52
+ * if (maxSealFrameBytes(100) !== 52) throw new Error(`${maxSealFrameBytes(100)}`);
  * ```
  */
 export function maxSealFrameBytes(sealAt: number): number {
@@ -65,7 +66,8 @@ export function maxSealFrameBytes(sealAt: number): number {
  * ```ts
  * import { encodeSealFrame } from "./seal.ts";
  * import { SparseIndex } from "./sparse_index.ts";
- * const seal = encodeSealFrame(64, Date.now(), new SparseIndex()); // 36 bytes
+ * const seal = encodeSealFrame(64, Date.now(), new SparseIndex());
+ * if (seal.length !== 36) throw new Error(`${seal.length}`); // header, count, trailer
  * ```
  */
 export function encodeSealFrame(
@@ -103,7 +105,8 @@ export interface SealBounds {
  * @example
  * ```ts
  * import { decodeSealPayload } from "./seal.ts";
- * console.log(decodeSealPayload(new Uint8Array(3), 31, { firstSeq: 0, endSeq: 1, sealAt: 64 })); // "seal payload too short"
+ * const r = decodeSealPayload(new Uint8Array(3), 31, { firstSeq: 0, endSeq: 1, sealAt: 64 });
+ * if (r !== "seal payload too short") throw new Error(String(r));
  * ```
  */
 export function decodeSealPayload(

@@ -9,7 +9,7 @@
  * const idx = new SparseIndex();
  * idx.push(0, 32);
  * idx.push(900, 70_000);
- * console.assert(idx.floor(950) === 1 && idx.offsetAt(1) === 70_000);
+ * if (idx.floor(950) !== 1 || idx.offsetAt(1) !== 70_000) throw new Error(`${idx.floor(950)}`);
  * ```
  * @module
  */
@@ -22,7 +22,7 @@
  * import { SparseIndex } from "./sparse_index.ts";
  * const idx = new SparseIndex();
  * idx.push(10, 32);
- * console.log(idx.length, idx.seqAt(0), idx.lastOffset); // 1 10 32
+ * if (idx.length !== 1 || idx.seqAt(0) !== 10 || idx.lastOffset !== 32) throw new Error("push");
  * ```
  */
 export class SparseIndex {

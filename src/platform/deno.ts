@@ -18,11 +18,16 @@
  *
  * @example
  * ```ts
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  * import { denoPlatform } from "./deno.ts";
- * const f = await denoPlatform.open("/tmp/khipu-deno-example.bin", "createExclusive");
+ * const path = join(mkdtempSync(join(tmpdir(), "khipu-")), "example.bin");
+ * const f = await denoPlatform.open(path, "createExclusive");
  * f.write(new Uint8Array([1, 2, 3]));
  * await f.datasync();
  * f.close();
+ * if ((await denoPlatform.stat(path))?.size !== 3) throw new Error("not written");
  * ```
  * @module
  */
@@ -234,7 +239,7 @@ async function statOrNull(
  * @example
  * ```ts
  * import { createDenoPlatform } from "./deno.ts";
- * console.log(createDenoPlatform().name); // "deno"
+ * if (createDenoPlatform().name !== "deno") throw new Error(createDenoPlatform().name);
  * ```
  */
 export function createDenoPlatform(): Platform {
@@ -347,8 +352,9 @@ export function createDenoPlatform(): Platform {
  *
  * @example
  * ```ts
+ * import { tmpdir } from "node:os";
  * import { denoPlatform } from "./deno.ts";
- * console.log((await denoPlatform.stat("/tmp"))?.isDirectory);
+ * if (!(await denoPlatform.stat(tmpdir()))?.isDirectory) throw new Error("no temp directory");
  * ```
  */
 export const denoPlatform: Platform = createDenoPlatform();

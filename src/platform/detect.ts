@@ -6,9 +6,9 @@
  *
  * @example
  * ```ts
- * import { defaultPlatform } from "./detect.ts";
+ * import { defaultPlatform } from "@khipu/log/platform";
  * const p = await defaultPlatform();
- * console.log(p.name); // "deno", "node" or "bun"
+ * if (!["deno", "node", "bun"].includes(p.name)) throw new Error(p.name);
  * ```
  * @module
  */
@@ -23,7 +23,10 @@ export type RuntimeName = "deno" | "bun" | "node";
  * @example
  * ```ts
  * import { detectRuntime } from "./detect.ts";
- * console.log(detectRuntime());
+ * const runtime = detectRuntime(); // "deno", "bun" or "node"
+ * if (runtime !== ("Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node")) {
+ *   throw new Error(runtime);
+ * }
  * ```
  */
 export function detectRuntime(): RuntimeName {
@@ -40,9 +43,14 @@ let cached: Promise<Platform> | undefined;
  *
  * @example
  * ```ts
- * import { defaultPlatform } from "./detect.ts";
+ * import { defaultPlatform } from "@khipu/log/platform";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  * const p = await defaultPlatform();
- * await p.mkdir("/tmp/khipu-detect-example");
+ * if (p !== await defaultPlatform()) throw new Error("created twice");
+ * const dir = join(mkdtempSync(join(tmpdir(), "khipu-")), "data");
+ * if (!(await p.mkdir(dir))) throw new Error(`mkdir ${dir}`);
  * ```
  */
 export function defaultPlatform(): Promise<Platform> {

@@ -8,11 +8,15 @@
  *
  * @example
  * ```ts
- * import { createFileDurable } from "./durable.ts";
- * import type { Platform } from "./types.ts";
+ * import { createFileDurable, type Platform } from "@khipu/log/platform";
+ * import { SimPlatform } from "@khipu/log/testing";
  * async function newSegment(p: Platform, path: string, header: Uint8Array) {
  *   return await createFileDurable(p, path, header); // file + data + parent directory all synced
  * }
+ * const sim = new SimPlatform();
+ * (await newSegment(sim, "/0.seg", new Uint8Array(32))).close();
+ * const afterCut = sim.crash("none"); // a power cut: nothing that was not synced survives
+ * if (afterCut.fileBytes("/0.seg")?.length !== 32) throw new Error("lost in a power cut");
  * ```
  * @module
  */
@@ -33,8 +37,8 @@ export function parentDir(path: string): string {
  *
  * @example
  * ```ts
- * import { dirModeFor } from "./durable.ts";
- * console.log(dirModeFor(0o644).toString(8), dirModeFor(0o600).toString(8)); // "755" "700"
+ * import { dirModeFor } from "@khipu/log/platform";
+ * if (dirModeFor(0o644) !== 0o755 || dirModeFor(0o600) !== 0o700) throw new Error("dirModeFor");
  * ```
  */
 export function dirModeFor(fileMode: number): number {
@@ -48,12 +52,15 @@ export function dirModeFor(fileMode: number): number {
  *
  * @example
  * ```ts
- * import { createFileDurable } from "./durable.ts";
- * import type { Platform } from "./types.ts";
- * async function demo(p: Platform) {
- *   const f = await createFileDurable(p, "/tmp/k/00000000000000000000.seg", new Uint8Array(32));
- *   f.close();
- * }
+ * import { createFileDurable } from "@khipu/log/platform";
+ * import { SimPlatform } from "@khipu/log/testing";
+ * const sim = new SimPlatform();
+ * const f = await createFileDurable(sim, "/00000000000000000000.seg", new Uint8Array(32));
+ * f.write(new Uint8Array(8)); // open for appending; these 8 bytes are not synced
+ * f.close();
+ * const afterCut = sim.crash("none"); // a power cut: nothing that was not synced survives
+ * const bytes = afterCut.fileBytes("/00000000000000000000.seg");
+ * if (bytes?.length !== 32) throw new Error(`${bytes?.length} bytes`);
  * ```
  */
 export async function createFileDurable(
@@ -82,9 +89,13 @@ export async function createFileDurable(
  *
  * @example
  * ```ts
- * import { mkdirDurable } from "./durable.ts";
- * import type { Platform } from "./types.ts";
- * async function demo(p: Platform) { await mkdirDurable(p, "/tmp/khipu/store/events"); }
+ * import { mkdirDurable } from "@khipu/log/platform";
+ * import { SimPlatform } from "@khipu/log/testing";
+ * const sim = new SimPlatform();
+ * if (!(await mkdirDurable(sim, "/khipu/store/events"))) throw new Error("nothing created");
+ * if (await mkdirDurable(sim, "/khipu/store/events")) throw new Error("created twice");
+ * const afterCut = sim.crash("none"); // a power cut: nothing that was not synced survives
+ * if (!(await afterCut.stat("/khipu/store/events"))?.isDirectory) throw new Error("lost");
  * ```
  */
 export async function mkdirDurable(
@@ -110,9 +121,13 @@ export async function mkdirDurable(
  *
  * @example
  * ```ts
- * import { renameDurable } from "./durable.ts";
- * import type { Platform } from "./types.ts";
- * async function demo(p: Platform) { await renameDurable(p, "/d/a.seg", "/d/a.seg.broken"); }
+ * import { renameDurable } from "@khipu/log/platform";
+ * import { SimPlatform } from "@khipu/log/testing";
+ * const sim = new SimPlatform();
+ * sim.setFileBytes("/a.seg", new Uint8Array(32)); // a durable file
+ * await renameDurable(sim, "/a.seg", "/a.seg.broken");
+ * const afterCut = sim.crash("undoDirOps"); // a power cut that undoes every unsynced rename
+ * if (afterCut.fileBytes("/a.seg.broken")?.length !== 32) throw new Error("the rename was lost");
  * ```
  */
 export async function renameDurable(platform: Platform, from: string, to: string): Promise<void> {
@@ -129,9 +144,13 @@ export async function renameDurable(platform: Platform, from: string, to: string
  *
  * @example
  * ```ts
- * import { unlinkDurable } from "./durable.ts";
- * import type { Platform } from "./types.ts";
- * async function demo(p: Platform) { await unlinkDurable(p, "/d/00000000000000000000.seg"); }
+ * import { unlinkDurable } from "@khipu/log/platform";
+ * import { SimPlatform } from "@khipu/log/testing";
+ * const sim = new SimPlatform();
+ * sim.setFileBytes("/0.seg", new Uint8Array(32)); // a durable file
+ * await unlinkDurable(sim, "/0.seg");
+ * const afterCut = sim.crash("undoDirOps"); // a power cut that undoes every unsynced unlink
+ * if (afterCut.fileBytes("/0.seg") !== null) throw new Error("the file came back");
  * ```
  */
 export async function unlinkDurable(

@@ -9,12 +9,21 @@
  * @example
  * ```ts
  * import * as fs from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  * import { HandleGate } from "./handle.ts";
- * const fd = fs.openSync("/tmp/khipu-gate-example", "a");
- * const gate = new HandleGate("/tmp/khipu-gate-example", fd, (h) => fs.closeSync(h));
- * const pending = gate.sync("fdatasync", (h) => new Promise<void>((r) => fs.fdatasync(h, () => r())));
+ * const path = join(fs.mkdtempSync(join(tmpdir(), "khipu-")), "gate-example");
+ * let closed = false;
+ * const gate = new HandleGate(path, fs.openSync(path, "a"), (fd) => {
+ *   fs.closeSync(fd);
+ *   closed = true;
+ * });
+ * const fdatasync = (fd: number) => new Promise<void>((r) => fs.fdatasync(fd, () => r()));
+ * const pending = gate.sync("fdatasync", fdatasync);
  * gate.close(); // the descriptor is closed only once `pending` settles
+ * if (closed) throw new Error("closed under a pending fdatasync");
  * await pending;
+ * if (!closed) throw new Error("never closed");
  * ```
  * @module
  */
@@ -49,7 +58,8 @@ export interface FileKind {
  * @example
  * ```ts
  * import { fileTypeName } from "./handle.ts";
- * console.log(fileTypeName({ isFile: false, isDirectory: false, isSymlink: false, isFifo: true })); // "a FIFO"
+ * const fifo = { isFile: false, isDirectory: false, isSymlink: false, isFifo: true };
+ * if (fileTypeName(fifo) !== "a FIFO") throw new Error(fileTypeName(fifo));
  * ```
  */
 export function fileTypeName(kind: FileKind): string {
@@ -67,10 +77,16 @@ export function fileTypeName(kind: FileKind): string {
  *
  * @example
  * ```ts
+ * import { ClosedError } from "@khipu/log";
  * import { HandleGate } from "./handle.ts";
  * const gate = new HandleGate("/tmp/x", 3, () => {});
  * gate.close();
- * try { gate.get(); } catch (e) { console.log((e as Error).name); } // "ClosedError"
+ * try {
+ *   gate.get();
+ *   throw new Error("handed out a closed handle");
+ * } catch (e) {
+ *   if (!(e instanceof ClosedError)) throw e;
+ * }
  * ```
  */
 export class HandleGate<H> {

@@ -31,9 +31,13 @@
  *
  * @example
  * ```ts
+ * import { nodePlatform } from "@khipu/log/platform";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  * import { acquireLock } from "./lock.ts";
- * import { nodePlatform } from "./node.ts";
- * const lock = await acquireLock(nodePlatform, "/tmp/LOCK");
+ * const path = join(mkdtempSync(join(tmpdir(), "khipu-")), "LOCK");
+ * const lock = await acquireLock(nodePlatform, path);
  * try {
  *   // ... write the store ...
  * } finally {
@@ -199,7 +203,7 @@ type Seen =
  * @example
  * ```ts
  * import { parseLockOwner } from "./lock.ts";
- * console.log(parseLockOwner("") === null); // true
+ * if (parseLockOwner("") !== null) throw new Error("an empty lock file has an owner");
  * ```
  */
 export function parseLockOwner(text: string): LockOwner | null {
@@ -421,11 +425,22 @@ async function removeDeadBreakers(p: Platform, path: string, me: LockOwner): Pro
  *
  * @example
  * ```ts
+ * import { LockedError } from "@khipu/log";
+ * import { nodePlatform } from "@khipu/log/platform";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
  * import { acquireLock } from "./lock.ts";
- * import { nodePlatform } from "./node.ts";
- * const a = await acquireLock(nodePlatform, "/tmp/demo.LOCK");
- * await acquireLock(nodePlatform, "/tmp/demo.LOCK").catch((e) => console.log(e.code)); // LOCKED
- * await a.release();
+ * const path = join(mkdtempSync(join(tmpdir(), "khipu-")), "LOCK");
+ * const a = await acquireLock(nodePlatform, path);
+ * try {
+ *   await acquireLock(nodePlatform, path);
+ *   throw new Error("took a lock this process holds");
+ * } catch (e) {
+ *   if (!(e instanceof LockedError)) throw e;
+ * } finally {
+ *   await a.release();
+ * }
  * ```
  */
 export async function acquireLock(

@@ -9,12 +9,17 @@
  *
  * @example
  * ```ts
- * import { nodePlatform } from "./node.ts";
- * const f = await nodePlatform.open("/tmp/khipu-example.bin", "createExclusive", 0o644);
+ * import { nodePlatform } from "@khipu/log/platform";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * const dir = mkdtempSync(join(tmpdir(), "khipu-"));
+ * const f = await nodePlatform.open(join(dir, "example.bin"), "createExclusive", 0o644);
  * f.write(new TextEncoder().encode("hello"));
  * await f.datasync();
  * f.close();
- * await nodePlatform.syncDir("/tmp");
+ * await nodePlatform.syncDir(dir);
+ * if ((await nodePlatform.stat(f.path))?.size !== 5) throw new Error("not written");
  * ```
  * @module
  */
@@ -215,9 +220,9 @@ async function statOrNull(
  *
  * @example
  * ```ts
- * import { createNodePlatform } from "./node.ts";
+ * import { createNodePlatform } from "@khipu/log/platform";
  * const p = createNodePlatform("bun");
- * console.log(p.name); // "bun"
+ * if (p.name !== "bun") throw new Error(p.name);
  * ```
  */
 export function createNodePlatform(name: string = "node"): Platform {
@@ -319,8 +324,11 @@ export function createNodePlatform(name: string = "node"): Platform {
  *
  * @example
  * ```ts
- * import { nodePlatform } from "./node.ts";
- * console.log(nodePlatform.name, (await nodePlatform.stat("/tmp"))?.isDirectory);
+ * import { nodePlatform } from "@khipu/log/platform";
+ * import { tmpdir } from "node:os";
+ * const expected = "Bun" in globalThis ? "bun" : "node";
+ * if (nodePlatform.name !== expected) throw new Error(nodePlatform.name);
+ * if (!(await nodePlatform.stat(tmpdir()))?.isDirectory) throw new Error("no temp directory");
  * ```
  */
 export const nodePlatform: Platform = createNodePlatform(

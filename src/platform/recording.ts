@@ -10,14 +10,17 @@
  *
  * @example Counting fdatasyncs and checking write → datasync order
  * ```ts
- * import { recordingPlatform } from "./recording.ts";
- * import { nodePlatform } from "./node.ts";
- * const rec = recordingPlatform(nodePlatform);
- * const f = await rec.open("/tmp/khipu-rec-example", "createExclusive");
+ * import { recordingPlatform, SimPlatform } from "@khipu/log/testing";
+ * const rec = recordingPlatform(new SimPlatform());
+ * const f = await rec.open("/example", "createExclusive");
  * f.write(new Uint8Array(8));
  * await f.datasync();
  * f.close();
- * console.log(rec.count("datasync"), rec.ops()); // 1 ["open /tmp/...", "write /tmp/...", ...]
+ * if (rec.count("datasync") !== 1) throw new Error(`${rec.count("datasync")} fdatasyncs`);
+ * const ops = rec.ops().join(", ");
+ * if (ops !== "open /example, write /example, datasync /example, close /example") {
+ *   throw new Error(ops);
+ * }
  * ```
  * @module
  */
@@ -88,12 +91,16 @@ export interface RecordingPlatform extends Platform {
  *
  * @example Proving a durable create fsyncs the directory
  * ```ts
- * import { recordingPlatform } from "./recording.ts";
- * import { createFileDurable } from "./durable.ts";
- * import { nodePlatform } from "./node.ts";
- * const rec = recordingPlatform(nodePlatform, { ignore: ["stat"] });
- * (await createFileDurable(rec, "/tmp/khipu-rec-2", new Uint8Array(4))).close();
- * console.log(rec.ops()); // open, write, datasync, syncDir /tmp, close
+ * import { createFileDurable } from "@khipu/log/platform";
+ * import { recordingPlatform, SimPlatform } from "@khipu/log/testing";
+ * const sim = new SimPlatform();
+ * await sim.mkdir("/d");
+ * const rec = recordingPlatform(sim, { ignore: ["stat"] });
+ * (await createFileDurable(rec, "/d/0.seg", new Uint8Array(4))).close();
+ * const ops = rec.ops().join(", ");
+ * if (ops !== "open /d/0.seg, write /d/0.seg, datasync /d/0.seg, syncDir /d, close /d/0.seg") {
+ *   throw new Error(ops);
+ * }
  * ```
  */
 export function recordingPlatform(

@@ -11,13 +11,19 @@
  *
  * @example Writing durably through any platform
  * ```ts
- * import type { Platform } from "./types.ts";
+ * import type { Platform } from "@khipu/log/platform";
+ * import { SimPlatform } from "@khipu/log/testing";
  * async function put(p: Platform, path: string, bytes: Uint8Array) {
  *   const f = await p.open(path, "append");
  *   f.write(bytes);
  *   await f.datasync();
  *   f.close();
  * }
+ * const sim = new SimPlatform();
+ * sim.setFileBytes("/data", new Uint8Array([1]));
+ * await put(sim, "/data", new Uint8Array([2, 3]));
+ * const afterCut = sim.crash("none"); // a power cut: nothing that was not synced survives
+ * if (afterCut.fileBytes("/data")?.join() !== "1,2,3") throw new Error("not durable");
  * ```
  * @module
  */

@@ -11,9 +11,13 @@
  * import { writeAll } from "./write_all.ts";
  * const out: number[] = [];
  * // a writer that accepts at most 3 bytes per call
- * writeAll((b) => { const n = Math.min(3, b.length); out.push(...b.subarray(0, n)); return n; },
- *   new Uint8Array([1, 2, 3, 4, 5, 6, 7]), "write", "/tmp/x");
- * console.assert(out.length === 7);
+ * const writeSome = (b: Uint8Array) => {
+ *   const n = Math.min(3, b.length);
+ *   out.push(...b.subarray(0, n));
+ *   return n;
+ * };
+ * writeAll(writeSome, new Uint8Array([1, 2, 3, 4, 5, 6, 7]), "write", "/tmp/x");
+ * if (out.join() !== "1,2,3,4,5,6,7") throw new Error(out.join());
  * ```
  * @module
  */
@@ -37,10 +41,21 @@ export const MAX_IOV = 1024;
  *
  * @example
  * ```ts
+ * import { IoError } from "@khipu/log";
  * import { writeAll } from "./write_all.ts";
  * const sink: Uint8Array[] = [];
- * writeAll((b) => { sink.push(b.slice(0, 2)); return Math.min(2, b.length); },
- *   new TextEncoder().encode("hello"), "write", "/tmp/x");
+ * const twoAtATime = (b: Uint8Array) => {
+ *   sink.push(b.slice(0, 2));
+ *   return Math.min(2, b.length);
+ * };
+ * writeAll(twoAtATime, new TextEncoder().encode("hello"), "write", "/tmp/x");
+ * if (sink.length !== 3) throw new Error(`${sink.length} calls`); // "he", "ll", "o"
+ * try {
+ *   writeAll(() => 0, new Uint8Array(1), "write", "/tmp/x"); // a writer that never progresses
+ *   throw new Error("looped");
+ * } catch (e) {
+ *   if (!(e instanceof IoError)) throw e;
+ * }
  * ```
  */
 export function writeAll(writeSome: WriteSome, data: Uint8Array, op: string, path: string): void {
@@ -61,9 +76,13 @@ export function writeAll(writeSome: WriteSome, data: Uint8Array, op: string, pat
  * ```ts
  * import { writevAll } from "./write_all.ts";
  * let total = 0;
- * writevAll((cs) => { const n = Math.min(4, cs.reduce((s, c) => s + c.length, 0)); total += n; return n; },
- *   [new Uint8Array(3), new Uint8Array(5)], "writev", "/tmp/x");
- * console.assert(total === 8);
+ * const fourAtATime = (cs: Uint8Array[]) => {
+ *   const n = Math.min(4, cs.reduce((s, c) => s + c.length, 0));
+ *   total += n;
+ *   return n;
+ * };
+ * writevAll(fourAtATime, [new Uint8Array(3), new Uint8Array(5)], "writev", "/tmp/x");
+ * if (total !== 8) throw new Error(`${total}`);
  * ```
  */
 export function writevAll(
@@ -114,7 +133,8 @@ export function writevAll(
  * @example
  * ```ts
  * import { concatChunks } from "./write_all.ts";
- * console.log(concatChunks([new Uint8Array([1]), new Uint8Array([2, 3])])); // Uint8Array [1, 2, 3]
+ * const bytes = concatChunks([new Uint8Array([1]), new Uint8Array([2, 3])]);
+ * if (bytes.join() !== "1,2,3") throw new Error(bytes.join());
  * ```
  */
 export function concatChunks(chunks: readonly Uint8Array[]): Uint8Array {
