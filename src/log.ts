@@ -38,6 +38,7 @@ import {
 import { unlinkDurable } from "./platform/durable.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
 import { FRAME_HEADER_BYTES } from "./format/frame.ts";
+import { GroupCommit } from "./group_commit.ts";
 import { describeValue, options as checkOptions, wholeNumber } from "./validate.ts";
 import { liveRef, type OpenReport, recoverLog, type SegmentRef } from "./recovery.ts";
 import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
@@ -68,16 +69,6 @@ export interface LogOptions {
   fileMode?: number;
   /** Set damaged segments aside instead of failing to open. */
   repair: boolean;
-}
-
-interface Waiter {
-  /** One past the waiter's last record. */
-  end: number;
-  /** Records it covers (0 for a `sync()` call). */
-  count: number;
-  value: unknown;
-  resolve: (value: never) => void;
-  reject: (err: unknown) => void;
 }
 
 const encoder = new TextEncoder();
@@ -142,17 +133,11 @@ export class Log {
   #writing: Segment[];
   #active: Segment;
   #nextSeq: number;
-  #durableEnd: number;
-  #pending: Waiter[] = [];
-  #durableWaiters: Waiter[] = [];
-  #unsynced: Waiter[] = [];
-  #unsyncedCount = 0;
+  #commit: GroupCommit;
   #pumpScheduled = false;
   #pumpRunning = false;
   #pumpDone: Promise<void> = Promise.resolve();
   #pumpAgain = false;
-  #syncing: Promise<void> | null = null;
-  #timer: ReturnType<typeof setTimeout> | null = null;
   #poison: KhipuError | null = null;
   #closing: Promise<void> | null = null;
   #closed = false;
@@ -194,7 +179,16 @@ export class Log {
     this.#active = active;
     this.#writing = [active];
     this.#nextSeq = active.nextSeq;
-    this.#durableEnd = active.nextSeq; // recovery fdatasynced the newest segment
+    // Recovery fdatasynced the newest segment: everything in it is durable.
+    this.#commit = new GroupCommit(opts.syncPolicy, {
+      flushedEnd: () => this.#flushedEnd,
+      datasync: () => {
+        const seg = this.#writing[0];
+        if (this.#poison || this.#writing.length !== 1 || !seg.materialized) return null;
+        return seg.datasync();
+      },
+      failed: (err) => this.#fail(err),
+    }, active.nextSeq);
     this.openReport = report;
     this.#source = {
       path,
@@ -240,7 +234,7 @@ export class Log {
 
   /** True if appended records are not yet covered by an fdatasync. */
   get dirty(): boolean {
-    return this.#nextSeq > this.#durableEnd;
+    return this.#nextSeq > this.#commit.durableEnd;
   }
 
   /**
@@ -476,15 +470,14 @@ export class Log {
       }
     }
     await this.#pumpDone;
-    await this.#syncing?.catch(() => {});
+    await this.#commit.idle();
     await this.#retention;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#commit.stop();
     for (const s of this.#writing) s.close();
     this.#closed = true;
     for (const f of this.#readerFiles) f.close();
     this.#readerFiles.clear();
-    this.#rejectAll(new ClosedError("log", this.path));
+    this.#commit.rejectAll(new ClosedError("log", this.path));
     this.#signalChange();
     if (failure) throw failure;
   }
@@ -540,18 +533,15 @@ export class Log {
   }
 
   #wait<T>(end: number, count: number, value: T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.push({ end, count, value, resolve: resolve as (v: never) => void, reject });
-      this.#schedule();
-    });
+    const acked = this.#commit.append(end, count, value);
+    this.#schedule();
+    return acked;
   }
 
   #syncThrough(end: number): Promise<void> {
-    if (end <= this.#durableEnd) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      this.#durableWaiters.push({ end, count: 0, value: undefined, resolve, reject });
-      this.#schedule();
-    });
+    const synced = this.#commit.syncThrough(end);
+    this.#schedule();
+    return synced;
   }
 
   #schedule(): void {
@@ -567,7 +557,7 @@ export class Log {
       this.#pumpAgain = true;
     } else if (this.#writing.length === 1 && this.#active.materialized && !this.#poison) {
       try {
-        if (this.#flushActive()) this.#settle();
+        if (this.#flushActive()) this.#commit.settle();
       } catch (err) {
         this.#fail(err);
       }
@@ -586,7 +576,7 @@ export class Log {
           if (!(await this.#rollOut())) continue;
         }
         if (this.#poison) break;
-        if (this.#flushActive()) this.#settle();
+        if (this.#flushActive()) this.#commit.settle();
       } while (this.#pumpAgain && !this.#poison);
     } catch (err) {
       this.#fail(err);
@@ -603,7 +593,7 @@ export class Log {
   async #rollOut(): Promise<boolean> {
     while (this.#writing.length > 1) {
       const old = this.#writing[0];
-      await this.#syncing?.catch(() => {});
+      await this.#commit.idle();
       if (this.#poison) return false;
       try {
         await old.seal(Date.now());
@@ -620,7 +610,7 @@ export class Log {
         ref.writer = null;
       }
       this.#writing.shift();
-      this.#markDurable(old.flushedSeq);
+      this.#commit.markDurable(old.flushedSeq);
       this.#signalChange();
     }
     const active = this.#writing[0];
@@ -664,107 +654,20 @@ export class Log {
     }
     this.#active = keep;
     this.#nextSeq = from;
-    const failed = this.#pending.filter((w) => w.end > from);
-    this.#pending = this.#pending.filter((w) => w.end <= from);
-    for (const w of this.#durableWaiters) w.end = Math.min(w.end, from);
-    for (const w of failed) w.reject(err);
-    this.#markDurable(this.#durableEnd);
-    this.#settle();
-  }
-
-  /** Resolves or parks each flushed append according to the policy. */
-  #settle(): void {
-    const flushed = this.#flushedEnd;
-    const policy = this.#opts.syncPolicy;
-    let i = 0;
-    for (; i < this.#pending.length; i++) {
-      const w = this.#pending[i];
-      if (w.end > flushed) break;
-      if (w.end <= this.#durableEnd) w.resolve(w.value as never);
-      else if (policy.kind === "always") this.#durableWaiters.push(w);
-      else if (policy.kind === "everyN") {
-        if (this.#unsyncedCount + w.count <= policy.n - 1) {
-          this.#unsynced.push(w);
-          this.#unsyncedCount += w.count;
-          w.resolve(w.value as never);
-        } else {
-          this.#durableWaiters.push(w);
-        }
-      } else {
-        w.resolve(w.value as never);
-      }
-    }
-    if (i > 0) this.#pending.splice(0, i);
-    if (this.#durableWaiters.length > 0) this.#startSync();
-    this.#armTimer();
-  }
-
-  /** Under `interval(ms)`: fdatasync a dirty log `ms` after it became dirty. */
-  #armTimer(): void {
-    const policy = this.#opts.syncPolicy;
-    if (policy.kind !== "interval" || this.#timer !== null || this.#closed) return;
-    if (this.#flushedEnd <= this.#durableEnd) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.#startSync();
-    }, policy.ms);
+    this.#commit.forget(from, err);
   }
 
   get #flushedEnd(): number {
     return this.#writing[0].flushedSeq;
   }
 
-  /** Starts an fdatasync of the active segment if one is useful and none is running. */
-  #startSync(): void {
-    if (this.#syncing || this.#poison || this.#writing.length !== 1) return;
-    const seg = this.#writing[0];
-    const target = seg.flushedSeq;
-    if (target <= this.#durableEnd || !seg.materialized) return;
-    this.#syncing = seg.datasync().then(
-      () => {
-        this.#syncing = null;
-        this.#markDurable(target);
-        if (this.#durableWaiters.some((w) => w.end <= this.#flushedEnd)) this.#startSync();
-        this.#armTimer();
-      },
-      (err) => {
-        this.#syncing = null;
-        this.#fail(err);
-      },
-    );
-  }
-
-  /** Records `[0, end)` are on disk: resolves the waiters that needed no more. */
-  #markDurable(end: number): void {
-    if (end > this.#durableEnd) this.#durableEnd = end;
-    end = this.#durableEnd;
-    const still: Waiter[] = [];
-    for (const w of this.#durableWaiters) {
-      if (w.end <= end) w.resolve(w.value as never);
-      else still.push(w);
-    }
-    this.#durableWaiters = still;
-    if (this.#unsynced.length > 0) {
-      this.#unsynced = this.#unsynced.filter((w) => w.end > end);
-      this.#unsyncedCount = this.#unsynced.reduce((n, w) => n + w.count, 0);
-    }
-  }
-
   /** A failed fdatasync (or a write that could not be undone) poisons the log: no retry. */
   #fail(err: unknown): void {
     if (this.#poison) return;
     this.#poison = err instanceof PoisonedError ? err : new PoisonedError(this.path, err);
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-    this.#rejectAll(this.#poison);
+    this.#commit.stop();
+    this.#commit.rejectAll(this.#poison);
     this.#signalChange();
-  }
-
-  #rejectAll(err: unknown): void {
-    const all = [...this.#pending, ...this.#durableWaiters];
-    this.#pending = [];
-    this.#durableWaiters = [];
-    for (const w of all) w.reject(err);
   }
 
   // ---- readers ----

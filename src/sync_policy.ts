@@ -47,11 +47,18 @@ export class SyncPolicy {
   readonly n: number;
   /** For `interval`: milliseconds between fdatasyncs of a dirty log. */
   readonly ms: number;
+  /**
+   * How many resolved records may be not yet fdatasynced at any moment: what lets an append resolve
+   * before an fdatasync covers it. 0 for `always`, n - 1 for `everyN(n)`, unbounded (`Infinity`)
+   * for `interval` and `osManaged`, whose bound is in time or at `sync()`.
+   */
+  readonly maxUnsyncedRecords: number;
 
   private constructor(kind: SyncPolicyKind, n: number, ms: number) {
     this.kind = kind;
     this.n = n;
     this.ms = ms;
+    this.maxUnsyncedRecords = kind === "always" ? 0 : kind === "everyN" ? n - 1 : Infinity;
   }
 
   /**

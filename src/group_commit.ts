@@ -1,0 +1,217 @@
+/**
+ * Group commit: when each append may resolve, and the fdatasyncs that let them. An append waits
+ * here once its records are encoded; after each flush (its records are in the OS), the policy
+ * decides whether it resolves now or waits for an fdatasync. One fdatasync runs at a time and
+ * covers every record flushed before it started; appends that arrive meanwhile wait for the next
+ * one, so concurrent appenders share fdatasyncs. `sync()` and `close()` wait here too.
+ *
+ * The log owns the files: it tells this module how far it has flushed and runs the fdatasync it
+ * asks for ({@linkcode SyncTarget}).
+ *
+ * @example
+ * ```ts
+ * import { GroupCommit } from "./group_commit.ts";
+ * import { SyncPolicy } from "@khipu/log";
+ * let flushed = 0;
+ * let syncs = 0;
+ * const commit = new GroupCommit(SyncPolicy.always(), {
+ *   flushedEnd: () => flushed,
+ *   datasync: () => (syncs++, Promise.resolve()),
+ *   failed: (err) => { throw err; },
+ * }, 0);
+ * const acks = [commit.append(1, 1, "a"), commit.append(2, 1, "b")];
+ * flushed = 2; // both records reached the OS in one write
+ * commit.settle();
+ * if ((await Promise.all(acks)).join() !== "a,b" || syncs !== 1) throw new Error("one fdatasync");
+ * ```
+ * @module
+ */
+import type { SyncPolicy } from "./sync_policy.ts";
+
+/** What group commit needs from its log. */
+export interface SyncTarget {
+  /** One past the last record handed to the OS. */
+  flushedEnd(): number;
+  /**
+   * Starts an fdatasync covering every record flushed so far, or returns null when none can run
+   * now (a rollover is under way, the log is poisoned); the log asks again when that has passed.
+   */
+  datasync(): Promise<void> | null;
+  /** An fdatasync failed: the log poisons itself (and calls {@linkcode GroupCommit.rejectAll}). */
+  failed(err: unknown): void;
+}
+
+/** An append (or a `sync()`, with `count` 0) waiting until the records before `end` may resolve. */
+interface Waiter {
+  end: number;
+  count: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * The waiters of one log and the fdatasyncs that release them, under one {@linkcode SyncPolicy}.
+ *
+ * @example
+ * ```ts
+ * import { GroupCommit } from "./group_commit.ts";
+ * import { SyncPolicy } from "@khipu/log";
+ * const commit = new GroupCommit(SyncPolicy.osManaged(), {
+ *   flushedEnd: () => 1,
+ *   datasync: () => Promise.resolve(),
+ *   failed: () => {},
+ * }, 0);
+ * const ack = commit.append(1, 1, 0);
+ * commit.settle(); // osManaged: resolves once written, no fdatasync
+ * if ((await ack) !== 0 || commit.durableEnd !== 0) throw new Error("no fdatasync expected");
+ * ```
+ */
+export class GroupCommit {
+  readonly #policy: SyncPolicy;
+  readonly #target: SyncTarget;
+  #durableEnd: number;
+  /** Encoded, not yet flushed (or flushed and not yet settled). */
+  #pending: Waiter[] = [];
+  /** Flushed, waiting for an fdatasync. */
+  #durable: Waiter[] = [];
+  /** Resolved before an fdatasync covered them: what a power cut may still take. */
+  #unsynced: Waiter[] = [];
+  #unsyncedCount = 0;
+  #syncing: Promise<void> | null = null;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #stopped = false;
+
+  /** Records `[0, durableEnd)` are on disk already (recovery fdatasynced them). */
+  constructor(policy: SyncPolicy, target: SyncTarget, durableEnd: number) {
+    this.#policy = policy;
+    this.#target = target;
+    this.#durableEnd = durableEnd;
+  }
+
+  /** One past the last record an fdatasync covered. */
+  get durableEnd(): number {
+    return this.#durableEnd;
+  }
+
+  /** Resolves with `value` once the records before `end` may resolve under the policy. */
+  append<T>(end: number, count: number, value: T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.push({ end, count, resolve: () => resolve(value), reject });
+    });
+  }
+
+  /** Resolves once an fdatasync covered every record before `end`, whatever the policy. */
+  syncThrough(end: number): Promise<void> {
+    if (end <= this.#durableEnd) return Promise.resolve();
+    // The fdatasync starts at the next settle(), after the flush that the log schedules now.
+    return new Promise<void>((resolve, reject) => {
+      this.#durable.push({ end, count: 0, resolve, reject });
+    });
+  }
+
+  /** After a flush: resolves or parks each flushed append as the policy says. */
+  settle(): void {
+    const flushed = this.#target.flushedEnd();
+    const allowance = this.#policy.maxUnsyncedRecords;
+    let i = 0;
+    for (; i < this.#pending.length; i++) {
+      const w = this.#pending[i];
+      if (w.end > flushed) break;
+      if (w.end <= this.#durableEnd) w.resolve();
+      else if (this.#unsyncedCount + w.count > allowance) this.#durable.push(w);
+      else {
+        // Counted only where the policy bounds them (everyN): the others may lose all of them.
+        if (allowance !== Infinity) {
+          this.#unsynced.push(w);
+          this.#unsyncedCount += w.count;
+        }
+        w.resolve();
+      }
+    }
+    if (i > 0) this.#pending.splice(0, i);
+    if (this.#durable.length > 0) this.#startSync();
+    this.#armTimer();
+  }
+
+  /** Records `[0, end)` are on disk (an fdatasync, or a seal, covered them). */
+  markDurable(end: number): void {
+    if (end > this.#durableEnd) this.#durableEnd = end;
+    const done = this.#durableEnd;
+    const still: Waiter[] = [];
+    for (const w of this.#durable) {
+      if (w.end <= done) w.resolve();
+      else still.push(w);
+    }
+    this.#durable = still;
+    if (this.#unsynced.length > 0) {
+      this.#unsynced = this.#unsynced.filter((w) => w.end > done);
+      this.#unsyncedCount = this.#unsynced.reduce((n, w) => n + w.count, 0);
+    }
+  }
+
+  /**
+   * The records from `from` on were never written (a failed write or segment creation): their
+   * appends reject with `err`, and `sync()`/`close()` stop waiting for them.
+   */
+  forget(from: number, err: unknown): void {
+    const failed = this.#pending.filter((w) => w.end > from);
+    this.#pending = this.#pending.filter((w) => w.end <= from);
+    for (const w of this.#durable) w.end = Math.min(w.end, from);
+    for (const w of failed) w.reject(err);
+    this.markDurable(this.#durableEnd);
+    this.settle();
+  }
+
+  /** Rejects every waiter with `err` (the log closed or was poisoned). */
+  rejectAll(err: unknown): void {
+    const all = [...this.#pending, ...this.#durable];
+    this.#pending = [];
+    this.#durable = [];
+    for (const w of all) w.reject(err);
+  }
+
+  /** Settles once no fdatasync is running (its failure is the log's to handle, not the caller's). */
+  idle(): Promise<void> {
+    return this.#syncing?.catch(() => {}) ?? Promise.resolve();
+  }
+
+  /** No more fdatasyncs or timers: the log is closing or poisoned. */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  /** Starts an fdatasync if one is useful and none is running. */
+  #startSync(): void {
+    if (this.#syncing || this.#stopped) return;
+    const target = this.#target.flushedEnd();
+    if (target <= this.#durableEnd) return;
+    const run = this.#target.datasync();
+    if (!run) return;
+    this.#syncing = run.then(
+      () => {
+        this.#syncing = null;
+        this.markDurable(target);
+        const flushed = this.#target.flushedEnd();
+        if (this.#durable.some((w) => w.end <= flushed)) this.#startSync();
+        this.#armTimer();
+      },
+      (err) => {
+        this.#syncing = null;
+        this.#target.failed(err);
+      },
+    );
+  }
+
+  /** Under `interval(ms)`: an fdatasync of a dirty log `ms` after it became dirty. */
+  #armTimer(): void {
+    const policy = this.#policy;
+    if (policy.kind !== "interval" || this.#timer !== null || this.#stopped) return;
+    if (this.#target.flushedEnd() <= this.#durableEnd) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#startSync();
+    }, policy.ms);
+  }
+}
