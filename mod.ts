@@ -32,7 +32,8 @@
 export { type ResolvedStoreOptions, Store, type StoreOptions } from "./src/store.ts";
 export type { FollowOptions, Log } from "./src/log.ts";
 export type { LogRecord, ReadOptions, RecordIterator } from "./src/reader.ts";
-export type { OpenReport, RepairAction } from "./src/recovery.ts";
+export type { OpenReport } from "./src/recovery.ts";
+export type { RepairAction } from "./src/repair.ts";
 // `StoreOptions.platform` names these; the adapters themselves are in `@khipu/log/platform`.
 export type { Platform, PlatformFile, PlatformLock, PlatformStat } from "./src/platform/types.ts";
 export { SyncPolicy, type SyncPolicyKind } from "./src/sync_policy.ts";

@@ -40,9 +40,10 @@ import type { Platform, PlatformFile } from "./platform/types.ts";
 import { FRAME_HEADER_BYTES } from "./format/frame.ts";
 import { GroupCommit } from "./group_commit.ts";
 import { describeValue, options as checkOptions, wholeNumber } from "./validate.ts";
-import { liveRef, type OpenReport, recoverLog, type SegmentRef } from "./recovery.ts";
+import { type OpenReport, recoverLog } from "./recovery.ts";
 import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
 import { Segment } from "./segment.ts";
+import { liveView, readableEnd, sealedView, type SegmentView } from "./segment_view.ts";
 import type { SyncPolicy } from "./sync_policy.ts";
 
 /** Options of `log.follow()`. */
@@ -73,7 +74,7 @@ export interface LogOptions {
 
 const encoder = new TextEncoder();
 
-type LogArgs = [string, string, LogOptions, SegmentRef[], Segment, OpenReport];
+type LogArgs = [string, string, LogOptions, SegmentView[], Segment, OpenReport];
 let construct: (...args: LogArgs) => Log;
 let constructing = false;
 
@@ -129,7 +130,7 @@ export class Log {
   readonly openReport: OpenReport;
   #p: Platform;
   #opts: LogOptions;
-  #segments: SegmentRef[];
+  #segments: SegmentView[];
   #writing: Segment[];
   #active: Segment;
   #nextSeq: number;
@@ -161,7 +162,7 @@ export class Log {
     name: string,
     path: string,
     opts: LogOptions,
-    segments: SegmentRef[],
+    segments: SegmentView[],
     active: Segment,
     report: OpenReport,
   ) {
@@ -218,7 +219,7 @@ export class Log {
   /** Bytes in the log's segment files on disk (what has been flushed, seals included). */
   get byteSize(): number {
     let n = 0;
-    for (const s of this.#segments) n += s.writer ? s.writer.flushedBytes : s.bytes;
+    for (const s of this.#segments) n += readableEnd(s);
     return n;
   }
 
@@ -414,13 +415,14 @@ export class Log {
     const run = this.#retention.then(async () => {
       while (this.#segments.length > 1) {
         const oldest = this.#segments[0];
-        if (oldest.endSeq === null || oldest.endSeq > seq) break;
+        if (oldest.kind !== "sealed" || oldest.endSeq > seq) break;
         // Never delete a segment before a later one is durably on disk: a power cut could
         // otherwise leave no segment at all, and the log would restart at sequence number 0.
-        const next = this.#segments[1].writer;
-        if (next && !next.materialized) {
+        const next = this.#segments[1];
+        if (next.kind === "live" && !next.writer.materialized) {
           await this.#pumpDone;
-          if (!next.materialized && this.#segments[1].writer === next) break;
+          const now = this.#segments[1];
+          if (!next.writer.materialized && now.kind === "live" && now.writer === next.writer) break;
           continue;
         }
         // Dropped from the list once unlinked, before the directory fsync (which can fail), so
@@ -529,7 +531,7 @@ export class Log {
     const seg = Segment.pending(this.#p, this.path, this.#nextSeq, this.#opts);
     this.#writing.push(seg);
     this.#active = seg;
-    this.#segments.push(liveRef(seg));
+    this.#segments.push(liveView(seg));
   }
 
   #wait<T>(end: number, count: number, value: T): Promise<T> {
@@ -603,12 +605,9 @@ export class Log {
         return false;
       }
       old.close();
-      const ref = this.#segments.find((s) => s.writer === old);
-      if (ref) {
-        ref.endSeq = old.flushedSeq;
-        ref.bytes = old.fileBytes;
-        ref.writer = null;
-      }
+      // A new view replaces the live one: a reader still holding that sees its writer sealed.
+      const i = this.#segments.findIndex((s) => s.kind === "live" && s.writer === old);
+      if (i >= 0) this.#segments[i] = sealedView(old);
       this.#writing.shift();
       this.#commit.markDurable(old.flushedSeq);
       this.#signalChange();
@@ -650,7 +649,7 @@ export class Log {
     const from = keep.discardBuffer();
     for (const dropped of this.#writing.splice(this.#writing.indexOf(keep) + 1)) {
       dropped.close();
-      this.#segments = this.#segments.filter((s) => s.writer !== dropped);
+      this.#segments = this.#segments.filter((s) => !(s.kind === "live" && s.writer === dropped));
     }
     this.#active = keep;
     this.#nextSeq = from;

@@ -30,7 +30,7 @@ import type { Platform, PlatformFile } from "./platform/types.ts";
 import { FrameScanner } from "./format/scanner.ts";
 import { FRAME_RECORD } from "./format/frame.ts";
 import { HEADER_BYTES } from "./format/header.ts";
-import type { SegmentRef } from "./recovery.ts";
+import { endSeqOf, readableEnd, type SegmentView } from "./segment_view.ts";
 
 /** One record as a reader yields it. */
 export interface LogRecord {
@@ -65,7 +65,7 @@ export interface ReadSource {
   /** Platform to open segment files with. */
   readonly platform: Platform;
   /** Current segments, oldest first. */
-  segments(): readonly SegmentRef[];
+  segments(): readonly SegmentView[];
   /** One past the last record handed to the OS: what a reader may see. */
   flushedEnd(): number;
   /** True once the log is closed. */
@@ -79,7 +79,7 @@ export interface ReadSource {
 }
 
 interface Cursor {
-  ref: SegmentRef;
+  ref: SegmentView;
   file: PlatformFile;
   scanner: FrameScanner;
 }
@@ -270,18 +270,19 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
       const cur = this.#cur;
       if (!cur) return OPEN;
       const { ref, scanner } = cur;
-      scanner.extendLimit(ref.writer ? ref.writer.flushedBytes : ref.bytes);
+      scanner.extendLimit(readableEnd(ref));
       const step = scanner.next();
       if (step.kind === "frame" && step.type === FRAME_RECORD) {
         if (step.seq < this.#seq) continue;
         this.#seq = step.seq + 1;
         return { seq: step.seq, timestamp: step.timestamp, data: this.#copy(step.payload) };
       }
-      if (step.kind === "frame" || (step.kind === "end" && ref.endSeq !== null)) {
+      const endSeq = endSeqOf(ref);
+      if (step.kind === "frame" || (step.kind === "end" && endSeq !== null)) {
         // A seal, or the end of a sealed segment: it must have held exactly [firstSeq, endSeq).
-        if (scanner.expectedSeq !== ref.endSeq) {
+        if (scanner.expectedSeq !== endSeq) {
           throw new CorruptionError(
-            `segment ends at seq ${scanner.expectedSeq}, expected ${ref.endSeq}`,
+            `segment ends at seq ${scanner.expectedSeq}, expected ${endSeq}`,
             { path: ref.path, offset: scanner.offset, seq: scanner.expectedSeq },
           );
         }
@@ -342,7 +343,7 @@ async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
   const expected = i < 0 ? ref.firstSeq : ref.index.seqAt(i);
   const file = await src.platform.open(ref.path, "read");
   src.opened(file);
-  const limit = ref.writer ? ref.writer.flushedBytes : ref.bytes;
+  const limit = readableEnd(ref);
   // Each segment is read under the cap its header was written with, not the current option.
   return { ref, file, scanner: new FrameScanner(file, start, limit, expected, ref.maxRecordBytes) };
 }

@@ -57,6 +57,30 @@ export function parseSegmentFileName(name: string): number | null {
   return Number.isSafeInteger(n) ? n : null;
 }
 
+/** What recovery found in a segment file it hands to the writer. */
+export interface RecoveredSegment {
+  /** The file system. */
+  platform: Platform;
+  /** The file, open for appending. */
+  file: PlatformFile;
+  /** Sequence number of its first record. */
+  firstSeq: number;
+  /** Sizes; `maxRecordBytes` is the cap in the file's header. */
+  options: SegmentOptions;
+  /** Bytes of the header and the whole frames in the file. */
+  flushedBytes: number;
+  /** One past its last record. */
+  nextSeq: number;
+  /** Its sparse index so far. */
+  index: SparseIndex;
+}
+
+/** Everything a segment starts from. */
+interface SegmentState extends Omit<RecoveredSegment, "file"> {
+  path: string;
+  file: PlatformFile | null;
+}
+
 interface Chunk {
   bytes: Uint8Array;
   used: number;
@@ -95,53 +119,35 @@ export class Segment {
   #sealed = false;
   #sealBytes = 0;
 
-  private constructor(
-    platform: Platform,
-    path: string,
-    firstSeq: number,
-    opts: SegmentOptions,
-    file: PlatformFile | null,
-    flushedBytes: number,
-    nextSeq: number,
-    index: SparseIndex,
-  ) {
-    this.#platform = platform;
-    this.path = path;
-    this.firstSeq = firstSeq;
-    this.#opts = opts;
-    this.#file = file;
-    this.flushedBytes = flushedBytes;
-    this.flushedSeq = nextSeq;
-    this.nextSeq = nextSeq;
-    this.index = index;
+  private constructor(init: SegmentState) {
+    this.#platform = init.platform;
+    this.path = init.path;
+    this.firstSeq = init.firstSeq;
+    this.#opts = init.options;
+    this.#file = init.file;
+    this.flushedBytes = init.flushedBytes;
+    this.flushedSeq = init.nextSeq;
+    this.nextSeq = init.nextSeq;
+    this.index = init.index;
   }
 
   /** A new segment whose file is created (durably) by its first flush. */
   static pending(platform: Platform, dir: string, firstSeq: number, opts: SegmentOptions): Segment {
-    const path = `${dir}/${segmentFileName(firstSeq)}`;
-    return new Segment(
+    return new Segment({
       platform,
-      path,
+      path: `${dir}/${segmentFileName(firstSeq)}`,
       firstSeq,
-      opts,
-      null,
-      HEADER_BYTES,
-      firstSeq,
-      new SparseIndex(),
-    );
+      options: opts,
+      file: null,
+      flushedBytes: HEADER_BYTES,
+      nextSeq: firstSeq,
+      index: new SparseIndex(),
+    });
   }
 
   /** Adopts a recovered file open for appending, holding whole frames up to `flushedBytes`. */
-  static recovered(
-    platform: Platform,
-    file: PlatformFile,
-    firstSeq: number,
-    opts: SegmentOptions,
-    flushedBytes: number,
-    nextSeq: number,
-    index: SparseIndex,
-  ): Segment {
-    return new Segment(platform, file.path, firstSeq, opts, file, flushedBytes, nextSeq, index);
+  static recovered(init: RecoveredSegment): Segment {
+    return new Segment({ ...init, path: init.file.path });
   }
 
   /** Largest payload this segment's header allows; larger records need a new segment. */

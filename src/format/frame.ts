@@ -154,21 +154,13 @@ export function decodeFrame(
   maxPayload: number,
 ): FrameResult {
   if (end - off < FRAME_HEADER_BYTES) return { status: "short", need: FRAME_HEADER_BYTES };
-  const type = buf[off + 4];
-  if (type !== FRAME_RECORD && type !== FRAME_SEAL) {
-    return { status: "bad", reason: `bad frame type ${type}` };
-  }
-  if (buf[off + 5] !== 0 || buf[off + 6] !== 0 || buf[off + 7] !== 0) {
-    return { status: "bad", reason: "nonzero reserved bytes" };
-  }
-  const len = readU32(buf, off + 8);
-  const cap = type === FRAME_SEAL ? MAX_SEAL_PAYLOAD : maxPayload;
-  if (len > cap) return { status: "bad", reason: `length ${len} exceeds ${cap}` };
+  const problem = frameHeaderProblem(buf, off, maxPayload);
+  if (problem !== null) return { status: "bad", reason: problem };
   const seq = readU64(buf, off + 12);
   if (seq !== expectedSeq) {
     return { status: "bad", reason: `sequence number ${seq} where ${expectedSeq} belongs` };
   }
-  const frameBytes = FRAME_HEADER_BYTES + len;
+  const frameBytes = FRAME_HEADER_BYTES + readU32(buf, off + 8);
   if (end - off < frameBytes) return { status: "short", need: frameBytes };
   const payloadEnd = off + frameBytes;
   if (readU32(buf, off) !== crc32(buf.subarray(off + 4, payloadEnd))) {
@@ -176,11 +168,40 @@ export function decodeFrame(
   }
   return {
     status: "ok",
-    type,
+    type: buf[off + 4],
     seq,
     timestamp: readU64(buf, off + 20),
     payloadStart: off + FRAME_HEADER_BYTES,
     payloadEnd,
     frameBytes,
   };
+}
+
+/**
+ * The checks of a frame that need only the 28 header bytes at `buf[off]` and no position: its type,
+ * its reserved bytes, and its length against the cap (`maxPayload` for records,
+ * {@linkcode MAX_SEAL_PAYLOAD} for seals). Returns why it is no frame, or `null` if it may be one.
+ * Every decoder and the search for the next frame after a bad one use this one rule.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, FRAME_RECORD, frameHeaderProblem } from "./frame.ts";
+ * const f = encodeFrame(FRAME_RECORD, 0, 0, new Uint8Array(100));
+ * if (frameHeaderProblem(f, 0, 1024) !== null) throw new Error("a record of 100 bytes fits");
+ * if (frameHeaderProblem(f, 0, 50) === null) throw new Error("over the cap");
+ * ```
+ */
+export function frameHeaderProblem(
+  buf: Uint8Array,
+  off: number,
+  maxPayload: number,
+): string | null {
+  const type = buf[off + 4];
+  if (type !== FRAME_RECORD && type !== FRAME_SEAL) return `bad frame type ${type}`;
+  if (buf[off + 5] !== 0 || buf[off + 6] !== 0 || buf[off + 7] !== 0) {
+    return "nonzero reserved bytes";
+  }
+  const len = readU32(buf, off + 8);
+  const cap = type === FRAME_SEAL ? MAX_SEAL_PAYLOAD : maxPayload;
+  return len > cap ? `length ${len} exceeds ${cap}` : null;
 }

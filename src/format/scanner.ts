@@ -28,7 +28,7 @@ import {
   FRAME_HEADER_BYTES,
   FRAME_RECORD,
   FRAME_SEAL,
-  MAX_SEAL_PAYLOAD,
+  frameHeaderProblem,
 } from "./frame.ts";
 import { readU32, readU64 } from "./bytes.ts";
 
@@ -171,13 +171,11 @@ export class FrameScanner {
     this.#bufStart = this.#pos;
     this.#bufLen = keep;
     const want = Math.min(this.#buf.length, this.#limit - this.#bufStart);
-    while (this.#bufLen < want) {
-      const n = this.#file.readAt(
+    if (this.#bufLen < want) {
+      this.#bufLen += this.#file.readAt(
         this.#buf.subarray(this.#bufLen, want),
         this.#bufStart + this.#bufLen,
       );
-      if (n === 0) break;
-      this.#bufLen += n;
     }
     return this.#bufLen >= need;
   }
@@ -224,7 +222,7 @@ export function findNextValidFrame(
   let budget = limit - from + (1 << 20);
   const chunk = new Uint8Array(SCAN_CHUNK_BYTES + FRAME_HEADER_BYTES);
   for (let base = from + 1; base < limit; base += SCAN_CHUNK_BYTES) {
-    const len = readFully(file, chunk.subarray(0, Math.min(chunk.length, limit - base)), base);
+    const len = file.readAt(chunk.subarray(0, Math.min(chunk.length, limit - base)), base);
     const last = Math.min(SCAN_CHUNK_BYTES, len - FRAME_HEADER_BYTES + 1);
     const view = chunk.subarray(0, len);
     // Where the next record and seal type bytes are (-2: not looked up yet, -1: none left), found
@@ -241,14 +239,11 @@ export function findNextValidFrame(
         : Math.min(nextRecord, nextSeal);
       if (typeAt < 0 || typeAt - 4 >= last) break;
       i = typeAt - 4;
-      const type = chunk[i + 4];
-      if (chunk[i + 5] !== 0 || chunk[i + 6] !== 0 || chunk[i + 7] !== 0) continue;
+      if (frameHeaderProblem(chunk, i, maxPayload) !== null) continue;
       const seq = readU64(chunk, i + 12);
       if (!(seq >= minSeq && seq <= maxSeq)) continue;
-      const len32 = readU32(chunk, i + 8);
-      if (len32 > (type === FRAME_SEAL ? MAX_SEAL_PAYLOAD : maxPayload)) continue;
       const at = base + i;
-      const frameBytes = FRAME_HEADER_BYTES + len32;
+      const frameBytes = FRAME_HEADER_BYTES + readU32(chunk, i + 8);
       if (at + frameBytes > limit) continue;
       budget -= frameBytes;
       if (budget < 0) return -2;
@@ -256,82 +251,10 @@ export function findNextValidFrame(
       if (i + frameBytes <= len) frame = chunk.subarray(i, i + frameBytes);
       else {
         frame = new Uint8Array(frameBytes);
-        readFully(file, frame, at);
+        file.readAt(frame, at);
       }
       if (decodeFrame(frame, 0, frameBytes, seq, maxPayload).status === "ok") return at;
     }
   }
   return -1;
-}
-
-/** True if every byte of `[from, to)` in the file is zero. */
-export function isZeroRange(file: PlatformFile, from: number, to: number): boolean {
-  const chunk = new Uint8Array(Math.min(SCAN_CHUNK_BYTES, Math.max(0, to - from)));
-  for (let at = from; at < to; at += chunk.length) {
-    const n = readFully(file, chunk.subarray(0, Math.min(chunk.length, to - at)), at);
-    for (let i = 0; i < n; i++) if (chunk[i] !== 0) return false;
-  }
-  return true;
-}
-
-/** Smallest unit a device loses in a power cut; a lost write reads back as zeroed sectors. */
-export const SECTOR_BYTES = 512;
-
-/**
- * True if `[from, to)` holds a sector-aligned run of {@linkcode SECTOR_BYTES} zero bytes: the trace
- * of a write the device never received (page-cache write-back is per page and unordered, so a lost
- * page can sit below later pages that did reach the disk). etcd's WAL uses the same test.
- *
- * @example
- * ```ts
- * import { SimPlatform } from "@khipu/log/testing";
- * import { hasZeroSector } from "./scanner.ts";
- * const f = await new SimPlatform().open("/0.seg", "createExclusive");
- * f.write(new Uint8Array(2048).fill(1).fill(0, 512, 1024)); // the second sector never made it
- * if (!hasZeroSector(f, 0, 2048) || hasZeroSector(f, 1024, 2048)) throw new Error("hasZeroSector");
- * ```
- */
-export function hasZeroSector(file: PlatformFile, from: number, to: number): boolean {
-  const first = Math.ceil(from / SECTOR_BYTES) * SECTOR_BYTES;
-  const chunk = new Uint8Array(SCAN_CHUNK_BYTES);
-  for (let at = first; at + SECTOR_BYTES <= to; at += chunk.length) {
-    const want = Math.min(chunk.length, Math.floor((to - at) / SECTOR_BYTES) * SECTOR_BYTES);
-    const n = readFully(file, chunk.subarray(0, want), at);
-    for (let s = 0; s + SECTOR_BYTES <= n; s += SECTOR_BYTES) {
-      let zero = true;
-      for (let i = s; i < s + SECTOR_BYTES; i++) {
-        if (chunk[i] !== 0) {
-          zero = false;
-          break;
-        }
-      }
-      if (zero) return true;
-    }
-    if (n < want) return false;
-  }
-  return false;
-}
-
-/**
- * Reads until `buf` is full or the file ends; returns the byte count.
- *
- * @example
- * ```ts
- * import { SimPlatform } from "@khipu/log/testing";
- * import { readFully } from "./scanner.ts";
- * const f = await new SimPlatform().open("/0.seg", "createExclusive");
- * f.write(new Uint8Array(40));
- * const header = new Uint8Array(32);
- * if (readFully(f, header, 0) !== 32) throw new Error("a short read");
- * if (readFully(f, header, 30) !== 10) throw new Error("the file ends at byte 40");
- * ```
- */
-export function readFully(file: PlatformFile, buf: Uint8Array, position: number): number {
-  let got = 0;
-  while (got < buf.length) {
-    const n = file.readAt(buf.subarray(got), position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
 }

@@ -130,9 +130,12 @@ export class FaultyPlatform implements Platform {
   /** Every fault injected so far, in order. */
   readonly injected: InjectedFault[] = [];
   private rules: ArmedRule[] = [];
+  /** The wrapped platform. */
+  readonly inner: Platform;
 
   /** Wraps `inner`, with optional initial rules. */
-  constructor(readonly inner: Platform, rules: readonly FaultRule[] = []) {
+  constructor(inner: Platform, rules: readonly FaultRule[] = []) {
+    this.inner = inner;
     this.name = `faulty(${inner.name})`;
     for (const r of rules) this.inject(r);
   }
@@ -266,11 +269,19 @@ export class FaultyPlatform implements Platform {
 }
 
 class FaultyFile implements PlatformFile {
+  private readonly inner: PlatformFile;
+  private readonly fire: (op: FaultOp) => FaultRule | undefined;
+  private readonly error: (rule: FaultRule, op: FaultOp) => KhipuError;
+
   constructor(
-    private readonly inner: PlatformFile,
-    private readonly fire: (op: FaultOp) => FaultRule | undefined,
-    private readonly error: (rule: FaultRule, op: FaultOp) => KhipuError,
-  ) {}
+    inner: PlatformFile,
+    fire: (op: FaultOp) => FaultRule | undefined,
+    error: (rule: FaultRule, op: FaultOp) => KhipuError,
+  ) {
+    this.inner = inner;
+    this.fire = fire;
+    this.error = error;
+  }
 
   get path(): string {
     return this.inner.path;

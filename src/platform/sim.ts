@@ -372,10 +372,12 @@ let fromImage: (image: Image, nextIno: number, name: string) => SimPlatform;
 class Image {
   private ownedFiles = new Set<number>();
   private ownedDirs = new Set<number>();
-  constructor(
-    readonly files: Map<number, Buf>,
-    readonly dirs: Map<number, Map<string, number>>,
-  ) {}
+  readonly files: Map<number, Buf>;
+  readonly dirs: Map<number, Map<string, number>>;
+  constructor(files: Map<number, Buf>, dirs: Map<number, Map<string, number>>) {
+    this.files = files;
+    this.dirs = dirs;
+  }
 
   file(ino: number): Buf {
     let b = this.files.get(ino);
@@ -1122,12 +1124,16 @@ interface FileHost {
 
 class SimFile implements PlatformFile {
   private closed = false;
-  constructor(
-    private readonly fs: FileHost,
-    private readonly node: FileNode,
-    readonly path: string,
-    private readonly writable: boolean,
-  ) {}
+  private readonly fs: FileHost;
+  private readonly node: FileNode;
+  readonly path: string;
+  private readonly writable: boolean;
+  constructor(fs: FileHost, node: FileNode, path: string, writable: boolean) {
+    this.fs = fs;
+    this.node = node;
+    this.path = path;
+    this.writable = writable;
+  }
 
   private check(op: string, write = false): void {
     if (this.closed) throw new ClosedError("file", this.path);

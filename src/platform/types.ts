@@ -48,7 +48,11 @@ export interface PlatformFile {
    * writes. On failure some prefix of the bytes may have reached the file.
    */
   writev(chunks: readonly Uint8Array[]): void;
-  /** Reads up to `buf.length` bytes at `position` into `buf`; returns the count (0 at end of file). */
+  /**
+   * Reads `buf.length` bytes at `position` into `buf` and returns the count: the buffer is filled
+   * unless the file ends first (then the count is what was left; 0 at or past the end). Adapters
+   * loop over short reads themselves, so callers never need to.
+   */
   readAt(buf: Uint8Array, position: number): number;
   /** The file's current size in bytes. */
   size(): number;
