@@ -26,24 +26,15 @@
  * ```
  * @module
  */
-import {
-  ClosedError,
-  InvalidArgumentError,
-  IoError,
-  KhipuError,
-  LogFullError,
-  PoisonedError,
-  RecordTooLargeError,
-} from "./errors.ts";
-import { unlinkDurable } from "./platform/durable.ts";
+import { ClosedError, InvalidArgumentError, RecordTooLargeError } from "./errors.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
-import { FRAME_HEADER_BYTES } from "./format/frame.ts";
-import { GroupCommit } from "./group_commit.ts";
+import { LogWriter } from "./log_writer.ts";
+import { deleteSegmentsBefore } from "./retention.ts";
 import { describeValue, options as checkOptions, wholeNumber } from "./validate.ts";
 import { type OpenReport, recoverLog } from "./recovery.ts";
 import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
-import { Segment } from "./segment.ts";
-import { liveView, readableEnd, sealedView, type SegmentView } from "./segment_view.ts";
+import type { Segment } from "./segment.ts";
+import { readableEnd, type SegmentView } from "./segment_view.ts";
 import type { SyncPolicy } from "./sync_policy.ts";
 
 /** Options of `log.follow()`. */
@@ -130,16 +121,7 @@ export class Log {
   readonly openReport: OpenReport;
   #p: Platform;
   #opts: LogOptions;
-  #segments: SegmentView[];
-  #writing: Segment[];
-  #active: Segment;
-  #nextSeq: number;
-  #commit: GroupCommit;
-  #pumpScheduled = false;
-  #pumpRunning = false;
-  #pumpDone: Promise<void> = Promise.resolve();
-  #pumpAgain = false;
-  #poison: KhipuError | null = null;
+  #writer: LogWriter;
   #closing: Promise<void> | null = null;
   #closed = false;
   #changed: { promise: Promise<void>; resolve: () => void } | null = null;
@@ -176,26 +158,13 @@ export class Log {
     this.path = path;
     this.#p = opts.platform;
     this.#opts = opts;
-    this.#segments = segments;
-    this.#active = active;
-    this.#writing = [active];
-    this.#nextSeq = active.nextSeq;
-    // Recovery fdatasynced the newest segment: everything in it is durable.
-    this.#commit = new GroupCommit(opts.syncPolicy, {
-      flushedEnd: () => this.#flushedEnd,
-      datasync: () => {
-        const seg = this.#writing[0];
-        if (this.#poison || this.#writing.length !== 1 || !seg.materialized) return null;
-        return seg.datasync();
-      },
-      failed: (err) => this.#fail(err),
-    }, active.nextSeq);
+    this.#writer = new LogWriter(path, opts, segments, active, () => this.#signalChange());
     this.openReport = report;
     this.#source = {
       path,
       platform: opts.platform,
-      segments: () => this.#segments,
-      flushedEnd: () => this.#flushedEnd,
+      segments: () => this.#writer.segments,
+      flushedEnd: () => this.#writer.flushedEnd,
       isClosed: () => this.#closed,
       changed: () => this.#whenChanged(),
       opened: (file) => {
@@ -208,24 +177,24 @@ export class Log {
 
   /** Sequence number of the oldest record still in the log (equals `nextSeq` when empty). */
   get firstSeq(): number {
-    return this.#segments[0].firstSeq;
+    return this.#writer.segments[0].firstSeq;
   }
 
   /** Sequence number the next append will get. */
   get nextSeq(): number {
-    return this.#nextSeq;
+    return this.#writer.nextSeq;
   }
 
   /** Bytes in the log's segment files on disk (what has been flushed, seals included). */
   get byteSize(): number {
     let n = 0;
-    for (const s of this.#segments) n += readableEnd(s);
+    for (const s of this.#writer.segments) n += readableEnd(s);
     return n;
   }
 
   /** Number of segment files. */
   get segmentCount(): number {
-    return this.#segments.length;
+    return this.#writer.segments.length;
   }
 
   /** True once closed. */
@@ -235,7 +204,7 @@ export class Log {
 
   /** True if appended records are not yet covered by an fdatasync. */
   get dirty(): boolean {
-    return this.#nextSeq > this.#commit.durableEnd;
+    return this.#writer.nextSeq > this.#writer.durableEnd;
   }
 
   /**
@@ -259,9 +228,9 @@ export class Log {
     try {
       this.#assertWritable();
       const payload = this.#toBytes(data);
-      this.#assertSeqsLeft(1);
-      const seq = this.#encode(payload, Date.now());
-      return this.#wait(seq + 1, 1, seq);
+      this.#writer.assertSeqsLeft(1);
+      const seq = this.#writer.encode(payload, Date.now());
+      return this.#writer.wait(seq + 1, 1, seq);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -294,10 +263,10 @@ export class Log {
       }
       const payloads = items.map((d) => this.#toBytes(d));
       if (payloads.length === 0) return Promise.resolve([]);
-      this.#assertSeqsLeft(payloads.length);
+      this.#writer.assertSeqsLeft(payloads.length);
       const now = Date.now();
-      const seqs = payloads.map((p) => this.#encode(p, now));
-      return this.#wait(seqs[seqs.length - 1] + 1, seqs.length, seqs);
+      const seqs = payloads.map((p) => this.#writer.encode(p, now));
+      return this.#writer.wait(seqs[seqs.length - 1] + 1, seqs.length, seqs);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -325,7 +294,7 @@ export class Log {
   sync(): Promise<void> {
     try {
       this.#assertWritable();
-      return this.#syncThrough(this.#nextSeq);
+      return this.#writer.syncThrough(this.#writer.nextSeq);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -382,7 +351,7 @@ export class Log {
    */
   follow(opts: FollowOptions = {}): RecordIterator {
     const o = checkOptions("follow options", opts, ["from", "signal"]);
-    return this.read({ from: o.from ?? this.#nextSeq, follow: true, signal: o.signal });
+    return this.read({ from: o.from ?? this.#writer.nextSeq, follow: true, signal: o.signal });
   }
 
   /**
@@ -412,24 +381,7 @@ export class Log {
     } catch (err) {
       return Promise.reject(err);
     }
-    const run = this.#retention.then(async () => {
-      while (this.#segments.length > 1) {
-        const oldest = this.#segments[0];
-        if (oldest.kind !== "sealed" || oldest.endSeq > seq) break;
-        // Never delete a segment before a later one is durably on disk: a power cut could
-        // otherwise leave no segment at all, and the log would restart at sequence number 0.
-        const next = this.#segments[1];
-        if (next.kind === "live" && !next.writer.materialized) {
-          await this.#pumpDone;
-          const now = this.#segments[1];
-          if (!next.writer.materialized && now.kind === "live" && now.writer === next.writer) break;
-          continue;
-        }
-        // Dropped from the list once unlinked, before the directory fsync (which can fail), so
-        // readers never look for a file that no longer exists.
-        await unlinkDurable(this.#p, oldest.path, () => this.#segments.shift());
-      }
-    });
+    const run = this.#retention.then(() => deleteSegmentsBefore(this.#p, seq, this.#writer));
     this.#retention = run.catch(() => {});
     return run;
   }
@@ -464,22 +416,18 @@ export class Log {
 
   async #shutdown(): Promise<void> {
     let failure: unknown = null;
-    if (!this.#poison) {
+    if (!this.#writer.poison) {
       try {
-        await this.#syncThrough(this.#nextSeq);
+        await this.#writer.syncThrough(this.#writer.nextSeq);
       } catch (err) {
         failure = err;
       }
     }
-    await this.#pumpDone;
-    await this.#commit.idle();
     await this.#retention;
-    this.#commit.stop();
-    for (const s of this.#writing) s.close();
+    await this.#writer.close(new ClosedError("log", this.path));
     this.#closed = true;
     for (const f of this.#readerFiles) f.close();
     this.#readerFiles.clear();
-    this.#commit.rejectAll(new ClosedError("log", this.path));
     this.#signalChange();
     if (failure) throw failure;
   }
@@ -488,14 +436,7 @@ export class Log {
 
   #assertWritable(): void {
     if (this.#closed || this.#closing) throw new ClosedError("log", this.path);
-    if (this.#poison) throw this.#poison;
-  }
-
-  /** The last record's seq is 2^53 - 2, so the seal after it (one past) is still a safe integer. */
-  #assertSeqsLeft(count: number): void {
-    if (this.#nextSeq + count > Number.MAX_SAFE_INTEGER) {
-      throw new LogFullError(this.path, this.#nextSeq);
-    }
+    if (this.#writer.poison) throw this.#writer.poison;
   }
 
   #toBytes(data: Uint8Array | string): Uint8Array {
@@ -510,163 +451,6 @@ export class Log {
       throw new RecordTooLargeError(bytes.length, this.#opts.maxRecordBytes, this.path);
     }
     return bytes;
-  }
-
-  #encode(payload: Uint8Array, timestamp: number): number {
-    const a = this.#active;
-    if (
-      a.recordCount > 0 &&
-      (a.projectedBytes + FRAME_HEADER_BYTES + payload.length > this.#opts.segmentBytes ||
-        payload.length > a.maxRecordBytes) // a recovered segment's header may cap records lower
-    ) {
-      this.#rollover();
-    }
-    const seq = this.#nextSeq++;
-    this.#active.append(seq, timestamp, payload);
-    return seq;
-  }
-
-  /** Starts the next segment in memory; the pump seals the old one and creates the new file. */
-  #rollover(): void {
-    const seg = Segment.pending(this.#p, this.path, this.#nextSeq, this.#opts);
-    this.#writing.push(seg);
-    this.#active = seg;
-    this.#segments.push(liveView(seg));
-  }
-
-  #wait<T>(end: number, count: number, value: T): Promise<T> {
-    const acked = this.#commit.append(end, count, value);
-    this.#schedule();
-    return acked;
-  }
-
-  #syncThrough(end: number): Promise<void> {
-    const synced = this.#commit.syncThrough(end);
-    this.#schedule();
-    return synced;
-  }
-
-  #schedule(): void {
-    if (this.#pumpScheduled) return;
-    this.#pumpScheduled = true;
-    queueMicrotask(this.#onMicrotask);
-  }
-
-  /** Runs once per turn with appends: the common case (no rollover due) without an async hop. */
-  #onMicrotask = (): void => {
-    this.#pumpScheduled = false;
-    if (this.#pumpRunning) {
-      this.#pumpAgain = true;
-    } else if (this.#writing.length === 1 && this.#active.materialized && !this.#poison) {
-      try {
-        if (this.#flushActive()) this.#commit.settle();
-      } catch (err) {
-        this.#fail(err);
-      }
-    } else {
-      this.#pumpDone = this.#pump();
-    }
-  };
-
-  /** One writer at a time: seal/create segments if a rollover is due, flush, settle waiters. */
-  async #pump(): Promise<void> {
-    this.#pumpRunning = true;
-    try {
-      do {
-        this.#pumpAgain = false;
-        if (this.#writing.length > 1 || !this.#active.materialized) {
-          if (!(await this.#rollOut())) continue;
-        }
-        if (this.#poison) break;
-        if (this.#flushActive()) this.#commit.settle();
-      } while (this.#pumpAgain && !this.#poison);
-    } catch (err) {
-      this.#fail(err);
-    } finally {
-      this.#pumpRunning = false;
-    }
-  }
-
-  /**
-   * Seals the segments that are full and creates the active one's file. False if a write or a
-   * file creation failed in a way that loses nothing durable (the appends that needed it were
-   * rejected, see {@linkcode Log.#abandon}); a failed fdatasync throws and poisons the log.
-   */
-  async #rollOut(): Promise<boolean> {
-    while (this.#writing.length > 1) {
-      const old = this.#writing[0];
-      await this.#commit.idle();
-      if (this.#poison) return false;
-      try {
-        await old.seal(Date.now());
-      } catch (err) {
-        if (old.poisoned || (!old.materialized && !isTransient(err))) throw err;
-        this.#abandon(old, err);
-        return false;
-      }
-      old.close();
-      // A new view replaces the live one: a reader still holding that sees its writer sealed.
-      const i = this.#segments.findIndex((s) => s.kind === "live" && s.writer === old);
-      if (i >= 0) this.#segments[i] = sealedView(old);
-      this.#writing.shift();
-      this.#commit.markDurable(old.flushedSeq);
-      this.#signalChange();
-    }
-    const active = this.#writing[0];
-    try {
-      await active.materialize();
-    } catch (err) {
-      if (!isTransient(err)) throw err;
-      this.#abandon(active, err);
-      return false;
-    }
-    return true;
-  }
-
-  /** Hands the active segment's buffer to the OS. False if the write failed and was undone. */
-  #flushActive(): boolean {
-    const a = this.#writing[0];
-    if (a.bufferedBytes === 0) return true;
-    try {
-      a.flush();
-    } catch (err) {
-      if (a.poisoned) throw err;
-      // The file was cut back to its last whole frame: the buffered records are not in the log.
-      this.#abandon(a, err);
-      return false;
-    }
-    this.#signalChange();
-    return true;
-  }
-
-  /**
-   * Forgets every record buffered in `keep` and in the segments started after it, which a failed
-   * write or file creation kept off the disk: `keep` is the active segment again, the appends of
-   * those records reject with `err`, and `sync()`/`close()` stop waiting for them (they were never
-   * appended). The log stays usable: the next append retries the write or the creation.
-   */
-  #abandon(keep: Segment, err: unknown): void {
-    const from = keep.discardBuffer();
-    for (const dropped of this.#writing.splice(this.#writing.indexOf(keep) + 1)) {
-      dropped.close();
-      this.#segments = this.#segments.filter((s) => !(s.kind === "live" && s.writer === dropped));
-    }
-    this.#active = keep;
-    this.#nextSeq = from;
-    this.#commit.forget(from, err);
-  }
-
-  get #flushedEnd(): number {
-    return this.#writing[0].flushedSeq;
-  }
-
-  /** A failed fdatasync (or a write that could not be undone) poisons the log: no retry. */
-  #fail(err: unknown): void {
-    if (this.#poison) return;
-    this.#poison = err instanceof PoisonedError ? err : new PoisonedError(this.path, err);
-    this.#commit.stop();
-    this.#commit.rejectAll(this.#poison);
-    this.#signalChange();
   }
 
   // ---- readers ----
@@ -687,14 +471,4 @@ export class Log {
       c.resolve();
     }
   }
-}
-
-/**
- * Failures that leave nothing half-done on disk and may pass: a full disk, or too many open files
- * (the creation of the next segment file is undone by `createFileDurable`).
- */
-function isTransient(err: unknown): boolean {
-  if (!(err instanceof KhipuError)) return false;
-  if (err.code === "NO_SPACE") return true;
-  return err instanceof IoError && (err.osCode === "EMFILE" || err.osCode === "ENFILE");
 }

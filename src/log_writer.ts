@@ -1,0 +1,314 @@
+/**
+ * A log's write pipeline: records are encoded into the active segment's buffer as they are
+ * appended (so sequence numbers follow call order), and one flush per turn of the event loop hands
+ * everything appended in that turn to the OS in a single `writev`; then group commit
+ * (`./group_commit.ts`) decides when each append resolves. A rollover starts the next segment in
+ * memory at once and the pump, one writer at a time, seals the old segment and creates the new
+ * file before it flushes again. A failed write or segment creation drops the records it kept off
+ * the disk and rejects their appends (the log goes on); a failed fdatasync poisons the log.
+ *
+ * @example
+ * ```ts
+ * import { Store, SyncPolicy } from "@khipu/log";
+ * import { SimPlatform } from "@khipu/log/testing";
+ * const store = await Store.open("/s", { platform: new SimPlatform(), segmentBytes: 4096 });
+ * const log = await store.log("l"); // its LogWriter does the work below
+ * const seqs = await Promise.all([0, 1, 2, 3, 4].map(() => log.append(new Uint8Array(1500))));
+ * await store.close();
+ * if (seqs.join() !== "0,1,2,3,4" || log.segmentCount < 2) throw new Error("rolled over in order");
+ * ```
+ * @module
+ */
+import { IoError, KhipuError, LogFullError, PoisonedError } from "./errors.ts";
+import type { Platform } from "./platform/types.ts";
+import { FRAME_HEADER_BYTES } from "./format/frame.ts";
+import { GroupCommit } from "./group_commit.ts";
+import { Segment, type SegmentOptions } from "./segment.ts";
+import { liveView, sealedView, type SegmentView } from "./segment_view.ts";
+import type { SyncPolicy } from "./sync_policy.ts";
+
+/** What the writer works with: the segment sizes, the policy and the segment file size. */
+export interface WriterOptions extends SegmentOptions {
+  /** The file system. */
+  platform: Platform;
+  /** The durability policy. */
+  syncPolicy: SyncPolicy;
+  /** Roll over to a new segment before one would grow past this many bytes. */
+  segmentBytes: number;
+}
+
+/**
+ * Appends to one log directory. The log validates what callers pass; this class only writes.
+ *
+ * @example
+ * ```ts
+ * import { LogWriter } from "./log_writer.ts";
+ * import { recoverLog } from "./recovery.ts";
+ * import { SyncPolicy } from "@khipu/log";
+ * import { SimPlatform } from "@khipu/log/testing";
+ * const sim = new SimPlatform();
+ * const opts = { platform: sim, syncPolicy: SyncPolicy.always(), segmentBytes: 1 << 20,
+ *   bufferBytes: 4096, maxRecordBytes: 1024 };
+ * const r = await recoverLog(sim, "/l", { ...opts, repair: false });
+ * const w = new LogWriter("/l", opts, r.segments, r.active, () => {});
+ * const seq = w.encode(new Uint8Array([1]), Date.now());
+ * if ((await w.wait(seq + 1, 1, seq)) !== 0 || w.durableEnd !== 1) throw new Error("durable");
+ * await w.close(new Error("closed"));
+ * ```
+ */
+export class LogWriter {
+  /** Every segment, oldest first; readers and retention share this list. */
+  segments: SegmentView[];
+  #p: Platform;
+  #dir: string;
+  #opts: WriterOptions;
+  #writing: Segment[];
+  #active: Segment;
+  #nextSeq: number;
+  #commit: GroupCommit;
+  #changed: () => void;
+  #pumpScheduled = false;
+  #pumpRunning = false;
+  #pumpDone: Promise<void> = Promise.resolve();
+  #pumpAgain = false;
+  #poison: KhipuError | null = null;
+
+  /** Takes over the recovered `segments`, whose last one is `active`; `changed` wakes readers. */
+  constructor(
+    dir: string,
+    opts: WriterOptions,
+    segments: SegmentView[],
+    active: Segment,
+    changed: () => void,
+  ) {
+    this.#p = opts.platform;
+    this.#dir = dir;
+    this.#opts = opts;
+    this.segments = segments;
+    this.#active = active;
+    this.#writing = [active];
+    this.#nextSeq = active.nextSeq;
+    this.#changed = changed;
+    // Recovery fdatasynced the newest segment: everything in it is durable.
+    this.#commit = new GroupCommit(opts.syncPolicy, {
+      flushedEnd: () => this.flushedEnd,
+      datasync: () => {
+        const seg = this.#writing[0];
+        if (this.#poison || this.#writing.length !== 1 || !seg.materialized) return null;
+        return seg.datasync();
+      },
+      failed: (err) => this.#fail(err),
+    }, active.nextSeq);
+  }
+
+  /** Sequence number the next append will get. */
+  get nextSeq(): number {
+    return this.#nextSeq;
+  }
+
+  /** One past the last record an fdatasync covered. */
+  get durableEnd(): number {
+    return this.#commit.durableEnd;
+  }
+
+  /** One past the last record handed to the OS: what a reader may see. */
+  get flushedEnd(): number {
+    return this.#writing[0].flushedSeq;
+  }
+
+  /** The failure that poisoned the log, if one did. */
+  get poison(): KhipuError | null {
+    return this.#poison;
+  }
+
+  /** Settles once no rollover or flush is under way. */
+  get pumpDone(): Promise<void> {
+    return this.#pumpDone;
+  }
+
+  /** Throws `LogFullError` unless `count` more records fit below the last sequence number. */
+  assertSeqsLeft(count: number): void {
+    // The last record's seq is 2^53 - 2, so the seal after it (one past) is still a safe integer.
+    if (this.#nextSeq + count > Number.MAX_SAFE_INTEGER) {
+      throw new LogFullError(this.#dir, this.#nextSeq);
+    }
+  }
+
+  /**
+   * Waits for the pump and the running fdatasync, then stops group commit, closes every segment
+   * file and rejects what still waits with `err`.
+   */
+  async close(err: unknown): Promise<void> {
+    await this.#pumpDone;
+    await this.#commit.idle();
+    this.#commit.stop();
+    for (const s of this.#writing) s.close();
+    this.#commit.rejectAll(err);
+  }
+
+  /** Encodes one record into the active segment (rolling over first if it would not fit). */
+  encode(payload: Uint8Array, timestamp: number): number {
+    const a = this.#active;
+    if (
+      a.recordCount > 0 &&
+      (a.projectedBytes + FRAME_HEADER_BYTES + payload.length > this.#opts.segmentBytes ||
+        payload.length > a.maxRecordBytes) // a recovered segment's header may cap records lower
+    ) {
+      this.#rollover();
+    }
+    const seq = this.#nextSeq++;
+    this.#active.append(seq, timestamp, payload);
+    return seq;
+  }
+
+  /** Starts the next segment in memory; the pump seals the old one and creates the new file. */
+  #rollover(): void {
+    const seg = Segment.pending(this.#p, this.#dir, this.#nextSeq, this.#opts);
+    this.#writing.push(seg);
+    this.#active = seg;
+    this.segments.push(liveView(seg));
+  }
+
+  /** Resolves with `value` once the records before `end` are acknowledged under the policy. */
+  wait<T>(end: number, count: number, value: T): Promise<T> {
+    const acked = this.#commit.append(end, count, value);
+    this.#schedule();
+    return acked;
+  }
+
+  /** Resolves once an fdatasync covered every record before `end`. */
+  syncThrough(end: number): Promise<void> {
+    const synced = this.#commit.syncThrough(end);
+    this.#schedule();
+    return synced;
+  }
+
+  #schedule(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(this.#onMicrotask);
+  }
+
+  /** Runs once per turn with appends: the common case (no rollover due) without an async hop. */
+  #onMicrotask = (): void => {
+    this.#pumpScheduled = false;
+    if (this.#pumpRunning) {
+      this.#pumpAgain = true;
+    } else if (this.#writing.length === 1 && this.#active.materialized && !this.#poison) {
+      try {
+        if (this.#flushActive()) this.#commit.settle();
+      } catch (err) {
+        this.#fail(err);
+      }
+    } else {
+      this.#pumpDone = this.#pump();
+    }
+  };
+
+  /** One writer at a time: seal/create segments if a rollover is due, flush, settle waiters. */
+  async #pump(): Promise<void> {
+    this.#pumpRunning = true;
+    try {
+      do {
+        this.#pumpAgain = false;
+        if (this.#writing.length > 1 || !this.#active.materialized) {
+          if (!(await this.#rollOut())) continue;
+        }
+        if (this.#poison) break;
+        if (this.#flushActive()) this.#commit.settle();
+      } while (this.#pumpAgain && !this.#poison);
+    } catch (err) {
+      this.#fail(err);
+    } finally {
+      this.#pumpRunning = false;
+    }
+  }
+
+  /**
+   * Seals the segments that are full and creates the active one's file. False if a write or a
+   * file creation failed in a way that loses nothing durable (the appends that needed it were
+   * rejected, see `#abandon`); a failed fdatasync throws and poisons the log.
+   */
+  async #rollOut(): Promise<boolean> {
+    while (this.#writing.length > 1) {
+      const old = this.#writing[0];
+      await this.#commit.idle();
+      if (this.#poison) return false;
+      try {
+        await old.seal(Date.now());
+      } catch (err) {
+        if (old.poisoned || (!old.materialized && !isTransient(err))) throw err;
+        this.#abandon(old, err);
+        return false;
+      }
+      old.close();
+      // A new view replaces the live one: a reader still holding that sees its writer sealed.
+      const i = this.segments.findIndex((s) => s.kind === "live" && s.writer === old);
+      if (i >= 0) this.segments[i] = sealedView(old);
+      this.#writing.shift();
+      this.#commit.markDurable(old.flushedSeq);
+      this.#changed();
+    }
+    const active = this.#writing[0];
+    try {
+      await active.materialize();
+    } catch (err) {
+      if (!isTransient(err)) throw err;
+      this.#abandon(active, err);
+      return false;
+    }
+    return true;
+  }
+
+  /** Hands the active segment's buffer to the OS. False if the write failed and was undone. */
+  #flushActive(): boolean {
+    const a = this.#writing[0];
+    if (a.bufferedBytes === 0) return true;
+    try {
+      a.flush();
+    } catch (err) {
+      if (a.poisoned) throw err;
+      // The file was cut back to its last whole frame: the buffered records are not in the log.
+      this.#abandon(a, err);
+      return false;
+    }
+    this.#changed();
+    return true;
+  }
+
+  /**
+   * Forgets every record buffered in `keep` and in the segments started after it, which a failed
+   * write or file creation kept off the disk: `keep` is the active segment again, the appends of
+   * those records reject with `err`, and `sync()`/`close()` stop waiting for them (they were never
+   * appended). The log stays usable: the next append retries the write or the creation.
+   */
+  #abandon(keep: Segment, err: unknown): void {
+    const from = keep.discardBuffer();
+    for (const dropped of this.#writing.splice(this.#writing.indexOf(keep) + 1)) {
+      dropped.close();
+      this.segments = this.segments.filter((s) => !(s.kind === "live" && s.writer === dropped));
+    }
+    this.#active = keep;
+    this.#nextSeq = from;
+    this.#commit.forget(from, err);
+  }
+
+  /** A failed fdatasync (or a write that could not be undone) poisons the log: no retry. */
+  #fail(err: unknown): void {
+    if (this.#poison) return;
+    this.#poison = err instanceof PoisonedError ? err : new PoisonedError(this.#dir, err);
+    this.#commit.stop();
+    this.#commit.rejectAll(this.#poison);
+    this.#changed();
+  }
+}
+
+/**
+ * Failures that leave nothing half-done on disk and may pass: a full disk, or too many open files
+ * (the creation of the next segment file is undone by `createFileDurable`).
+ */
+function isTransient(err: unknown): boolean {
+  if (!(err instanceof KhipuError)) return false;
+  if (err.code === "NO_SPACE") return true;
+  return err instanceof IoError && (err.osCode === "EMFILE" || err.osCode === "ENFILE");
+}
