@@ -28,7 +28,8 @@
  */
 import { ClosedError, InvalidArgumentError, RecordTooLargeError } from "./errors.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
-import { LogWriter } from "./log_writer.ts";
+import { ChangeSignal } from "./change_signal.ts";
+import { LogWriter, type WriterOptions } from "./log_writer.ts";
 import { deleteSegmentsBefore } from "./retention.ts";
 import { describeValue, options as checkOptions, wholeNumber } from "./validate.ts";
 import { type OpenReport, recoverLog } from "./recovery.ts";
@@ -46,19 +47,7 @@ export interface FollowOptions {
 }
 
 /** Settings a log runs with (the store fills in defaults). */
-export interface LogOptions {
-  /** The file system. */
-  platform: Platform;
-  /** The durability policy. */
-  syncPolicy: SyncPolicy;
-  /** Roll over to a new segment before one would grow past this many bytes. */
-  segmentBytes: number;
-  /** User-space write buffer per segment. */
-  bufferBytes: number;
-  /** Largest record payload accepted. */
-  maxRecordBytes: number;
-  /** Permission bits for new segment files. */
-  fileMode?: number;
+export interface LogOptions extends WriterOptions {
   /** Set damaged segments aside instead of failing to open. */
   repair: boolean;
 }
@@ -124,7 +113,7 @@ export class Log {
   #writer: LogWriter;
   #closing: Promise<void> | null = null;
   #closed = false;
-  #changed: { promise: Promise<void>; resolve: () => void } | null = null;
+  #changed = new ChangeSignal();
   #retention: Promise<void> = Promise.resolve();
   #readerFiles = new Set<PlatformFile>();
   #source: ReadSource;
@@ -158,7 +147,7 @@ export class Log {
     this.path = path;
     this.#p = opts.platform;
     this.#opts = opts;
-    this.#writer = new LogWriter(path, opts, segments, active, () => this.#signalChange());
+    this.#writer = new LogWriter(path, opts, segments, active, () => this.#changed.notify());
     this.openReport = report;
     this.#source = {
       path,
@@ -166,7 +155,7 @@ export class Log {
       segments: () => this.#writer.segments,
       flushedEnd: () => this.#writer.flushedEnd,
       isClosed: () => this.#closed,
-      changed: () => this.#whenChanged(),
+      changed: () => this.#changed.next(),
       opened: (file) => {
         if (this.#closed) file.close();
         else this.#readerFiles.add(file);
@@ -428,7 +417,7 @@ export class Log {
     this.#closed = true;
     for (const f of this.#readerFiles) f.close();
     this.#readerFiles.clear();
-    this.#signalChange();
+    this.#changed.notify();
     if (failure) throw failure;
   }
 
@@ -451,24 +440,5 @@ export class Log {
       throw new RecordTooLargeError(bytes.length, this.#opts.maxRecordBytes, this.path);
     }
     return bytes;
-  }
-
-  // ---- readers ----
-
-  #whenChanged(): Promise<void> {
-    if (!this.#changed) {
-      let resolve = () => {};
-      const promise = new Promise<void>((r) => (resolve = r));
-      this.#changed = { promise, resolve };
-    }
-    return this.#changed.promise;
-  }
-
-  #signalChange(): void {
-    const c = this.#changed;
-    if (c) {
-      this.#changed = null;
-      c.resolve();
-    }
   }
 }
