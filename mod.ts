@@ -29,7 +29,8 @@
  * ```
  * @module
  */
-export { type ResolvedStoreOptions, Store, type StoreOptions } from "./src/store.ts";
+export { Store } from "./src/store.ts";
+export type { ResolvedStoreOptions, StoreOptions } from "./src/store_options.ts";
 export type { FollowOptions, Log } from "./src/log.ts";
 export type { LogRecord, ReadOptions, RecordIterator } from "./src/reader.ts";
 export type { OpenReport } from "./src/recovery.ts";

@@ -22,88 +22,9 @@ import { type Log, openLog } from "./log.ts";
 import { dirModeFor, mkdirDurable, renameDurable } from "./platform/durable.ts";
 import { defaultPlatform } from "./platform/detect.ts";
 import type { Platform, PlatformLock } from "./platform/types.ts";
-import { MAX_RECORD_BYTES } from "./format/frame.ts";
-import { SyncPolicy } from "./sync_policy.ts";
-import { boolean, describeValue, options as checkOptions, wholeNumber } from "./validate.ts";
-
-/** Options of {@linkcode Store.open}; every one has a default. */
-export interface StoreOptions {
-  /** Durability policy for every log in the store. Default `SyncPolicy.everyN(64)`. */
-  syncPolicy?: SyncPolicy;
-  /**
-   * Roll a log over to a new segment before its records would pass this size (a sealed segment then
-   * gains its seal: 36 bytes plus 16 per 64 KiB of records). Default 64 MiB.
-   */
-  segmentBytes?: number;
-  /** User-space write buffer per log. Default 256 KiB. */
-  bufferBytes?: number;
-  /**
-   * Largest record accepted; larger appends throw `RecordTooLargeError`. Default 16 MiB, at most
-   * 256 MiB (the most every runtime writes in one call with memory to spare).
-   */
-  maxRecordBytes?: number;
-  /**
-   * Permission bits (0 to 0o777, before the umask) of new segment files and the LOCK file; new
-   * store and log directories get them plus an execute bit for each read bit. Default `0o644`.
-   */
-  fileMode?: number;
-  /** The file system to use. Default: detected (Deno, Node or Bun). */
-  platform?: Platform;
-  /**
-   * On damage, move the damaged segment (and any after it) aside as `.broken` and keep everything
-   * before the damage readable, instead of failing with `CorruptionError`. Default false.
-   */
-  repair?: boolean;
-}
-
-/** Options after defaults. */
-export type ResolvedStoreOptions = Required<Omit<StoreOptions, "platform">> & {
-  platform: Platform;
-};
-
-/** Name of the lock file in a store directory. */
-export const LOCK_FILE = "LOCK";
-
-const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$/;
-const WINDOWS_RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$/i;
-
-/**
- * Checks a log name: 1-100 characters from `A-Z a-z 0-9 _ . -`, not starting with `.` or `-`, not
- * `LOCK` or `LOCK.*`, and not a name Windows reserves (`CON`, `NUL`, `COM1`...). Throws `InvalidArgumentError`.
- *
- * @example
- * ```ts
- * import { InvalidArgumentError } from "@khipu/log";
- * import { validateLogName } from "./store.ts";
- * validateLogName("orders-2026.v1"); // ok
- * try {
- *   validateLogName("../etc");
- *   throw new Error("accepted ../etc");
- * } catch (e) {
- *   if (!(e instanceof InvalidArgumentError)) throw e;
- * }
- * ```
- */
-export function validateLogName(name: string): void {
-  if (
-    typeof name !== "string" || !NAME_RE.test(name) || isLockName(name) ||
-    WINDOWS_RESERVED.test(name) || name.endsWith(".")
-  ) {
-    throw new InvalidArgumentError(
-      `invalid log name ${JSON.stringify(name)}: use 1-100 of A-Z a-z 0-9 _ . - ` +
-        `(not starting with '.' or '-', not ending with '.', not LOCK or LOCK.*, not a Windows device name)`,
-    );
-  }
-}
-
-function isLogName(name: string): boolean {
-  try {
-    validateLogName(name);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { isLogName, LOCK_FILE, validateLogName } from "./log_name.ts";
+import { type ResolvedStoreOptions, resolveOptions, type StoreOptions } from "./store_options.ts";
+import { describeValue } from "./validate.ts";
 
 /** Finishes deletions a crash interrupted: their directories were already renamed away. */
 async function removeDeleted(platform: Platform, dir: string): Promise<void> {
@@ -112,59 +33,8 @@ async function removeDeleted(platform: Platform, dir: string): Promise<void> {
   if (doomed.length > 0) await platform.syncDir(dir);
 }
 
-/** The lock file and the lock protocol's helper files (`LOCK.*`) share the store directory. */
-function isLockName(name: string): boolean {
-  const upper = name.toUpperCase();
-  return upper === LOCK_FILE || upper.startsWith(`${LOCK_FILE}.`);
-}
-
-const OPTION_KEYS: readonly (keyof StoreOptions)[] = [
-  "syncPolicy",
-  "segmentBytes",
-  "bufferBytes",
-  "maxRecordBytes",
-  "fileMode",
-  "platform",
-  "repair",
-];
-
 /** A log directory being deleted is renamed to this prefix first: no log name starts with '.'. */
 const DELETED_PREFIX = ".deleted-";
-
-function resolveOptions(given: StoreOptions | undefined): Omit<ResolvedStoreOptions, "platform"> & {
-  platform?: Platform;
-} {
-  const o = checkOptions("Store.open options", given, OPTION_KEYS);
-  if (o.syncPolicy !== undefined && !(o.syncPolicy instanceof SyncPolicy)) {
-    throw new InvalidArgumentError(
-      `syncPolicy must come from SyncPolicy.always/everyN/interval/osManaged, got ${
-        describeValue(o.syncPolicy)
-      }`,
-    );
-  }
-  if (
-    o.platform !== undefined &&
-    (typeof o.platform !== "object" || o.platform === null ||
-      typeof (o.platform as Partial<Platform>).open !== "function")
-  ) {
-    throw new InvalidArgumentError(`platform must be a Platform, got ${describeValue(o.platform)}`);
-  }
-  const or = <T>(v: T | undefined, d: T): T => (v === undefined ? d : v);
-  return {
-    syncPolicy: or(o.syncPolicy, SyncPolicy.everyN(64)),
-    segmentBytes: wholeNumber("segmentBytes", or(o.segmentBytes, 64 << 20), 4096, 2 ** 48),
-    bufferBytes: wholeNumber("bufferBytes", or(o.bufferBytes, 256 << 10), 64, 1 << 30),
-    maxRecordBytes: wholeNumber(
-      "maxRecordBytes",
-      or(o.maxRecordBytes, 16 << 20),
-      1,
-      MAX_RECORD_BYTES,
-    ),
-    fileMode: wholeNumber("fileMode", or(o.fileMode, 0o644), 0, 0o777),
-    repair: boolean("repair", or(o.repair, false)),
-    platform: o.platform,
-  };
-}
 
 /**
  * A directory of named logs with one writer. Open with {@linkcode Store.open}; close with

@@ -24,7 +24,7 @@ import {
   Store,
   SyncPolicy,
 } from "../mod.ts";
-import { validateLogName } from "../src/store.ts";
+import { validateLogName } from "../src/log_name.ts";
 import { defaultPlatform } from "../src/platform/detect.ts";
 import { recordingPlatform } from "../src/platform/recording.ts";
 import { SimPlatform } from "../src/platform/sim.ts";
