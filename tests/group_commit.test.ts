@@ -37,7 +37,10 @@ class GatedPlatform implements Platform {
   readonly name = "gated";
   closed = false;
   readonly waiting: (() => void)[] = [];
-  constructor(readonly inner: Platform) {}
+  readonly inner: Platform;
+  constructor(inner: Platform) {
+    this.inner = inner;
+  }
 
   /** Lets the oldest waiting fdatasync proceed. */
   release(): void {
