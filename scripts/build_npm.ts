@@ -229,8 +229,8 @@ export function buildNpm(options: BuildOptions = {}): BuildResult {
       compilerOptions: esm,
     });
     problems.push(...(out.diagnostics ?? []));
-    emitted.set(`esm/${stem}.js`, out.outputText);
-    emitted.set(`esm/${stem}.d.ts`, dts);
+    emitted.set(`esm/${stem}.js`, forNpm(out.outputText, name));
+    emitted.set(`esm/${stem}.d.ts`, forNpm(dts, name));
   }
   if (problems.length > 0) {
     console.error(ts.formatDiagnosticsWithColorAndContext(problems, formatHost(root)));
@@ -269,6 +269,14 @@ export function buildNpm(options: BuildOptions = {}): BuildResult {
   }
   log(`build_npm: wrote ${files.length} files to ${outDir} (${name}@${version})`);
   return { outDir, files, name, version };
+}
+
+/**
+ * The doc examples import the JSR name (`"@khipu/log"`, `"@khipu/log/testing"`, ...); on npm the
+ * same entry points are `name` and its subpaths, so the shipped JSDoc says that.
+ */
+function forNpm(code: string, name: string): string {
+  return code.replaceAll('"@khipu/log', `"${name}`);
 }
 
 // ------------------------------------------------------------------------------------------------
