@@ -36,7 +36,6 @@ import { type OpenReport, recoverLog } from "./recovery.ts";
 import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
 import type { Segment } from "./segment.ts";
 import { readableEnd, type SegmentView } from "./segment_view.ts";
-import type { SyncPolicy } from "./sync_policy.ts";
 
 /** Options of `log.follow()`. */
 export interface FollowOptions {
