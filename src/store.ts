@@ -129,24 +129,18 @@ export class Store {
    * await store.close();
    * ```
    */
-  log(name: string): Promise<Log> {
-    if (this.#closing) return Promise.reject(new ClosedError("store", this.path));
-    try {
-      validateLogName(name);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  async log(name: string): Promise<Log> {
+    // No await before the entry is set: two calls in one turn share the same Log.
+    this.#checkUsable(name);
     // Keyed case-insensitively: on macOS and Windows "Events" and "events" are one directory, and
     // two writers on it would corrupt it.
     const key = name.toLowerCase();
     const entry = this.#logs.get(key);
     if (entry && entry.name !== name) {
-      return Promise.reject(
-        new InvalidArgumentError(
-          `log name ${JSON.stringify(name)} differs only in case from open log ${
-            JSON.stringify(entry.name)
-          }`,
-        ),
+      throw new InvalidArgumentError(
+        `log name ${JSON.stringify(name)} differs only in case from open log ${
+          JSON.stringify(entry.name)
+        }`,
       );
     }
     const log = (entry?.log ?? Promise.resolve(null)).then(async (open) => {
@@ -163,7 +157,7 @@ export class Store {
     log.catch(() => {
       if (this.#logs.get(key)?.log === log) this.#logs.delete(key);
     });
-    return log;
+    return await log;
   }
 
   async #openLog(name: string): Promise<Log> {
@@ -249,13 +243,8 @@ export class Store {
    * if (left.length !== 0) throw new Error(left.join());
    * ```
    */
-  deleteLog(name: string): Promise<void> {
-    if (this.#closing) return Promise.reject(new ClosedError("store", this.path));
-    try {
-      validateLogName(name);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  async deleteLog(name: string): Promise<void> {
+    this.#checkUsable(name);
     const key = name.toLowerCase();
     const prev = this.#logs.get(key)?.log ?? Promise.resolve(null);
     // Chained on the name's entry, so a store.log(name) made meanwhile waits for the outcome.
@@ -274,7 +263,7 @@ export class Store {
     current.then((open) => {
       if (!open && this.#logs.get(key)?.log === current) this.#logs.delete(key);
     });
-    return outcome.then((open) => {
+    await outcome.then((open) => {
       if (open) {
         throw new InvalidArgumentError(
           `log ${JSON.stringify(name)} is open; close it before deleting it`,
@@ -282,6 +271,12 @@ export class Store {
         );
       }
     });
+  }
+
+  /** Throws unless the store is open and `name` is a valid log name. */
+  #checkUsable(name: string): void {
+    if (this.#closing) throw new ClosedError("store", this.path);
+    validateLogName(name);
   }
 
   async #removeLog(name: string): Promise<void> {
