@@ -32,17 +32,17 @@ export {
   type SimOptions,
   SimPlatform,
   SimSnapshot,
-} from "./src/platform/sim.ts";
+} from "./src/testing/sim.ts";
 export {
   type FaultOp,
   type FaultRule,
   FaultyPlatform,
   type InjectedFault,
-} from "./src/platform/faulty.ts";
+} from "./src/testing/faulty.ts";
 export {
   type RecordedCall,
   type RecordedOp,
   type RecordingOptions,
   type RecordingPlatform,
   recordingPlatform,
-} from "./src/platform/recording.ts";
+} from "./src/testing/recording.ts";

@@ -23,7 +23,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { type RunResult, runWorkload, WORKLOADS } from "../tests/crash_harness.ts";
-import { CRASH_MODES, type CrashMode } from "../src/platform/sim.ts";
+import { CRASH_MODES, type CrashMode } from "../src/testing/sim.ts";
 
 const { values: args } = parseArgs({
   args: process.argv.slice(2),

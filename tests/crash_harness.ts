@@ -38,7 +38,7 @@ import {
   type SimCall,
   SimPlatform,
   type SimSnapshot,
-} from "../src/platform/sim.ts";
+} from "../src/testing/sim.ts";
 
 /** The modes whose outcome depends on the seed (the others are one state per crash point). */
 const SEEDED_MODES: ReadonlySet<CrashMode> = new Set(["prefix", "subset", "torn", "zeros"]);

@@ -2,7 +2,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Store, SyncPolicy } from "../mod.ts";
-import { CRASH_MODES, seededRandom, SimPlatform } from "../src/platform/sim.ts";
+import { CRASH_MODES, seededRandom, SimPlatform } from "../src/testing/sim.ts";
 import { HEADER_BYTES } from "../src/format/header.ts";
 import { parseSegmentFileName } from "../src/segment.ts";
 

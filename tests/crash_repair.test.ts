@@ -6,7 +6,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Store, SyncPolicy } from "../mod.ts";
-import { CRASH_MODES, SimPlatform, type SimSnapshot } from "../src/platform/sim.ts";
+import { CRASH_MODES, SimPlatform, type SimSnapshot } from "../src/testing/sim.ts";
 
 const DIR = "/s";
 const opts = { syncPolicy: SyncPolicy.always(), segmentBytes: 4096 };

@@ -8,7 +8,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Store, SyncPolicy } from "../mod.ts";
-import { CRASH_MODES, type CrashMode, SimPlatform, type SimSnapshot } from "../src/platform/sim.ts";
+import { CRASH_MODES, type CrashMode, SimPlatform, type SimSnapshot } from "../src/testing/sim.ts";
 
 const DIR = "/s";
 const LOG = "a";

@@ -6,8 +6,8 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { KhipuError, Store, SyncPolicy } from "../mod.ts";
-import { SimPlatform } from "../src/platform/sim.ts";
-import { type FaultRule, FaultyPlatform } from "../src/platform/faulty.ts";
+import { SimPlatform } from "../src/testing/sim.ts";
+import { type FaultRule, FaultyPlatform } from "../src/testing/faulty.ts";
 
 const DIR = "/s";
 let injected = 0;

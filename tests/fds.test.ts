@@ -10,7 +10,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
 import { Store, SyncPolicy } from "../mod.ts";
-import { SimPlatform } from "../src/platform/sim.ts";
+import { SimPlatform } from "../src/testing/sim.ts";
 import { defaultPlatform } from "../src/platform/detect.ts";
 import type { Platform } from "../src/platform/types.ts";
 import { wrapFile } from "./helpers.ts";

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { Store, SyncPolicy } from "../mod.ts";
 import { nodePlatform } from "../src/platform/node.ts";
-import { recordingPlatform } from "../src/platform/recording.ts";
+import { recordingPlatform } from "../src/testing/recording.ts";
 import type { PlatformFile } from "../src/platform/types.ts";
 import { decodeFrame, encodeFrame, FRAME_RECORD } from "../src/format/frame.ts";
 import { decodeHeader } from "../src/format/header.ts";

@@ -15,7 +15,7 @@ import process from "node:process";
 import { Store, SyncPolicy } from "../mod.ts";
 import { currentRuntime, ROOT, runtimeCommand } from "./fixtures/runtimes.ts";
 import { killPayload, parseKillPayload } from "./fixtures/kill_payload.ts";
-import { seededRandom } from "../src/platform/sim.ts";
+import { seededRandom } from "../src/testing/sim.ts";
 
 /** Kills per policy; raise it for a long run: `KHIPU_KILLS=500 npx tsx --test tests/kill.test.ts`. */
 const KILLS = Number(process.env.KHIPU_KILLS ?? 20);

@@ -18,9 +18,9 @@ import {
   SyncPolicy,
 } from "../mod.ts";
 import { defaultPlatform } from "../src/platform/detect.ts";
-import { recordingPlatform } from "../src/platform/recording.ts";
-import { SimPlatform } from "../src/platform/sim.ts";
-import { FaultyPlatform } from "../src/platform/faulty.ts";
+import { recordingPlatform } from "../src/testing/recording.ts";
+import { SimPlatform } from "../src/testing/sim.ts";
+import { FaultyPlatform } from "../src/testing/faulty.ts";
 import type { Platform } from "../src/platform/types.ts";
 import { HEADER_BYTES } from "../src/format/header.ts";
 import { FRAME_HEADER_BYTES } from "../src/format/frame.ts";

@@ -25,7 +25,7 @@ import { writeAll, writevAll } from "../src/platform/write_all.ts";
 import { HandleGate } from "../src/platform/handle.ts";
 import { defaultPlatform, detectRuntime } from "../src/platform/detect.ts";
 import { nodePlatform } from "../src/platform/node.ts";
-import { recordingPlatform } from "../src/platform/recording.ts";
+import { recordingPlatform } from "../src/testing/recording.ts";
 import {
   createFileDurable,
   dirModeFor,

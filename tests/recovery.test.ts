@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { CorruptionError, Store, type StoreOptions, SyncPolicy } from "../mod.ts";
 import { nodePlatform } from "../src/platform/node.ts";
-import { recordingPlatform } from "../src/platform/recording.ts";
+import { recordingPlatform } from "../src/testing/recording.ts";
 import { concat } from "./helpers.ts";
 
 const HEADER = 32;

@@ -18,8 +18,8 @@ import {
   SyncPolicy,
 } from "../mod.ts";
 import { nodePlatform } from "../src/platform/node.ts";
-import { FaultyPlatform } from "../src/platform/faulty.ts";
-import { recordingPlatform } from "../src/platform/recording.ts";
+import { FaultyPlatform } from "../src/testing/faulty.ts";
+import { recordingPlatform } from "../src/testing/recording.ts";
 import { mkdirDurable } from "../src/platform/durable.ts";
 import type { Platform } from "../src/platform/types.ts";
 import { parseSegmentFileName, Segment, segmentFileName } from "../src/segment.ts";

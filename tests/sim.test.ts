@@ -2,8 +2,8 @@
 // and the fault-injecting wrapper. The store's crash tests rest on these behaving as documented.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { CRASH_MODES, type CrashMode, seededRandom, SimPlatform } from "../src/platform/sim.ts";
-import { FaultyPlatform } from "../src/platform/faulty.ts";
+import { CRASH_MODES, type CrashMode, seededRandom, SimPlatform } from "../src/testing/sim.ts";
+import { FaultyPlatform } from "../src/testing/faulty.ts";
 import { createFileDurable, mkdirDurable, renameDurable } from "../src/platform/durable.ts";
 import { IoError, KhipuError, LockedError, NoSpaceError } from "../src/errors.ts";
 import { concat } from "./helpers.ts";

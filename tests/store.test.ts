@@ -26,8 +26,8 @@ import {
 } from "../mod.ts";
 import { validateLogName } from "../src/log_name.ts";
 import { defaultPlatform } from "../src/platform/detect.ts";
-import { recordingPlatform } from "../src/platform/recording.ts";
-import { SimPlatform } from "../src/platform/sim.ts";
+import { recordingPlatform } from "../src/testing/recording.ts";
+import { SimPlatform } from "../src/testing/sim.ts";
 import type { Platform } from "../src/platform/types.ts";
 
 let disk: Platform;

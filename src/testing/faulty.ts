@@ -20,7 +20,7 @@
  * @module
  */
 import { fromOsError, type KhipuError } from "../errors.ts";
-import { concatChunks } from "./write_all.ts";
+import { concatChunks } from "../platform/write_all.ts";
 import type {
   FileOp,
   OpenMode,
@@ -29,7 +29,7 @@ import type {
   PlatformLock,
   PlatformOp,
   PlatformStat,
-} from "./types.ts";
+} from "../platform/types.ts";
 
 /**
  * The calls a fault can be injected into.

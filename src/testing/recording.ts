@@ -32,7 +32,7 @@ import type {
   PlatformLock,
   PlatformOp,
   PlatformStat,
-} from "./types.ts";
+} from "../platform/types.ts";
 
 /** Names of recorded calls: platform calls, file calls, and `release` of a lock. */
 export type RecordedOp = PlatformOp | FileOp | "release";
