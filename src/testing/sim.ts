@@ -52,7 +52,13 @@
  * @module
  */
 import { ClosedError, FileTypeError, fromOsError, LockedError } from "../errors.ts";
-import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "../platform/types.ts";
+import type {
+  OpenMode,
+  Platform,
+  PlatformFile,
+  PlatformLock,
+  PlatformStat,
+} from "../platform/types.ts";
 
 /**
  * What survives a simulated power cut, on top of the durable state. Only operations that were
