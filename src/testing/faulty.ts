@@ -10,12 +10,15 @@
  *
  * @example Failing the second fdatasync of any segment with EIO
  * ```ts
- * import { FaultyPlatform } from "./faulty.ts";
- * import { SimPlatform } from "./sim.ts";
- * const sim = new SimPlatform();
- * const p = new FaultyPlatform(sim).inject({ op: "datasync", path: ".seg", after: 1 });
- * // use `p` as the store's platform; then inspect p.injected
- * console.log(p.injected.length);
+ * import { PoisonedError, Store, SyncPolicy } from "@khipu/log";
+ * import { FaultyPlatform, SimPlatform } from "@khipu/log/testing";
+ * const p = new FaultyPlatform(new SimPlatform());
+ * p.inject({ op: "datasync", path: ".seg", after: 1 });
+ * const store = await Store.open("/data", { platform: p, syncPolicy: SyncPolicy.always() });
+ * // The first fdatasync made the new segment durable; the append's is the second.
+ * const err = await (await store.log("events")).append("paid").catch((e) => e);
+ * await store.close();
+ * if (!(err instanceof PoisonedError) || p.injected[0]?.code !== "EIO") throw new Error(`${err}`);
  * ```
  * @module
  */
@@ -36,9 +39,17 @@ import type {
  *
  * @example
  * ```ts
- * import type { FaultOp } from "./faulty.ts";
- * const ops: FaultOp[] = ["write", "writev"];
- * console.log(ops);
+ * import { IoError } from "@khipu/log";
+ * import { type FaultOp, FaultyPlatform, SimPlatform } from "@khipu/log/testing";
+ * const writes: FaultOp[] = ["write", "writev"];
+ * const p = new FaultyPlatform(new SimPlatform(), [{ op: writes, times: Infinity }]);
+ * const f = await p.open("/x", "createExclusive");
+ * try {
+ *   f.writev([new Uint8Array(1)]);
+ *   throw new Error("expected EIO");
+ * } catch (e) {
+ *   if (!(e instanceof IoError) || e.osCode !== "EIO") throw e;
+ * }
  * ```
  */
 export type FaultOp = Exclude<PlatformOp | FileOp, "size" | "close">;
@@ -49,9 +60,20 @@ export type FaultOp = Exclude<PlatformOp | FileOp, "size" | "close">;
  *
  * @example ENOSPC after 10 bytes of the third write to any file
  * ```ts
- * import type { FaultRule } from "./faulty.ts";
+ * import { NoSpaceError } from "@khipu/log";
+ * import { type FaultRule, FaultyPlatform, SimPlatform } from "@khipu/log/testing";
  * const rule: FaultRule = { op: ["write", "writev"], code: "ENOSPC", after: 2, partial: 10 };
- * console.log(rule);
+ * const sim = new SimPlatform();
+ * const f = await new FaultyPlatform(sim, [rule]).open("/x", "createExclusive");
+ * f.write(new Uint8Array(4));
+ * f.write(new Uint8Array(4));
+ * try {
+ *   f.write(new Uint8Array(100));
+ *   throw new Error("expected ENOSPC");
+ * } catch (e) {
+ *   if (!(e instanceof NoSpaceError)) throw e;
+ * }
+ * if (sim.fileBytes("/x")?.length !== 18) throw new Error("not 4 + 4 + 10 bytes");
  * ```
  */
 export interface FaultRule {
@@ -82,9 +104,14 @@ export interface FaultRule {
  *
  * @example
  * ```ts
- * import type { InjectedFault } from "./faulty.ts";
- * const f: InjectedFault = { op: "datasync", path: "/d/0.seg", code: "EIO", error: new Error() as never };
- * console.log(f.op);
+ * import { FaultyPlatform, type InjectedFault, SimPlatform } from "@khipu/log/testing";
+ * const p = new FaultyPlatform(new SimPlatform(), [{ op: "mkdir", code: "EACCES" }]);
+ * const err = await p.mkdir("/d").catch((e) => e);
+ * const f: InjectedFault | undefined = p.injected[0];
+ * if (f?.op !== "mkdir" || f.path !== "/d" || f.code !== "EACCES" || f.error !== err) {
+ *   throw new Error(`${err}`);
+ * }
+ * if (f.error.code !== "PERMISSION_DENIED") throw new Error(f.error.code);
  * ```
  */
 export interface InjectedFault {
@@ -117,11 +144,12 @@ function matchesPath(rule: FaultRule, path: string): boolean {
  *
  * @example
  * ```ts
- * import { FaultyPlatform } from "./faulty.ts";
- * import { SimPlatform } from "./sim.ts";
+ * import { IoError } from "@khipu/log";
+ * import { FaultyPlatform, SimPlatform } from "@khipu/log/testing";
  * const p = new FaultyPlatform(new SimPlatform(), [{ op: "syncDir", times: Infinity }]);
- * await p.mkdir("/d");
- * await p.syncDir("/").catch((e) => console.log(e.code)); // "IO"
+ * if (!(await p.mkdir("/d"))) throw new Error("mkdir should pass through");
+ * const err = await p.syncDir("/").catch((e) => e);
+ * if (!(err instanceof IoError) || err.osCode !== "EIO") throw new Error(`expected EIO: ${err}`);
  * ```
  */
 export class FaultyPlatform implements Platform {
@@ -145,10 +173,13 @@ export class FaultyPlatform implements Platform {
    *
    * @example
    * ```ts
-   * import { FaultyPlatform } from "./faulty.ts";
-   * import { SimPlatform } from "./sim.ts";
-   * const p = new FaultyPlatform(new SimPlatform()).inject({ op: "rename" }).inject({ op: "unlink" });
-   * void p;
+   * import { FaultyPlatform, SimPlatform } from "@khipu/log/testing";
+   * const sim = new SimPlatform();
+   * sim.setFileBytes("/a", new Uint8Array(1));
+   * const p = new FaultyPlatform(sim).inject({ op: "rename" }).inject({ op: "unlink" });
+   * const renamed = await p.rename("/a", "/b").then(() => true, () => false);
+   * const unlinked = await p.unlink("/a").then(() => true, () => false);
+   * if (renamed || unlinked || p.injected.length !== 2) throw new Error("both should fail");
    * ```
    */
   inject(rule: FaultRule): this {
@@ -161,9 +192,10 @@ export class FaultyPlatform implements Platform {
    *
    * @example
    * ```ts
-   * import { FaultyPlatform } from "./faulty.ts";
-   * import { SimPlatform } from "./sim.ts";
-   * new FaultyPlatform(new SimPlatform(), [{ op: "write" }]).clear();
+   * import { FaultyPlatform, SimPlatform } from "@khipu/log/testing";
+   * const p = new FaultyPlatform(new SimPlatform(), [{ op: "mkdir" }]);
+   * p.clear();
+   * if (!(await p.mkdir("/d")) || p.injected.length !== 0) throw new Error("the rule still fired");
    * ```
    */
   clear(): void {

@@ -24,29 +24,34 @@
  *
  * @example Crash-testing your own code
  * ```ts
- * import { SimPlatform } from "./sim.ts";
+ * import { SimPlatform } from "@khipu/log/testing";
  * const sim = new SimPlatform();
  * await sim.mkdir("/d");
  * await sim.syncDir("/");
  * const f = await sim.open("/d/a", "createExclusive");
  * f.write(new TextEncoder().encode("hello"));
- * await f.datasync();          // data durable, but the name "a" is not: /d was never synced
+ * await f.datasync(); // data durable, but the name "a" is not: /d was never synced
  * const after = sim.crash("none");
- * console.log(await after.stat("/d/a")); // null: the create was lost with the page cache
+ * if ((await after.stat("/d/a")) !== null) throw new Error("the un-synced create survived");
  * ```
  *
  * @example Crashing after every call of a workload
  * ```ts
- * import { SimPlatform, type SimSnapshot } from "./sim.ts";
+ * import { Store } from "@khipu/log";
+ * import { SimPlatform, type SimSnapshot } from "@khipu/log/testing";
  * const sim = new SimPlatform();
  * const snaps: SimSnapshot[] = [];
- * sim.onCall = (call) => { if (call.mutates) snaps.push(sim.freeze()); };
- * await sim.mkdir("/d");
- * // ... run the workload against `sim` ...
+ * sim.onCall = (call) => {
+ *   if (call.mutates) snaps.push(sim.freeze());
+ * };
+ * const store = await Store.open("/data", { platform: sim }); // the workload
+ * await (await store.log("events")).append("paid");
+ * await store.close();
  * for (const s of snaps) {
- *   const fs = s.crash("subset", 42);
- *   // reopen your data on `fs` and check its invariants
- *   void fs;
+ *   const reopened = await Store.open("/data", { platform: s.crash("subset", 42) });
+ *   const log = await reopened.log("events"); // recovery must succeed after any call
+ *   if (log.nextSeq > 1) throw new Error(`${log.nextSeq} records from one append`);
+ *   await reopened.close();
  * }
  * ```
  * @module
@@ -82,9 +87,12 @@ import type {
  *
  * @example
  * ```ts
- * import { CRASH_MODES, SimPlatform } from "./sim.ts";
+ * import { type CrashMode, SimPlatform } from "@khipu/log/testing";
  * const sim = new SimPlatform();
- * for (const mode of CRASH_MODES) sim.crash(mode, 1);
+ * const f = await sim.open("/x", "createExclusive");
+ * f.write(new Uint8Array([1, 2])); // never synced
+ * const survives = (mode: CrashMode) => sim.crash(mode, 1).fileBytes("/x") !== null;
+ * if (survives("none") || !survives("all")) throw new Error("none drops it, all keeps it");
  * ```
  */
 export type CrashMode =
@@ -102,8 +110,14 @@ export type CrashMode =
  *
  * @example
  * ```ts
- * import { CRASH_MODES } from "./sim.ts";
- * console.log(CRASH_MODES.join(" "));
+ * import { CRASH_MODES, SimPlatform } from "@khipu/log/testing";
+ * const sim = new SimPlatform();
+ * sim.setFileBytes("/x", new Uint8Array([7])); // durable: no mode may lose it
+ * for (const mode of CRASH_MODES) {
+ *   const bytes = sim.crash(mode, 1).fileBytes("/x");
+ *   if (bytes?.join() !== "7") throw new Error(`${mode} lost durable data`);
+ * }
+ * if (CRASH_MODES.length !== 8) throw new Error(CRASH_MODES.join(" "));
  * ```
  */
 export const CRASH_MODES: readonly CrashMode[] = Object.freeze([
@@ -122,9 +136,13 @@ export const CRASH_MODES: readonly CrashMode[] = Object.freeze([
  *
  * @example
  * ```ts
- * import { SimPlatform } from "./sim.ts";
- * const fs = new SimPlatform().crash("torn", 7, { sector: 512 });
- * console.log(fs.lastCrash?.detail);
+ * import { SimPlatform } from "@khipu/log/testing";
+ * const sim = new SimPlatform();
+ * const f = await sim.open("/x", "createExclusive");
+ * f.write(new Uint8Array(1024).fill(1)); // two 512-byte sectors, not synced
+ * const fs = sim.crash("torn", 7, { sector: 512, tail: "cut" });
+ * const length = fs.fileBytes("/x")?.length;
+ * if (length !== 0 && length !== 512) throw new Error(`torn at ${length}`);
  * ```
  */
 export interface CrashOptions {
@@ -143,9 +161,12 @@ export interface CrashOptions {
  *
  * @example
  * ```ts
- * import { SimPlatform } from "./sim.ts";
- * const info = new SimPlatform().crash("prefix", 3).lastCrash;
- * console.log(info?.mode, info?.seed, info?.detail);
+ * import { type CrashInfo, SimPlatform } from "@khipu/log/testing";
+ * const sim = new SimPlatform();
+ * await sim.mkdir("/d"); // one operation not yet durable
+ * const info: CrashInfo | undefined = sim.crash("prefix", 3).lastCrash;
+ * const line = `${info?.mode} seed=${info?.seed} pending=${info?.pending} ${info?.detail}`;
+ * if (line !== "prefix seed=3 pending=1 keep=1/1") throw new Error(line);
  * ```
  */
 export interface CrashInfo {
@@ -164,10 +185,13 @@ export interface CrashInfo {
  *
  * @example
  * ```ts
- * import type { SimCall } from "./sim.ts";
- * const log: SimCall[] = [];
- * const hook = (c: SimCall) => log.push(c);
- * void hook;
+ * import { type SimCall, SimPlatform } from "@khipu/log/testing";
+ * const calls: SimCall[] = [];
+ * const sim = new SimPlatform({ onCall: (c) => calls.push(c) });
+ * await sim.mkdir("/d");
+ * await sim.stat("/d");
+ * const seen = calls.map((c) => `${c.n} ${c.op} ${c.path} ${c.mutates}`).join(", ");
+ * if (seen !== "1 mkdir /d true, 2 stat /d false") throw new Error(seen);
  * ```
  */
 export interface SimCall {
@@ -186,9 +210,17 @@ export interface SimCall {
  *
  * @example
  * ```ts
- * import { SimPlatform } from "./sim.ts";
- * const sim = new SimPlatform({ name: "sim", onCall: (c) => { if (c.op === "datasync") console.log(c.n); } });
- * void sim;
+ * import { SimPlatform } from "@khipu/log/testing";
+ * const syncs: number[] = [];
+ * const sim = new SimPlatform({
+ *   name: "disk-a",
+ *   onCall: (c) => {
+ *     if (c.op === "datasync") syncs.push(c.n);
+ *   },
+ * });
+ * const f = await sim.open("/x", "createExclusive"); // call 1
+ * await f.datasync(); // call 2
+ * if (sim.name !== "disk-a" || syncs.join() !== "2") throw new Error(`${sim.name} ${syncs}`);
  * ```
  */
 export interface SimOptions {
@@ -207,9 +239,14 @@ export interface SimOptions {
  *
  * @example
  * ```ts
- * import { seededRandom } from "./sim.ts";
- * const r = seededRandom(42);
- * console.log(Math.floor(r() * 6) + 1); // a reproducible die roll
+ * import { seededRandom } from "@khipu/log/testing";
+ * const a = seededRandom(42);
+ * const b = seededRandom(42);
+ * const rolls = [a(), a(), a()].map((x) => Math.floor(x * 6) + 1); // reproducible die rolls
+ * const again = [b(), b(), b()].map((x) => Math.floor(x * 6) + 1);
+ * if (rolls.join() !== again.join() || rolls.some((n) => n < 1 || n > 6)) {
+ *   throw new Error(`${rolls} ${again}`);
+ * }
  * ```
  */
 export function seededRandom(seed: number): () => number {
@@ -430,12 +467,14 @@ class Image {
  *
  * @example
  * ```ts
- * import { SimPlatform } from "./sim.ts";
+ * import { SimPlatform } from "@khipu/log/testing";
  * const sim = new SimPlatform();
- * const snap = sim.freeze();
- * const a = snap.crash("prefix", 1);
- * const b = snap.crash("subset", 2);
- * void a; void b;
+ * await sim.mkdir("/d");
+ * const snap = sim.freeze(); // taken before /d was made durable
+ * await sim.syncDir("/");
+ * if ((await snap.crash("none").stat("/d")) !== null) throw new Error("the snapshot changed");
+ * if ((await snap.crash("all").stat("/d")) === null) throw new Error("all lost /d");
+ * if ((await sim.crash("none").stat("/d")) === null) throw new Error("syncDir did not keep /d");
  * ```
  */
 export class SimSnapshot {
@@ -470,9 +509,15 @@ export class SimSnapshot {
    *
    * @example
    * ```ts
-   * import { SimPlatform } from "./sim.ts";
-   * const fs = new SimPlatform().freeze().crash("torn", 99);
-   * console.log(fs.lastCrash?.detail);
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const sim = new SimPlatform();
+   * const f = await sim.open("/x", "createExclusive");
+   * f.write(new Uint8Array(8192).fill(1));
+   * const snap = sim.freeze();
+   * const a = snap.crash("torn", 99);
+   * const b = snap.crash("torn", 99);
+   * if (String(a.fileBytes("/x")) !== String(b.fileBytes("/x"))) throw new Error("differs");
+   * if (a.lastCrash?.detail !== b.lastCrash?.detail) throw new Error(a.lastCrash?.detail);
    * ```
    */
   crash(mode: CrashMode = "none", seed = 0, opts: CrashOptions = {}): SimPlatform {
@@ -653,7 +698,7 @@ function components(path: string): string[] {
  *
  * @example
  * ```ts
- * import { SimPlatform } from "./sim.ts";
+ * import { SimPlatform } from "@khipu/log/testing";
  * const sim = new SimPlatform();
  * await sim.mkdir("/data");
  * await sim.syncDir("/");
@@ -662,7 +707,7 @@ function components(path: string): string[] {
  * await f.datasync();
  * await sim.syncDir("/data");
  * const after = sim.crash("none", 1);
- * console.log(after.fileBytes("/data/x")); // Uint8Array [1, 2, 3]
+ * if (after.fileBytes("/data/x")?.join() !== "1,2,3") throw new Error("lost synced data");
  * ```
  */
 export class SimPlatform implements Platform {
@@ -738,10 +783,12 @@ export class SimPlatform implements Platform {
    *
    * @example
    * ```ts
-   * import { SimPlatform } from "./sim.ts";
+   * import { SimPlatform } from "@khipu/log/testing";
    * const sim = new SimPlatform();
+   * await sim.mkdir("/d");
    * const snap = sim.freeze();
-   * console.log(snap.pendingCount); // 0
+   * await sim.syncDir("/"); // makes the mkdir durable; the snapshot keeps it pending
+   * if (snap.pendingCount !== 1 || sim.pendingCount !== 0) throw new Error(`${snap.pendingCount}`);
    * ```
    */
   freeze(): SimSnapshot {
@@ -762,10 +809,14 @@ export class SimPlatform implements Platform {
    *
    * @example
    * ```ts
-   * import { SimPlatform } from "./sim.ts";
+   * import { SimPlatform } from "@khipu/log/testing";
    * const sim = new SimPlatform();
+   * await sim.mkdir("/d");
    * const after = sim.crash("subset", 1234);
-   * console.log(after.lastCrash);
+   * if (after.lastCrash?.mode !== "subset" || after.lastCrash.pending !== 1) {
+   *   throw new Error("no crash info");
+   * }
+   * if (sim.pendingCount !== 1 || !(await sim.stat("/d"))) throw new Error("sim was changed");
    * ```
    */
   crash(mode: CrashMode = "none", seed = 0, opts: CrashOptions = {}): SimPlatform {
@@ -833,8 +884,12 @@ export class SimPlatform implements Platform {
    *
    * @example
    * ```ts
-   * import { SimPlatform } from "./sim.ts";
-   * console.log(new SimPlatform().fileBytes("/nope")); // null
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const sim = new SimPlatform();
+   * const f = await sim.open("/x", "createExclusive");
+   * f.write(new Uint8Array([1, 2])); // in the page cache only
+   * if (sim.fileBytes("/x")?.join() !== "1,2") throw new Error("not the cached bytes");
+   * if (sim.fileBytes("/nope") !== null) throw new Error("no such file");
    * ```
    */
   fileBytes(path: string): Uint8Array | null {
@@ -848,10 +903,10 @@ export class SimPlatform implements Platform {
    *
    * @example
    * ```ts
-   * import { SimPlatform } from "./sim.ts";
+   * import { SimPlatform } from "@khipu/log/testing";
    * const sim = new SimPlatform();
    * sim.setFileBytes("/x", new Uint8Array([0xff]));
-   * console.log(sim.crash("none").fileBytes("/x")); // Uint8Array [255]
+   * if (sim.crash("none").fileBytes("/x")?.join() !== "255") throw new Error("not durable");
    * ```
    */
   setFileBytes(path: string, bytes: Uint8Array): void {
@@ -876,8 +931,13 @@ export class SimPlatform implements Platform {
    *
    * @example
    * ```ts
-   * import { SimPlatform } from "./sim.ts";
-   * console.log(new SimPlatform().listFiles()); // []
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const sim = new SimPlatform();
+   * await sim.mkdir("/d");
+   * sim.setFileBytes("/d/b", new Uint8Array(1));
+   * sim.setFileBytes("/a", new Uint8Array(1));
+   * const files = sim.listFiles().join(" ");
+   * if (files !== "/a /d/b") throw new Error(files);
    * ```
    */
   listFiles(): string[] {
