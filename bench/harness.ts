@@ -27,16 +27,10 @@ import * as path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 
-/** The runtimes the benchmarks compare. */
-export type RuntimeName = "node" | "deno" | "bun";
+import { detectRuntime, type RuntimeName } from "../src/platform/runtime.ts";
 
-/** Detects the runtime without touching `Deno`/`Bun` types (so tsc on Node passes). */
-function detectRuntime(): RuntimeName {
-  const g = globalThis as { Deno?: unknown; Bun?: unknown };
-  if (g.Bun !== undefined) return "bun";
-  if (g.Deno !== undefined) return "deno";
-  return "node";
-}
+/** The runtimes the benchmarks compare. */
+export type { RuntimeName };
 
 /**
  * The runtime running this process.
@@ -60,9 +54,14 @@ export const RUNTIME: RuntimeName = detectRuntime();
  */
 export function runtimeVersion(): string {
   const g = globalThis as { Deno?: { version: { deno: string } }; Bun?: { version: string } };
-  if (g.Bun) return `bun ${g.Bun.version}`;
-  if (g.Deno) return `deno ${g.Deno.version.deno}`;
-  return `node ${process.versions.node}`;
+  switch (RUNTIME) {
+    case "bun":
+      return `bun ${g.Bun!.version}`;
+    case "deno":
+      return `deno ${g.Deno!.version.deno}`;
+    case "node":
+      return `node ${process.versions.node}`;
+  }
 }
 
 /**

@@ -35,7 +35,8 @@ import { FileTypeError, fromOsError } from "../errors.ts";
 import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
 import { concatChunks, writeAll } from "./write_all.ts";
 import { acquireLock } from "./lock.ts";
-import { type FileKind, fileTypeName, HandleGate } from "./handle.ts";
+import { type FileKind, fileTypeName, HandleGate, syncDirectory } from "./handle.ts";
+import { errorCode, osCall, osCallAsync } from "./os_call.ts";
 
 /** The subset of `Deno.FileInfo` used here (`ino` is null on Windows, `mtime` where unknown). */
 interface DenoFileInfo extends FileKind {
@@ -98,9 +99,9 @@ function options(how: OpenMode, mode: number | undefined): DenoOpenOptions {
   }
 }
 
-function codeOf(err: unknown): string | undefined {
-  const c = (err as { code?: unknown } | null)?.code;
-  return typeof c === "string" ? c : undefined;
+/** Whether `err` says nothing is at the path, by Deno's class name or by the OS code. */
+function isNotFound(err: unknown): boolean {
+  return errorCode(err) === "ENOENT" || (err as { name?: string }).name === "NotFound";
 }
 
 /**
@@ -143,11 +144,7 @@ class DenoFile implements PlatformFile {
 
   write(data: Uint8Array): void {
     const f = this.#check();
-    try {
-      writeAll((b) => f.writeSync(b), data, "write", this.path);
-    } catch (err) {
-      throw fromOsError(err, "write", this.path);
-    }
+    osCall("write", this.path, () => writeAll((b) => f.writeSync(b), data, "write", this.path));
   }
 
   writev(chunks: readonly Uint8Array[]): void {
@@ -156,45 +153,31 @@ class DenoFile implements PlatformFile {
     // No writev in Deno: one copy is far cheaper than one syscall per chunk, and keeps the append a
     // single write(2) where the kernel allows.
     const buf = concatChunks(chunks);
-    try {
-      writeAll((b) => f.writeSync(b), buf, "writev", this.path);
-    } catch (err) {
-      throw fromOsError(err, "writev", this.path);
-    }
+    osCall("writev", this.path, () => writeAll((b) => f.writeSync(b), buf, "writev", this.path));
   }
 
   readAt(buf: Uint8Array, position: number): number {
     const f = this.#check();
-    let got = 0;
-    try {
+    return osCall("read", this.path, () => {
+      let got = 0;
       f.seekSync(position, SEEK_START);
       while (got < buf.length) {
         const n = f.readSync(got === 0 ? buf : buf.subarray(got));
         if (n === null || n === 0) break;
         got += n;
       }
-    } catch (err) {
-      throw fromOsError(err, "read", this.path);
-    }
-    return got;
+      return got;
+    });
   }
 
   size(): number {
     const f = this.#check();
-    try {
-      return f.statSync().size;
-    } catch (err) {
-      throw fromOsError(err, "fstat", this.path);
-    }
+    return osCall("fstat", this.path, () => f.statSync().size);
   }
 
   truncate(length: number): void {
     const f = this.#check();
-    try {
-      f.truncateSync(length);
-    } catch (err) {
-      throw fromOsError(err, "ftruncate", this.path);
-    }
+    osCall("ftruncate", this.path, () => f.truncateSync(length));
   }
 
   datasync(): Promise<void> {
@@ -210,27 +193,26 @@ class DenoFile implements PlatformFile {
   }
 }
 
+/** A `stat` of nothing (or below something that is not a directory) finds null. */
+const NOTHING_THERE = {
+  when: (err: unknown) => isNotFound(err) || errorCode(err) === "ENOTDIR",
+  value: null,
+};
+
 /** `stat` or `lstat`; null when nothing is there (or a parent is not a directory). */
 async function statOrNull(
   call: (path: string) => Promise<DenoFileInfo>,
   op: string,
   path: string,
 ): Promise<PlatformStat | null> {
-  try {
-    const st = await call(path);
-    return {
-      size: st.size,
-      isFile: st.isFile,
-      isDirectory: st.isDirectory,
-      isSymlink: st.isSymlink,
-      mtimeMs: st.mtime?.getTime() ?? NaN,
-    };
-  } catch (err) {
-    const code = codeOf(err);
-    const name = (err as { name?: string }).name;
-    if (code === "ENOENT" || code === "ENOTDIR" || name === "NotFound") return null;
-    throw fromOsError(err, op, path);
-  }
+  const st = await osCallAsync(op, path, () => call(path), NOTHING_THERE);
+  return st && {
+    size: st.size,
+    isFile: st.isFile,
+    isDirectory: st.isDirectory,
+    isSymlink: st.isSymlink,
+    mtimeMs: st.mtime?.getTime() ?? NaN,
+  };
 }
 
 /**
@@ -250,38 +232,27 @@ export function createDenoPlatform(): Platform {
 
     open(path: string, how: OpenMode, mode?: number): Promise<PlatformFile> {
       try {
-        return Promise.resolve(new DenoFile(path, openRegular(D, path, how, mode)));
+        return Promise.resolve(
+          new DenoFile(path, osCall("open", path, () => openRegular(D, path, how, mode))),
+        );
       } catch (err) {
-        return Promise.reject(fromOsError(err, "open", path));
+        return Promise.reject(err);
       }
     },
 
     async syncDir(path: string): Promise<void> {
       // See node.ts: directories cannot be fsynced on Windows; documented no-op.
       if (isWindows) return;
-      let dir: DenoFsFile;
-      try {
-        dir = D.openSync(path, { read: true });
-      } catch (err) {
-        throw fromOsError(err, "open directory", path);
-      }
-      try {
-        await dir.sync();
-      } catch (err) {
-        throw fromOsError(err, "fsync directory", path);
-      } finally {
-        try {
-          dir.close();
-        } catch { /* nothing to act on */ }
-      }
+      await syncDirectory(
+        path,
+        () => D.openSync(path, { read: true }),
+        (d) => d.sync(),
+        (d) => d.close(),
+      );
     },
 
-    async rename(from: string, to: string): Promise<void> {
-      try {
-        await D.rename(from, to);
-      } catch (err) {
-        throw fromOsError(err, `rename to ${to}`, from);
-      }
+    rename(from: string, to: string): Promise<void> {
+      return osCallAsync(`rename to ${to}`, from, () => D.rename(from, to));
     },
 
     async unlink(path: string): Promise<void> {
@@ -291,43 +262,33 @@ export function createDenoPlatform(): Platform {
       if (st?.isDirectory) {
         throw fromOsError(Object.assign(new Error("EISDIR"), { code: "EISDIR" }), "unlink", path);
       }
-      try {
-        await D.remove(path);
-      } catch (err) {
-        throw fromOsError(err, "unlink", path);
-      }
+      await osCallAsync("unlink", path, () => D.remove(path));
     },
 
-    async mkdir(path: string, mode: number = 0o777): Promise<boolean> {
-      try {
-        await D.mkdir(path, { mode });
-        return true;
-      } catch (err) {
-        if (codeOf(err) === "EEXIST" || (err as { name?: string }).name === "AlreadyExists") {
-          const st = await platform.stat(path);
-          if (st?.isDirectory) return false;
-        }
-        throw fromOsError(err, "mkdir", path);
-      }
+    mkdir(path: string, mode: number = 0o777): Promise<boolean> {
+      return osCallAsync("mkdir", path, () => D.mkdir(path, { mode }).then(() => true), {
+        // An existing directory is not an error: mkdir reports it by returning false.
+        when: async (err) =>
+          (errorCode(err) === "EEXIST" || (err as { name?: string }).name === "AlreadyExists") &&
+          !!(await platform.stat(path))?.isDirectory,
+        value: false,
+      });
     },
 
-    async readdir(path: string): Promise<string[]> {
-      try {
+    readdir(path: string): Promise<string[]> {
+      return osCallAsync("readdir", path, async () => {
         const names: string[] = [];
         for await (const e of D.readDir(path)) names.push(e.name);
         return names;
-      } catch (err) {
-        throw fromOsError(err, "readdir", path);
-      }
+      });
     },
 
-    async remove(path: string): Promise<void> {
-      try {
-        await D.remove(path, { recursive: true });
-      } catch (err) {
-        if (codeOf(err) === "ENOENT" || (err as { name?: string }).name === "NotFound") return;
-        throw fromOsError(err, "remove", path);
-      }
+    remove(path: string): Promise<void> {
+      // Like `rm -rf`: nothing there is no error.
+      return osCallAsync("remove", path, () => D.remove(path, { recursive: true }), {
+        when: isNotFound,
+        value: undefined,
+      });
     },
 
     stat(path: string): Promise<PlatformStat | null> {

@@ -13,28 +13,9 @@
  * @module
  */
 import type { Platform } from "./types.ts";
+import { detectRuntime } from "./runtime.ts";
 
-/** Which runtime this is, by its globals. */
-export type RuntimeName = "deno" | "bun" | "node";
-
-/**
- * Detects the runtime. Bun is checked before Node because Bun also defines `process.versions.node`.
- *
- * @example
- * ```ts
- * import { detectRuntime } from "./detect.ts";
- * const runtime = detectRuntime(); // "deno", "bun" or "node"
- * if (runtime !== ("Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node")) {
- *   throw new Error(runtime);
- * }
- * ```
- */
-export function detectRuntime(): RuntimeName {
-  const g = globalThis as { Deno?: { version?: unknown }; Bun?: unknown };
-  if (typeof g.Deno === "object" && g.Deno !== null && g.Deno.version !== undefined) return "deno";
-  if (g.Bun !== undefined) return "bun";
-  return "node";
-}
+export { detectRuntime, type RuntimeName } from "./runtime.ts";
 
 let cached: Promise<Platform> | undefined;
 

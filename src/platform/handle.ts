@@ -27,7 +27,8 @@
  * ```
  * @module
  */
-import { ClosedError, fromOsError } from "../errors.ts";
+import { ClosedError } from "../errors.ts";
+import { osCall, osCallAsync } from "./os_call.ts";
 
 /**
  * The file-type flags of a stat, named as in `Deno.FileInfo` (the node adapter maps `fs.Stats`
@@ -114,9 +115,7 @@ export class HandleGate<H> {
     const handle = this.get();
     this.#inflight++;
     try {
-      await call(handle);
-    } catch (err) {
-      throw fromOsError(err, op, this.#path);
+      await osCallAsync(op, this.#path, () => call(handle));
     } finally {
       if (--this.#inflight === 0 && this.#closed) this.#releaseNow();
     }
@@ -138,5 +137,37 @@ export class HandleGate<H> {
     } catch {
       // See close().
     }
+  }
+}
+
+/**
+ * Fsyncs the directory `path`: opens it with `open` (failing as `open directory: ...`), fsyncs the
+ * handle with `fsync` (failing as `fsync directory: ...`), and closes it with `close` whatever
+ * happened (a close error is swallowed, as {@linkcode HandleGate.close} says why).
+ *
+ * @example
+ * ```ts
+ * import * as fs from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { syncDirectory } from "./handle.ts";
+ * let closed = false;
+ * await syncDirectory(tmpdir(), () => fs.openSync(tmpdir(), "r"), () => Promise.resolve(), (fd) => {
+ *   fs.closeSync(fd);
+ *   closed = true;
+ * });
+ * if (!closed) throw new Error("left the directory open");
+ * ```
+ */
+export async function syncDirectory<H>(
+  path: string,
+  open: () => H,
+  fsync: (handle: H) => Promise<void>,
+  close: (handle: H) => void,
+): Promise<void> {
+  const gate = new HandleGate(path, osCall("open directory", path, open), close);
+  try {
+    await gate.sync("fsync directory", fsync);
+  } finally {
+    gate.close();
   }
 }

@@ -29,7 +29,9 @@ import { FileTypeError, fromOsError } from "../errors.ts";
 import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
 import { writeAll, writevAll } from "./write_all.ts";
 import { acquireLock } from "./lock.ts";
-import { type FileKind, fileTypeName, HandleGate } from "./handle.ts";
+import { type FileKind, fileTypeName, HandleGate, syncDirectory } from "./handle.ts";
+import { errorCode, osCall, osCallAsync } from "./os_call.ts";
+import { detectRuntime } from "./runtime.ts";
 
 const C = fs.constants;
 
@@ -77,7 +79,7 @@ function toPlatformStat(st: fs.Stats): PlatformStat {
 
 /** The open error as a `FileTypeError` when the code and an lstat agree the path is not a regular file. */
 function openError(err: unknown, path: string): Error {
-  if (NOT_REGULAR.has((err as { code?: string }).code ?? "")) {
+  if (NOT_REGULAR.has(errorCode(err) ?? "")) {
     try {
       const st = fs.lstatSync(path);
       if (!st.isFile()) return new FileTypeError(path, fileTypeName(kindOf(st)), undefined, err);
@@ -97,12 +99,12 @@ function openRegular(path: string, flags: number, mode: number): number {
     throw openError(err, path);
   }
   try {
-    const st = fs.fstatSync(fd);
+    const st = osCall("fstat", path, () => fs.fstatSync(fd));
     if (!st.isFile()) throw new FileTypeError(path, fileTypeName(kindOf(st)));
     return fd;
   } catch (err) {
     fs.closeSync(fd);
-    throw fromOsError(err, "fstat", path);
+    throw err;
   }
 }
 
@@ -137,54 +139,44 @@ class NodeFile implements PlatformFile {
 
   write(data: Uint8Array): void {
     const fd = this.#check();
-    try {
-      writeAll((b) => fs.writeSync(fd, b), data, "write", this.path);
-    } catch (err) {
-      throw fromOsError(err, "write", this.path);
-    }
+    osCall(
+      "write",
+      this.path,
+      () => writeAll((b) => fs.writeSync(fd, b), data, "write", this.path),
+    );
   }
 
   writev(chunks: readonly Uint8Array[]): void {
     const fd = this.#check();
-    try {
-      writevAll((cs) => fs.writevSync(fd, cs), chunks, "writev", this.path);
-    } catch (err) {
-      throw fromOsError(err, "writev", this.path);
-    }
+    osCall(
+      "writev",
+      this.path,
+      () => writevAll((cs) => fs.writevSync(fd, cs), chunks, "writev", this.path),
+    );
   }
 
   readAt(buf: Uint8Array, position: number): number {
     const fd = this.#check();
-    let got = 0;
-    try {
+    return osCall("read", this.path, () => {
+      let got = 0;
       // pread may return short counts (e.g. above 2 GiB per call); fill the buffer or reach EOF.
       while (got < buf.length) {
         const n = fs.readSync(fd, buf, got, buf.length - got, position + got);
         if (n === 0) break;
         got += n;
       }
-    } catch (err) {
-      throw fromOsError(err, "read", this.path);
-    }
-    return got;
+      return got;
+    });
   }
 
   size(): number {
     const fd = this.#check();
-    try {
-      return fs.fstatSync(fd).size;
-    } catch (err) {
-      throw fromOsError(err, "fstat", this.path);
-    }
+    return osCall("fstat", this.path, () => fs.fstatSync(fd).size);
   }
 
   truncate(length: number): void {
     const fd = this.#check();
-    try {
-      fs.ftruncateSync(fd, length);
-    } catch (err) {
-      throw fromOsError(err, "ftruncate", this.path);
-    }
+    osCall("ftruncate", this.path, () => fs.ftruncateSync(fd, length));
   }
 
   datasync(): Promise<void> {
@@ -200,19 +192,20 @@ class NodeFile implements PlatformFile {
   }
 }
 
+/** A `stat` of nothing (or below something that is not a directory) finds null. */
+const NOTHING_THERE = {
+  when: (err: unknown) => errorCode(err) === "ENOENT" || errorCode(err) === "ENOTDIR",
+  value: null,
+};
+
 /** `stat` or `lstat`; null when nothing is there (or a parent is not a directory). */
 async function statOrNull(
   call: (path: string) => Promise<fs.Stats>,
   op: string,
   path: string,
 ): Promise<PlatformStat | null> {
-  try {
-    return toPlatformStat(await call(path));
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === "ENOENT" || code === "ENOTDIR") return null;
-    throw fromOsError(err, op, path);
-  }
+  const st = await osCallAsync(op, path, () => call(path), NOTHING_THERE);
+  return st && toPlatformStat(st);
 }
 
 /**
@@ -242,66 +235,36 @@ export function createNodePlatform(name: string = "node"): Platform {
       // Windows cannot open a directory for fsync (FlushFileBuffers needs a writable handle and
       // Node/Bun report EPERM); NTFS journals directory entries itself. Documented no-op.
       if (isWindows) return;
-      let fd: number;
-      try {
-        fd = fs.openSync(path, "r");
-      } catch (err) {
-        throw fromOsError(err, "open directory", path);
-      }
-      try {
-        await fsyncAsync(fd);
-      } catch (err) {
-        throw fromOsError(err, "fsync directory", path);
-      } finally {
-        try {
-          fs.closeSync(fd);
-        } catch { /* see HandleGate.close */ }
-      }
+      await syncDirectory(path, () => fs.openSync(path, "r"), fsyncAsync, (fd) => fs.closeSync(fd));
     },
 
-    async rename(from: string, to: string): Promise<void> {
-      try {
-        await fs.promises.rename(from, to);
-      } catch (err) {
-        throw fromOsError(err, `rename to ${to}`, from);
-      }
+    rename(from: string, to: string): Promise<void> {
+      return osCallAsync(`rename to ${to}`, from, () => fs.promises.rename(from, to));
     },
 
-    async unlink(path: string): Promise<void> {
-      try {
-        await fs.promises.unlink(path);
-      } catch (err) {
-        throw fromOsError(err, "unlink", path);
-      }
+    unlink(path: string): Promise<void> {
+      return osCallAsync("unlink", path, () => fs.promises.unlink(path));
     },
 
-    async mkdir(path: string, mode: number = 0o777): Promise<boolean> {
-      try {
-        await fs.promises.mkdir(path, { mode });
-        return true;
-      } catch (err) {
-        if ((err as { code?: string }).code === "EEXIST") {
-          const st = await platform.stat(path);
-          if (st?.isDirectory) return false;
-        }
-        throw fromOsError(err, "mkdir", path);
-      }
+    mkdir(path: string, mode: number = 0o777): Promise<boolean> {
+      return osCallAsync("mkdir", path, () => fs.promises.mkdir(path, { mode }).then(() => true), {
+        // An existing directory is not an error: mkdir reports it by returning false.
+        when: async (err) =>
+          errorCode(err) === "EEXIST" && !!(await platform.stat(path))?.isDirectory,
+        value: false,
+      });
     },
 
-    async readdir(path: string): Promise<string[]> {
-      try {
-        return await fs.promises.readdir(path);
-      } catch (err) {
-        throw fromOsError(err, "readdir", path);
-      }
+    readdir(path: string): Promise<string[]> {
+      return osCallAsync("readdir", path, () => fs.promises.readdir(path));
     },
 
-    async remove(path: string): Promise<void> {
-      try {
-        await fs.promises.rm(path, { recursive: true, force: true });
-      } catch (err) {
-        throw fromOsError(err, "remove", path);
-      }
+    remove(path: string): Promise<void> {
+      return osCallAsync(
+        "remove",
+        path,
+        () => fs.promises.rm(path, { recursive: true, force: true }),
+      );
     },
 
     stat(path: string): Promise<PlatformStat | null> {
@@ -332,5 +295,6 @@ export function createNodePlatform(name: string = "node"): Platform {
  * ```
  */
 export const nodePlatform: Platform = createNodePlatform(
-  typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? "bun" : "node",
+  // Under Deno (which can use this adapter too) the label stays "node": it names the adapter.
+  detectRuntime() === "bun" ? "bun" : "node",
 );
