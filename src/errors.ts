@@ -5,7 +5,7 @@
  * @example Telling errors apart
  * ```ts
  * import { KhipuError, NotFoundError } from "@khipu/log";
- * const err = new NotFoundError("open", "/tmp/missing.seg");
+ * const err = new NotFoundError({ op: "open", path: "/tmp/missing.seg" });
  * if (!(err instanceof KhipuError) || err.code !== "NOT_FOUND") throw new Error(err.code);
  * ```
  * @module
@@ -39,8 +39,23 @@ export interface ErrorContext {
   cause?: unknown;
 }
 
+/** What a failed file-system call reports: the call and the path. */
+export interface OsErrorDetails extends ErrorContext {
+  /** The call that failed: `open`, `write`, `fdatasync`, `rename to /x`, ... */
+  op: string;
+  /** The file or directory concerned. */
+  path: string;
+}
+
+/** Details of an error that is described by a sentence of its own. */
+export interface MessageErrorDetails extends ErrorContext {
+  /** What is wrong, in one sentence. */
+  message: string;
+}
+
 /**
- * Base class of every error khipu-log throws.
+ * Base class of every error khipu-log throws. Each subclass takes one details object (its own
+ * fields plus {@linkcode ErrorContext}) and builds the message from it.
  *
  * @example
  * ```ts
@@ -87,14 +102,14 @@ function describe(message: string, ctx: ErrorContext): string {
  * @example
  * ```ts
  * import { NotFoundError } from "@khipu/log";
- * const e = new NotFoundError("open", "/nope");
+ * const e = new NotFoundError({ op: "open", path: "/nope" });
  * if (e.message !== "open: no such file or directory (/nope)") throw new Error(e.message);
  * ```
  */
 export class NotFoundError extends KhipuError {
-  /** Creates the error. @param op the operation that failed @param path the missing path */
-  constructor(op: string, path: string, cause?: unknown) {
-    super("NOT_FOUND", `${op}: no such file or directory`, { path, cause });
+  /** Creates the error from the call that failed and the missing path. */
+  constructor(d: OsErrorDetails) {
+    super("NOT_FOUND", `${d.op}: no such file or directory`, d);
   }
 }
 
@@ -104,14 +119,14 @@ export class NotFoundError extends KhipuError {
  * @example
  * ```ts
  * import { AlreadyExistsError } from "@khipu/log";
- * const e = new AlreadyExistsError("create", "/data/0.seg");
+ * const e = new AlreadyExistsError({ op: "create", path: "/data/0.seg" });
  * if (e.code !== "ALREADY_EXISTS") throw new Error(e.code);
  * ```
  */
 export class AlreadyExistsError extends KhipuError {
-  /** Creates the error. @param op the operation that failed @param path the existing path */
-  constructor(op: string, path: string, cause?: unknown) {
-    super("ALREADY_EXISTS", `${op}: file already exists`, { path, cause });
+  /** Creates the error from the call that failed and the existing path. */
+  constructor(d: OsErrorDetails) {
+    super("ALREADY_EXISTS", `${d.op}: file already exists`, d);
   }
 }
 
@@ -121,14 +136,14 @@ export class AlreadyExistsError extends KhipuError {
  * @example
  * ```ts
  * import { NoSpaceError } from "@khipu/log";
- * const e = new NoSpaceError("write", "/data/0.seg");
+ * const e = new NoSpaceError({ op: "write", path: "/data/0.seg" });
  * if (e.code !== "NO_SPACE") throw new Error(e.code);
  * ```
  */
 export class NoSpaceError extends KhipuError {
-  /** Creates the error. @param op the operation that failed @param path the file written */
-  constructor(op: string, path: string, cause?: unknown) {
-    super("NO_SPACE", `${op}: no space left on device`, { path, cause });
+  /** Creates the error from the call that failed and the file written. */
+  constructor(d: OsErrorDetails) {
+    super("NO_SPACE", `${d.op}: no space left on device`, d);
   }
 }
 
@@ -138,14 +153,14 @@ export class NoSpaceError extends KhipuError {
  * @example
  * ```ts
  * import { PermissionDeniedError } from "@khipu/log";
- * const e = new PermissionDeniedError("open", "/root/x");
+ * const e = new PermissionDeniedError({ op: "open", path: "/root/x" });
  * if (e.code !== "PERMISSION_DENIED") throw new Error(e.code);
  * ```
  */
 export class PermissionDeniedError extends KhipuError {
-  /** Creates the error. @param op the operation that failed @param path the path concerned */
-  constructor(op: string, path: string, cause?: unknown) {
-    super("PERMISSION_DENIED", `${op}: permission denied`, { path, cause });
+  /** Creates the error from the call that failed and the path concerned. */
+  constructor(d: OsErrorDetails) {
+    super("PERMISSION_DENIED", `${d.op}: permission denied`, d);
   }
 }
 
@@ -155,7 +170,7 @@ export class PermissionDeniedError extends KhipuError {
  * @example
  * ```ts
  * import { IoError } from "@khipu/log";
- * const e = new IoError("fdatasync", "/data/0.seg", "EIO");
+ * const e = new IoError({ op: "fdatasync", path: "/data/0.seg", osCode: "EIO" });
  * if (e.message !== "fdatasync: I/O error EIO (/data/0.seg)" || e.osCode !== "EIO") {
  *   throw new Error(e.message);
  * }
@@ -164,20 +179,11 @@ export class PermissionDeniedError extends KhipuError {
 export class IoError extends KhipuError {
   /** The OS error code (`EIO`, `EBADF`, ...), when known. */
   readonly osCode?: string;
-  /**
-   * Creates the error.
-   * @param op the operation that failed @param path the path concerned @param osCode e.g. `EIO`
-   */
-  constructor(op: string, path: string, osCode?: string, cause?: unknown) {
-    super(
-      "IO",
-      `${op}: ${OS_CODE_TEXT[osCode ?? ""] ?? "I/O error"}${osCode ? ` ${osCode}` : ""}`,
-      {
-        path,
-        cause,
-      },
-    );
-    if (osCode !== undefined) this.osCode = osCode;
+  /** Creates the error from the call that failed, the path and the OS code (`EIO`, ...). */
+  constructor(d: OsErrorDetails & { osCode?: string }) {
+    const text = OS_CODE_TEXT[d.osCode ?? ""] ?? "I/O error";
+    super("IO", `${d.op}: ${text}${d.osCode ? ` ${d.osCode}` : ""}`, d);
+    if (d.osCode !== undefined) this.osCode = d.osCode;
   }
 }
 
@@ -195,14 +201,14 @@ const OS_CODE_TEXT: Record<string, string> = {
  * @example
  * ```ts
  * import { LockedError } from "@khipu/log";
- * const e = new LockedError("/data/LOCK", "pid 42");
+ * const e = new LockedError({ path: "/data/LOCK", holder: "pid 42" });
  * if (e.message !== "store is locked by pid 42 (/data/LOCK)") throw new Error(e.message);
  * ```
  */
 export class LockedError extends KhipuError {
-  /** Creates the error. @param path the lock file @param holder who holds it */
-  constructor(path: string, holder: string, cause?: unknown) {
-    super("LOCKED", `store is locked by ${holder}`, { path, cause });
+  /** Creates the error from the lock file's path and who holds it. */
+  constructor(d: ErrorContext & { path: string; holder: string }) {
+    super("LOCKED", `store is locked by ${d.holder}`, d);
   }
 }
 
@@ -212,14 +218,14 @@ export class LockedError extends KhipuError {
  * @example
  * ```ts
  * import { ClosedError } from "@khipu/log";
- * const e = new ClosedError("log", "/data/events");
+ * const e = new ClosedError({ what: "log", path: "/data/events" });
  * if (e.code !== "CLOSED") throw new Error(e.code);
  * ```
  */
 export class ClosedError extends KhipuError {
-  /** Builds it. @param what what was closed ("store", "log", "file") @param path its path */
-  constructor(what: string, path: string) {
-    super("CLOSED", `${what} is closed`, { path });
+  /** Creates the error from what was closed (`"store"`, `"log"`, `"file"`) and its path. */
+  constructor(d: ErrorContext & { what: string; path: string }) {
+    super("CLOSED", `${d.what} is closed`, d);
   }
 }
 
@@ -229,14 +235,14 @@ export class ClosedError extends KhipuError {
  * @example
  * ```ts
  * import { InvalidArgumentError } from "@khipu/log";
- * const e = new InvalidArgumentError("log name must not contain '/'");
+ * const e = new InvalidArgumentError({ message: "log name must not contain '/'" });
  * if (e.code !== "INVALID_ARGUMENT") throw new Error(e.code);
  * ```
  */
 export class InvalidArgumentError extends KhipuError {
-  /** Creates the error. @param message what is wrong @param ctx where */
-  constructor(message: string, ctx: ErrorContext = {}) {
-    super("INVALID_ARGUMENT", message, ctx);
+  /** Creates the error from what is wrong and, where there is one, the path concerned. */
+  constructor(d: MessageErrorDetails) {
+    super("INVALID_ARGUMENT", d.message, d);
   }
 }
 
@@ -246,7 +252,7 @@ export class InvalidArgumentError extends KhipuError {
  * @example
  * ```ts
  * import { RecordTooLargeError } from "@khipu/log";
- * const e = new RecordTooLargeError(20, 10, "/data/events");
+ * const e = new RecordTooLargeError({ size: 20, limit: 10, path: "/data/events" });
  * if (e.message !== "record of 20 bytes exceeds maxRecordBytes 10 (/data/events)") {
  *   throw new Error(e.message);
  * }
@@ -257,11 +263,11 @@ export class RecordTooLargeError extends KhipuError {
   readonly size: number;
   /** The limit in force. */
   readonly limit: number;
-  /** Builds it. @param size the record's size @param limit maxRecordBytes @param path the log */
-  constructor(size: number, limit: number, path: string) {
-    super("RECORD_TOO_LARGE", `record of ${size} bytes exceeds maxRecordBytes ${limit}`, { path });
-    this.size = size;
-    this.limit = limit;
+  /** Creates the error from the record's size, the `maxRecordBytes` in force and the log. */
+  constructor(d: ErrorContext & { size: number; limit: number; path: string }) {
+    super("RECORD_TOO_LARGE", `record of ${d.size} bytes exceeds maxRecordBytes ${d.limit}`, d);
+    this.size = d.size;
+    this.limit = d.limit;
   }
 }
 
@@ -272,14 +278,14 @@ export class RecordTooLargeError extends KhipuError {
  * @example
  * ```ts
  * import { CorruptionError } from "@khipu/log";
- * const e = new CorruptionError("checksum mismatch", { path: "/d/0.seg", offset: 96, seq: 2 });
+ * const e = new CorruptionError({ message: "checksum mismatch", path: "/d/0.seg", offset: 96, seq: 2 });
  * if (e.message !== "checksum mismatch (/d/0.seg, offset 96, seq 2)") throw new Error(e.message);
  * ```
  */
 export class CorruptionError extends KhipuError {
-  /** Creates the error. @param message what failed @param ctx file, offset and sequence number */
-  constructor(message: string, ctx: ErrorContext) {
-    super("CORRUPTION", message, ctx);
+  /** Creates the error from what failed and the file, offset and sequence number. */
+  constructor(d: MessageErrorDetails) {
+    super("CORRUPTION", d.message, d);
   }
 }
 
@@ -292,17 +298,14 @@ export class CorruptionError extends KhipuError {
  * @example
  * ```ts
  * import { IoError, PoisonedError } from "@khipu/log";
- * const e = new PoisonedError("/d/events", new IoError("fdatasync", "/d/events/0.seg", "EIO"));
+ * const e = new PoisonedError({ path: "/d/events", cause: new IoError({ op: "fdatasync", path: "/d/events/0.seg", osCode: "EIO" }) });
  * if (e.code !== "POISONED" || !e.message.includes("fdatasync")) throw new Error(e.message);
  * ```
  */
 export class PoisonedError extends KhipuError {
-  /** Creates the error. @param path the log or file @param cause the failure that poisoned it */
-  constructor(path: string, cause: unknown) {
-    super("POISONED", `log is poisoned by ${describeCause(cause)}; reopen the store`, {
-      path,
-      cause,
-    });
+  /** Creates the error from the log (or file) and the failure that poisoned it. */
+  constructor(d: ErrorContext & { path: string; cause: unknown }) {
+    super("POISONED", `log is poisoned by ${describeCause(d.cause)}; reopen the store`, d);
   }
 }
 
@@ -320,7 +323,7 @@ function describeCause(cause: unknown): string {
  * @example
  * ```ts
  * import { FileTypeError } from "@khipu/log";
- * const e = new FileTypeError("/data/LOCK", "a symbolic link");
+ * const e = new FileTypeError({ path: "/data/LOCK", found: "a symbolic link" });
  * if (e.code !== "FILE_TYPE" || e.found !== "a symbolic link") throw new Error(e.message);
  * ```
  */
@@ -329,13 +332,11 @@ export class FileTypeError extends KhipuError {
   readonly found: string;
   /** What belongs there, e.g. `"a regular file"`, `"a directory"`. */
   readonly expected: string;
-  /**
-   * Creates the error. @param path the path @param found what is there
-   * @param expected what belongs there (default `"a regular file"`)
-   */
-  constructor(path: string, found: string, expected: string = "a regular file", cause?: unknown) {
-    super("FILE_TYPE", `found ${found}, not ${expected}`, { path, cause });
-    this.found = found;
+  /** Creates the error from the path, what is there and what belongs there (a regular file). */
+  constructor(d: ErrorContext & { path: string; found: string; expected?: string }) {
+    const expected = d.expected ?? "a regular file";
+    super("FILE_TYPE", `found ${d.found}, not ${expected}`, d);
+    this.found = d.found;
     this.expected = expected;
   }
 }
@@ -348,14 +349,14 @@ export class FileTypeError extends KhipuError {
  * @example
  * ```ts
  * import { LogFullError } from "@khipu/log";
- * const e = new LogFullError("/data/events", 2 ** 53 - 1);
+ * const e = new LogFullError({ path: "/data/events", seq: 2 ** 53 - 1 });
  * if (e.code !== "LOG_FULL") throw new Error(e.code);
  * ```
  */
 export class LogFullError extends KhipuError {
-  /** Creates the error. @param path the log @param seq the sequence number that was refused */
-  constructor(path: string, seq: number) {
-    super("LOG_FULL", "no sequence numbers left (the last is 2^53 - 2)", { path, seq });
+  /** Creates the error from the log and the sequence number that was refused. */
+  constructor(d: ErrorContext & { path: string; seq: number }) {
+    super("LOG_FULL", "no sequence numbers left (the last is 2^53 - 2)", d);
   }
 }
 
@@ -380,20 +381,20 @@ export function fromOsError(err: unknown, op: string, path: string): KhipuError 
   switch (code ?? name) {
     case "ENOENT":
     case "NotFound":
-      return new NotFoundError(op, path, err);
+      return new NotFoundError({ op, path, cause: err });
     case "EEXIST":
     case "AlreadyExists":
-      return new AlreadyExistsError(op, path, err);
+      return new AlreadyExistsError({ op, path, cause: err });
     case "ENOSPC":
     case "EDQUOT":
-      return new NoSpaceError(op, path, err);
+      return new NoSpaceError({ op, path, cause: err });
     case "EACCES":
     case "EPERM":
     case "EROFS":
     case "PermissionDenied":
     case "NotCapable":
-      return new PermissionDeniedError(op, path, err);
+      return new PermissionDeniedError({ op, path, cause: err });
     default:
-      return new IoError(op, path, code ?? name, err);
+      return new IoError({ op, path, osCode: code ?? name, cause: err });
   }
 }

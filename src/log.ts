@@ -138,9 +138,9 @@ export class Log {
   ) {
     // Only openLog makes logs: a Log must never exist without the store lock held for it.
     if (!constructing) {
-      throw new InvalidArgumentError(
-        "a Log comes from store.log(name); it has no public constructor",
-      );
+      throw new InvalidArgumentError({
+        message: "a Log comes from store.log(name); it has no public constructor",
+      });
     }
     this.name = name;
     this.path = path;
@@ -244,10 +244,12 @@ export class Log {
     try {
       this.#assertWritable();
       if (!Array.isArray(items)) {
-        throw new InvalidArgumentError(
-          `appendBatch takes an array of Uint8Array or string records, got ${describeValue(items)}`,
-          { path: this.path },
-        );
+        throw new InvalidArgumentError({
+          message: `appendBatch takes an array of Uint8Array or string records, got ${
+            describeValue(items)
+          }`,
+          path: this.path,
+        });
       }
       const payloads = items.map((d) => this.#toBytes(d));
       if (payloads.length === 0) return Promise.resolve([]);
@@ -309,7 +311,7 @@ export class Log {
    * ```
    */
   read(opts: ReadOptions = {}): RecordIterator {
-    if (this.#closed) throw new ClosedError("log", this.path);
+    if (this.#closed) throw new ClosedError({ what: "log", path: this.path });
     return readRecords(this.#source, opts);
   }
 
@@ -412,7 +414,7 @@ export class Log {
       }
     }
     await this.#retention;
-    await this.#writer.close(new ClosedError("log", this.path));
+    await this.#writer.close(new ClosedError({ what: "log", path: this.path }));
     this.#closed = true;
     for (const f of this.#readerFiles) f.close();
     this.#readerFiles.clear();
@@ -423,20 +425,24 @@ export class Log {
   // ---- append path ----
 
   #assertWritable(): void {
-    if (this.#closed || this.#closing) throw new ClosedError("log", this.path);
+    if (this.#closed || this.#closing) throw new ClosedError({ what: "log", path: this.path });
     if (this.#writer.poison) throw this.#writer.poison;
   }
 
   #toBytes(data: Uint8Array | string): Uint8Array {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
     if (!(bytes instanceof Uint8Array)) {
-      throw new InvalidArgumentError(
-        `a record is a Uint8Array or a string, got ${describeValue(bytes)}`,
-        { path: this.path },
-      );
+      throw new InvalidArgumentError({
+        message: `a record is a Uint8Array or a string, got ${describeValue(bytes)}`,
+        path: this.path,
+      });
     }
     if (bytes.length > this.#opts.maxRecordBytes) {
-      throw new RecordTooLargeError(bytes.length, this.#opts.maxRecordBytes, this.path);
+      throw new RecordTooLargeError({
+        size: bytes.length,
+        limit: this.#opts.maxRecordBytes,
+        path: this.path,
+      });
     }
     return bytes;
   }

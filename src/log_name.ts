@@ -39,10 +39,10 @@ export function validateLogName(name: string): void {
     typeof name !== "string" || !NAME_RE.test(name) || isLockName(name) ||
     WINDOWS_RESERVED.test(name) || name.endsWith(".")
   ) {
-    throw new InvalidArgumentError(
-      `invalid log name ${JSON.stringify(name)}: use 1-100 of A-Z a-z 0-9 _ . - ` +
+    throw new InvalidArgumentError({
+      message: `invalid log name ${JSON.stringify(name)}: use 1-100 of A-Z a-z 0-9 _ . - ` +
         `(not starting with '.' or '-', not ending with '.', not LOCK or LOCK.*, not a Windows device name)`,
-    );
+    });
   }
 }
 

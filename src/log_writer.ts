@@ -130,7 +130,7 @@ export class LogWriter {
   assertSeqsLeft(count: number): void {
     // The last record's seq is 2^53 - 2, so the seal after it (one past) is still a safe integer.
     if (this.#nextSeq + count > Number.MAX_SAFE_INTEGER) {
-      throw new LogFullError(this.#dir, this.#nextSeq);
+      throw new LogFullError({ path: this.#dir, seq: this.#nextSeq });
     }
   }
 
@@ -296,7 +296,9 @@ export class LogWriter {
   /** A failed fdatasync (or a write that could not be undone) poisons the log: no retry. */
   #fail(err: unknown): void {
     if (this.#poison) return;
-    this.#poison = err instanceof PoisonedError ? err : new PoisonedError(this.#dir, err);
+    this.#poison = err instanceof PoisonedError
+      ? err
+      : new PoisonedError({ path: this.#dir, cause: err });
     this.#commit.stop();
     this.#commit.rejectAll(this.#poison);
     this.#changed();

@@ -255,7 +255,7 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
       if (src.isClosed()) {
         // A follower's documented end is the log's close; a plain read cut short is an error.
         if (this.#opts.follow) return END;
-        throw new ClosedError("log", src.path);
+        throw new ClosedError({ what: "log", path: src.path });
       }
       if (this.#opts.signal?.aborted || this.#seq >= this.#to) return END;
       if (this.#seq >= this.#visibleEnd) {
@@ -281,10 +281,12 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
       if (step.kind === "frame" || (step.kind === "end" && endSeq !== null)) {
         // A seal, or the end of a sealed segment: it must have held exactly [firstSeq, endSeq).
         if (scanner.expectedSeq !== endSeq) {
-          throw new CorruptionError(
-            `segment ends at seq ${scanner.expectedSeq}, expected ${endSeq}`,
-            { path: ref.path, offset: scanner.offset, seq: scanner.expectedSeq },
-          );
+          throw new CorruptionError({
+            message: `segment ends at seq ${scanner.expectedSeq}, expected ${endSeq}`,
+            path: ref.path,
+            offset: scanner.offset,
+            seq: scanner.expectedSeq,
+          });
         }
         this.#release();
         continue;
@@ -294,7 +296,8 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
         this.#visibleEnd = scanner.expectedSeq;
         continue;
       }
-      throw new CorruptionError(step.kind === "bad" ? step.reason : "truncated frame", {
+      throw new CorruptionError({
+        message: step.kind === "bad" ? step.reason : "truncated frame",
         path: ref.path,
         offset: step.offset,
         seq: scanner.expectedSeq,
@@ -310,9 +313,9 @@ function checkReadOptions(given: ReadOptions | undefined): ReadOptions {
   const seq = (what: string, v: number | undefined) =>
     v === undefined ? undefined : wholeNumber(`read: ${what}`, v, 0, Number.MAX_SAFE_INTEGER);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
-    throw new InvalidArgumentError(
-      `read: signal must be an AbortSignal, got ${describeValue(o.signal)}`,
-    );
+    throw new InvalidArgumentError({
+      message: `read: signal must be an AbortSignal, got ${describeValue(o.signal)}`,
+    });
   }
   return {
     from: seq("from", o.from),
@@ -333,10 +336,11 @@ async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
   }
   const ref = segs[lo];
   if (!ref || seq < ref.firstSeq) {
-    throw new NotFoundError(
-      `read: records from seq ${seq} were removed by truncateBefore while this reader was behind`,
-      src.path,
-    );
+    throw new NotFoundError({
+      op:
+        `read: records from seq ${seq} were removed by truncateBefore while this reader was behind`,
+      path: src.path,
+    });
   }
   const i = ref.index.floor(seq);
   const start = i < 0 ? HEADER_BYTES : ref.index.offsetAt(i);

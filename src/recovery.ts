@@ -95,8 +95,12 @@ export async function recoverLog(
   opts: RecoverOptions,
 ): Promise<Recovered> {
   const existing = await platform.lstat(dir);
-  if (existing?.isSymlink) throw new FileTypeError(dir, "a symbolic link", "a log directory");
-  if (existing && !existing.isDirectory) throw new FileTypeError(dir, "a file", "a log directory");
+  if (existing?.isSymlink) {
+    throw new FileTypeError({ path: dir, found: "a symbolic link", expected: "a log directory" });
+  }
+  if (existing && !existing.isDirectory) {
+    throw new FileTypeError({ path: dir, found: "a file", expected: "a log directory" });
+  }
   if (!existing) await mkdirDurable(platform, dir, dirModeFor(opts.fileMode ?? 0o644));
   const report: OpenReport = {
     segments: 0,
@@ -169,7 +173,7 @@ async function checkSealed(
     const size = file.size();
     const h = decodeHeader(readHeader(file));
     const bad = (reason: string, offset: number, seq?: number) =>
-      new CorruptionError(`sealed segment: ${reason}`, { path, offset, seq });
+      new CorruptionError({ message: `sealed segment: ${reason}`, path, offset, seq });
     if (!h.ok) return bad(h.reason, 0);
     if (h.header.firstSeq !== firstSeq) {
       return bad(`header says first seq ${h.header.firstSeq}, name says ${firstSeq}`, 0);
@@ -269,7 +273,7 @@ async function scanNewest(
         return { kind: "active", active: adopt(platform, file, firstSeq, opts, HEADER_BYTES) };
       }
       const reason = h.ok ? "header first seq does not match the file name" : h.reason;
-      const damage = new CorruptionError(`segment header: ${reason}`, { path, offset: 0 });
+      const damage = new CorruptionError({ message: `segment header: ${reason}`, path, offset: 0 });
       return { kind: "damage", damage, final: foreign };
     }
     const max = h.header.maxRecordBytes;
@@ -304,7 +308,8 @@ async function scanNewest(
         : judgeTail(file, validEnd, size, nextSeq, max);
       if (verdict.kind === "damage") {
         const reason = step.kind === "bad" ? step.reason : "truncated frame";
-        const damage = new CorruptionError(`${reason}, followed by ${verdict.followedBy}`, {
+        const damage = new CorruptionError({
+          message: `${reason}, followed by ${verdict.followedBy}`,
           path,
           offset: validEnd,
           seq: nextSeq,

@@ -67,7 +67,7 @@ const REPAIR_SUFFIX = ".repair";
  * const sim = new SimPlatform();
  * await sim.mkdir("/l");
  * sim.setFileBytes("/l/00000000000000000000.seg", new Uint8Array(40).fill(9)); // no header at all
- * const damage = new CorruptionError("segment header: bad magic", { path: "/l/00000000000000000000.seg", offset: 0 });
+ * const damage = new CorruptionError({ message: "segment header: bad magic", path: "/l/00000000000000000000.seg", offset: 0 });
  * const moved = await repairSegment(sim, "/l/00000000000000000000.seg", 0, damage, { maxRecordBytes: 1024 });
  * if (moved.length !== 1 || sim.fileBytes("/l/00000000000000000000.seg")?.length !== 32) throw new Error();
  * ```

@@ -282,7 +282,7 @@ export class Segment {
     try {
       await file.datasync();
     } catch (err) {
-      this.#poison = new PoisonedError(this.path, err);
+      this.#poison = new PoisonedError({ path: this.path, cause: err });
       throw err;
     }
   }
@@ -319,17 +319,19 @@ export class Segment {
       file.truncate(this.flushedBytes);
     } catch (truncErr) {
       // The file may now end in a partial frame that a later flush would complete: unusable.
-      this.#poison = new PoisonedError(this.path, truncErr);
+      this.#poison = new PoisonedError({ path: this.path, cause: truncErr });
     }
   }
 
   #requireFile(): PlatformFile {
-    if (!this.#file) throw new ClosedError("segment file (not created yet)", this.path);
+    if (!this.#file) {
+      throw new ClosedError({ what: "segment file (not created yet)", path: this.path });
+    }
     return this.#file;
   }
 
   #assertUsable(): void {
-    if (this.#closed) throw new ClosedError("segment", this.path);
+    if (this.#closed) throw new ClosedError({ what: "segment", path: this.path });
     if (this.#poison) throw this.#poison;
   }
 }

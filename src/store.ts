@@ -90,9 +90,9 @@ export class Store {
    */
   static async open(dir: string, options: StoreOptions = {}): Promise<Store> {
     if (typeof dir !== "string" || dir.length === 0) {
-      throw new InvalidArgumentError(
-        `Store.open needs a directory path, got ${describeValue(dir)}`,
-      );
+      throw new InvalidArgumentError({
+        message: `Store.open needs a directory path, got ${describeValue(dir)}`,
+      });
     }
     const given = resolveOptions(options);
     const resolved: ResolvedStoreOptions = {
@@ -102,7 +102,11 @@ export class Store {
     const path = dir.length > 1 ? dir.replace(/[\\/]+$/, "") : dir;
     const existing = await resolved.platform.stat(path);
     if (existing && !existing.isDirectory) {
-      throw new FileTypeError(path, "a file", "a directory (a store is a directory)");
+      throw new FileTypeError({
+        path,
+        found: "a file",
+        expected: "a directory (a store is a directory)",
+      });
     }
     if (!existing) await mkdirDurable(resolved.platform, path, dirModeFor(resolved.fileMode));
     const lock = await resolved.platform.lock(`${path}/${LOCK_FILE}`, resolved.fileMode);
@@ -137,11 +141,11 @@ export class Store {
     const key = name.toLowerCase();
     const entry = this.#logs.get(key);
     if (entry && entry.name !== name) {
-      throw new InvalidArgumentError(
-        `log name ${JSON.stringify(name)} differs only in case from open log ${
+      throw new InvalidArgumentError({
+        message: `log name ${JSON.stringify(name)} differs only in case from open log ${
           JSON.stringify(entry.name)
         }`,
-      );
+      });
     }
     const log = (entry?.log ?? Promise.resolve(null)).then(async (open) => {
       if (open && !open.closed) return open;
@@ -150,7 +154,7 @@ export class Store {
         this.#opened.delete(open);
         await open.close().catch(() => {});
       }
-      if (this.#closing) throw new ClosedError("store", this.path);
+      if (this.#closing) throw new ClosedError({ what: "store", path: this.path });
       return await this.#openLog(name);
     });
     this.#logs.set(key, { name, log });
@@ -167,12 +171,12 @@ export class Store {
       n !== name && n.toLowerCase() === name.toLowerCase()
     );
     if (twin !== undefined) {
-      throw new InvalidArgumentError(
-        `log name ${JSON.stringify(name)} differs only in case from the log ${
+      throw new InvalidArgumentError({
+        message: `log name ${JSON.stringify(name)} differs only in case from the log ${
           JSON.stringify(twin)
         } in this store`,
-        { path: `${this.path}/${twin}` },
-      );
+        path: `${this.path}/${twin}`,
+      });
     }
     const log = await openLog(name, `${this.path}/${name}`, {
       platform,
@@ -210,7 +214,7 @@ export class Store {
    * ```
    */
   async logs(): Promise<string[]> {
-    if (this.#closing) throw new ClosedError("store", this.path);
+    if (this.#closing) throw new ClosedError({ what: "store", path: this.path });
     const { platform } = this.options;
     const names: string[] = [];
     for (const name of await platform.readdir(this.path)) {
@@ -254,7 +258,7 @@ export class Store {
         this.#opened.delete(open);
         await open.close().catch(() => {});
       }
-      if (this.#closing) throw new ClosedError("store", this.path);
+      if (this.#closing) throw new ClosedError({ what: "store", path: this.path });
       await this.#removeLog(name);
       return null;
     });
@@ -265,17 +269,17 @@ export class Store {
     });
     await outcome.then((open) => {
       if (open) {
-        throw new InvalidArgumentError(
-          `log ${JSON.stringify(name)} is open; close it before deleting it`,
-          { path: open.path },
-        );
+        throw new InvalidArgumentError({
+          message: `log ${JSON.stringify(name)} is open; close it before deleting it`,
+          path: open.path,
+        });
       }
     });
   }
 
   /** Throws unless the store is open and `name` is a valid log name. */
   #checkUsable(name: string): void {
-    if (this.#closing) throw new ClosedError("store", this.path);
+    if (this.#closing) throw new ClosedError({ what: "store", path: this.path });
     validateLogName(name);
   }
 
@@ -283,9 +287,13 @@ export class Store {
     const { platform } = this.options;
     const dir = `${this.path}/${name}`;
     const st = await platform.lstat(dir);
-    if (!st) throw new NotFoundError("deleteLog", dir);
+    if (!st) throw new NotFoundError({ op: "deleteLog", path: dir });
     if (st.isSymlink || !st.isDirectory) {
-      throw new FileTypeError(dir, st.isSymlink ? "a symbolic link" : "a file", "a log directory");
+      throw new FileTypeError({
+        path: dir,
+        found: st.isSymlink ? "a symbolic link" : "a file",
+        expected: "a log directory",
+      });
     }
     const doomed = `${this.path}/${DELETED_PREFIX}${name}-${crypto.randomUUID()}`;
     await renameDurable(platform, dir, doomed);
@@ -311,7 +319,7 @@ export class Store {
    * ```
    */
   async sync(): Promise<void> {
-    if (this.#closing) throw new ClosedError("store", this.path);
+    if (this.#closing) throw new ClosedError({ what: "store", path: this.path });
     const logs = await Promise.all([...this.#logs.values()].map((e) => e.log));
     await Promise.all(logs.filter((l) => l?.dirty).map((l) => l!.sync()));
   }

@@ -84,18 +84,20 @@ export function resolveOptions(
 } {
   const o = checkOptions("Store.open options", given, OPTION_KEYS);
   if (o.syncPolicy !== undefined && !(o.syncPolicy instanceof SyncPolicy)) {
-    throw new InvalidArgumentError(
-      `syncPolicy must come from SyncPolicy.always/everyN/interval/osManaged, got ${
+    throw new InvalidArgumentError({
+      message: `syncPolicy must come from SyncPolicy.always/everyN/interval/osManaged, got ${
         describeValue(o.syncPolicy)
       }`,
-    );
+    });
   }
   if (
     o.platform !== undefined &&
     (typeof o.platform !== "object" || o.platform === null ||
       typeof (o.platform as Partial<Platform>).open !== "function")
   ) {
-    throw new InvalidArgumentError(`platform must be a Platform, got ${describeValue(o.platform)}`);
+    throw new InvalidArgumentError({
+      message: `platform must be a Platform, got ${describeValue(o.platform)}`,
+    });
   }
   const or = <T>(v: T | undefined, d: T): T => (v === undefined ? d : v);
   return {

@@ -62,9 +62,9 @@ export function describeValue(value: unknown): string {
  */
 export function wholeNumber(what: string, value: unknown, min: number, max: number): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new InvalidArgumentError(
-      `${what} must be a whole number in [${min}, ${max}], got ${describeValue(value)}`,
-    );
+    throw new InvalidArgumentError({
+      message: `${what} must be a whole number in [${min}, ${max}], got ${describeValue(value)}`,
+    });
   }
   return value;
 }
@@ -80,7 +80,9 @@ export function wholeNumber(what: string, value: unknown, min: number, max: numb
  */
 export function boolean(what: string, value: unknown): boolean {
   if (typeof value !== "boolean") {
-    throw new InvalidArgumentError(`${what} must be true or false, got ${describeValue(value)}`);
+    throw new InvalidArgumentError({
+      message: `${what} must be true or false, got ${describeValue(value)}`,
+    });
   }
   return value;
 }
@@ -109,15 +111,17 @@ export function options<T extends object>(
 ): Partial<T> {
   if (value === undefined) return {};
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new InvalidArgumentError(`${what} must be an object, got ${describeValue(value)}`);
+    throw new InvalidArgumentError({
+      message: `${what} must be an object, got ${describeValue(value)}`,
+    });
   }
   for (const key of Object.keys(value)) {
     if ((known as readonly string[]).includes(key)) continue;
     const near = known.find((k) => k.toLowerCase() === key.toLowerCase());
-    throw new InvalidArgumentError(
-      `${what}: unknown option ${JSON.stringify(key)}` +
+    throw new InvalidArgumentError({
+      message: `${what}: unknown option ${JSON.stringify(key)}` +
         (near ? ` (did you mean ${JSON.stringify(near)}?)` : ` (known: ${known.join(", ")})`),
-    );
+    });
   }
   return value;
 }

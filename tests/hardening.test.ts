@@ -195,7 +195,9 @@ function fdatasyncFailer(inner: Platform): { platform: Platform; arm(): void } {
         if (armed && f.path.endsWith(".seg")) {
           armed = false;
           const raw = Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" });
-          return Promise.reject(new IoError("fdatasync", f.path, "EIO", raw));
+          return Promise.reject(
+            new IoError({ op: "fdatasync", path: f.path, osCode: "EIO", cause: raw }),
+          );
         }
         return f.datasync();
       },

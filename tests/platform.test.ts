@@ -523,7 +523,9 @@ for (const platform of await adapters()) {
       it("a failed step is recorded as an error, and beforeCall can inject it", async () => {
         const rec = recordingPlatform(platform, {
           beforeCall: (c) => {
-            if (c.op === "syncDir") throw new IoError("fsync directory", c.path, "EIO");
+            if (c.op === "syncDir") {
+              throw new IoError({ op: "fsync directory", path: c.path, osCode: "EIO" });
+            }
           },
         });
         const path = `${dir}/injected`;

@@ -110,13 +110,16 @@ function isNotFound(err: unknown): boolean {
  */
 function openRegular(D: DenoNs, path: string, how: OpenMode, mode?: number): DenoFsFile {
   const seen = how === "createExclusive" ? null : D.lstatSync(path);
-  if (seen && !seen.isFile) throw new FileTypeError(path, fileTypeName(seen));
+  if (seen && !seen.isFile) throw new FileTypeError({ path, found: fileTypeName(seen) });
   const file = D.openSync(path, options(how, mode));
   try {
     const st = file.statSync();
-    if (!st.isFile) throw new FileTypeError(path, fileTypeName(st));
+    if (!st.isFile) throw new FileTypeError({ path, found: fileTypeName(st) });
     if (seen && (st.dev !== seen.dev || st.ino !== seen.ino)) {
-      throw new FileTypeError(path, "another file than the one checked (replaced during the open)");
+      throw new FileTypeError({
+        path,
+        found: "another file than the one checked (replaced during the open)",
+      });
     }
     return file;
   } catch (err) {

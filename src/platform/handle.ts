@@ -106,7 +106,7 @@ export class HandleGate<H> {
 
   /** The handle; `ClosedError` once closed. */
   get(): H {
-    if (this.#closed) throw new ClosedError("file", this.#path);
+    if (this.#closed) throw new ClosedError({ what: "file", path: this.#path });
     return this.#handle;
   }
 

@@ -138,7 +138,10 @@ async function breakStale(
   depth: number,
 ): Promise<void> {
   if (depth >= MAX_BREAKER_DEPTH) {
-    throw new LockedError(lockPath, `stale breaker files (${target}); remove them by hand`);
+    throw new LockedError({
+      path: lockPath,
+      holder: `stale breaker files (${target}); remove them by hand`,
+    });
   }
   const breaker = `${target}.break-${token ?? "unreadable"}`;
   let got = false;
@@ -155,14 +158,16 @@ async function breakStale(
     }
     const st = await ownerStatus(p, seen.owner, me);
     if (st !== "dead") {
-      throw new LockedError(
-        lockPath,
-        `${describeOwner(seen.owner, st)} (taking over a stale lock)`,
-      );
+      throw new LockedError({
+        path: lockPath,
+        holder: `${describeOwner(seen.owner, st)} (taking over a stale lock)`,
+      });
     }
     await breakStale(p, lockPath, breaker, seen.owner.token, me, opts, depth + 1);
   }
-  if (!got) throw new LockedError(lockPath, "contenders (breaker kept changing hands)");
+  if (!got) {
+    throw new LockedError({ path: lockPath, holder: "contenders (breaker kept changing hands)" });
+  }
   try {
     if (token !== null) {
       const again = await inspect(p, target);
@@ -272,7 +277,9 @@ export async function acquireLock(
   options: LockOptions = {},
 ): Promise<PlatformLock> {
   const key = resolve(path);
-  if (held.has(key)) throw new LockedError(path, "this process (the store is already open)");
+  if (held.has(key)) {
+    throw new LockedError({ path, holder: "this process (the store is already open)" });
+  }
   held.add(key); // synchronously, so a concurrent acquire in this process fails too
   const opts: Required<LockOptions> = {
     unreadableGraceMs: options.unreadableGraceMs ?? 1000,
@@ -292,10 +299,10 @@ export async function acquireLock(
         continue;
       }
       const st = await ownerStatus(platform, seen.owner, me);
-      if (st !== "dead") throw new LockedError(path, describeOwner(seen.owner, st));
+      if (st !== "dead") throw new LockedError({ path, holder: describeOwner(seen.owner, st) });
       await breakStale(platform, path, path, seen.owner.token, me, opts, 0);
     }
-    throw new LockedError(path, "contenders (the lock kept changing hands)");
+    throw new LockedError({ path, holder: "contenders (the lock kept changing hands)" });
   } catch (err) {
     held.delete(key);
     throw err;

@@ -82,7 +82,9 @@ function openError(err: unknown, path: string): Error {
   if (NOT_REGULAR.has(errorCode(err) ?? "")) {
     try {
       const st = fs.lstatSync(path);
-      if (!st.isFile()) return new FileTypeError(path, fileTypeName(kindOf(st)), undefined, err);
+      if (!st.isFile()) {
+        return new FileTypeError({ path, found: fileTypeName(kindOf(st)), cause: err });
+      }
     } catch {
       // e.g. ELOOP in a parent directory: the open's own error says it best
     }
@@ -100,7 +102,7 @@ function openRegular(path: string, flags: number, mode: number): number {
   }
   try {
     const st = osCall("fstat", path, () => fs.fstatSync(fd));
-    if (!st.isFile()) throw new FileTypeError(path, fileTypeName(kindOf(st)));
+    if (!st.isFile()) throw new FileTypeError({ path, found: fileTypeName(kindOf(st)) });
     return fd;
   } catch (err) {
     fs.closeSync(fd);

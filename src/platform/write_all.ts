@@ -62,7 +62,7 @@ export function writeAll(writeSome: WriteSome, data: Uint8Array, op: string, pat
   let off = 0;
   while (off < data.length) {
     const n = writeSome(off === 0 ? data : data.subarray(off));
-    if (!(n > 0)) throw new IoError(op, path, "EZEROWRITE");
+    if (!(n > 0)) throw new IoError({ op, path, osCode: "EZEROWRITE" });
     off += n;
   }
 }
@@ -109,7 +109,7 @@ export function writevAll(
       want += c.length;
     }
     let n = writevSome(batch);
-    if (!(n > 0)) throw new IoError(op, path, "EZEROWRITE");
+    if (!(n > 0)) throw new IoError({ op, path, osCode: "EZEROWRITE" });
     if (n > want) n = want; // a misbehaving primitive must not make us skip unwritten bytes
     // Advance (i, off) by n bytes.
     while (n > 0) {

@@ -972,7 +972,7 @@ export class SimPlatform implements Platform {
       } else if (!node) {
         throw osError("ENOENT", "open", path);
       }
-      if (node.kind !== "file") throw new FileTypeError(path, "a directory");
+      if (node.kind !== "file") throw new FileTypeError({ path, found: "a directory" });
       this.count("open", path, how === "createExclusive");
       this.openFiles++;
       return Promise.resolve(new SimFile(this.host, node, path, how !== "read"));
@@ -1124,7 +1124,7 @@ export class SimPlatform implements Platform {
     return this.run(() => {
       const key = components(path).join("/");
       if (this.locks.has(key)) {
-        throw new LockedError(path, "another holder in this simulated file system");
+        throw new LockedError({ path, holder: "another holder in this simulated file system" });
       }
       let created = false;
       if (!this.lookup(path)) {
@@ -1202,7 +1202,7 @@ class SimFile implements PlatformFile {
   }
 
   private check(op: string, write = false): void {
-    if (this.closed) throw new ClosedError("file", this.path);
+    if (this.closed) throw new ClosedError({ what: "file", path: this.path });
     if (write && !this.writable) throw osError("EBADF", op, this.path);
   }
 
