@@ -26,12 +26,12 @@
  * ```
  * @module
  */
-import { ClosedError, InvalidArgumentError, RecordTooLargeError } from "./errors.ts";
+import { ClosedError, InvalidArgumentError } from "./errors.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
 import { ChangeSignal } from "./change_signal.ts";
 import { LogWriter, type WriterOptions } from "./log_writer.ts";
 import { deleteSegmentsBefore } from "./retention.ts";
-import { describeValue, options as checkOptions, wholeNumber } from "./validate.ts";
+import { describeValue, options as checkOptions, recordBytes, wholeNumber } from "./validate.ts";
 import { type OpenReport, recoverLog } from "./recovery.ts";
 import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
 import type { Segment } from "./segment.ts";
@@ -50,8 +50,6 @@ export interface LogOptions extends WriterOptions {
   /** Set damaged segments aside instead of failing to open. */
   repair: boolean;
 }
-
-const encoder = new TextEncoder();
 
 type LogArgs = [string, string, LogOptions, SegmentView[], Segment, OpenReport];
 let construct: (...args: LogArgs) => Log;
@@ -215,7 +213,7 @@ export class Log {
   append(data: Uint8Array | string): Promise<number> {
     try {
       this.#assertWritable();
-      const payload = this.#toBytes(data);
+      const payload = recordBytes(data, this.#opts.maxRecordBytes, this.path);
       this.#writer.assertSeqsLeft(1);
       const seq = this.#writer.encode(payload, Date.now());
       return this.#writer.wait(seq + 1, 1, seq);
@@ -251,7 +249,7 @@ export class Log {
           path: this.path,
         });
       }
-      const payloads = items.map((d) => this.#toBytes(d));
+      const payloads = items.map((d) => recordBytes(d, this.#opts.maxRecordBytes, this.path));
       if (payloads.length === 0) return Promise.resolve([]);
       this.#writer.assertSeqsLeft(payloads.length);
       const now = Date.now();
@@ -427,23 +425,5 @@ export class Log {
   #assertWritable(): void {
     if (this.#closed || this.#closing) throw new ClosedError({ what: "log", path: this.path });
     if (this.#writer.poison) throw this.#writer.poison;
-  }
-
-  #toBytes(data: Uint8Array | string): Uint8Array {
-    const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    if (!(bytes instanceof Uint8Array)) {
-      throw new InvalidArgumentError({
-        message: `a record is a Uint8Array or a string, got ${describeValue(bytes)}`,
-        path: this.path,
-      });
-    }
-    if (bytes.length > this.#opts.maxRecordBytes) {
-      throw new RecordTooLargeError({
-        size: bytes.length,
-        limit: this.#opts.maxRecordBytes,
-        path: this.path,
-      });
-    }
-    return bytes;
   }
 }

@@ -19,7 +19,9 @@
  * ```
  * @module
  */
-import { InvalidArgumentError } from "./errors.ts";
+import { InvalidArgumentError, RecordTooLargeError } from "./errors.ts";
+
+const encoder = new TextEncoder();
 
 /**
  * How a value reads in an error message: strings quoted, with the type when it may surprise.
@@ -124,4 +126,35 @@ export function options<T extends object>(
     });
   }
   return value;
+}
+
+/**
+ * A record's bytes: a `Uint8Array` as is, a string as UTF-8; anything else is an
+ * `InvalidArgumentError`, and more than `maxRecordBytes` a `RecordTooLargeError` (nothing written).
+ *
+ * @example
+ * ```ts
+ * import { RecordTooLargeError } from "@khipu/log";
+ * import { recordBytes } from "./validate.ts";
+ * if (recordBytes("hé", 16, "/d/log").length !== 3) throw new Error("UTF-8");
+ * try {
+ *   recordBytes(new Uint8Array(17), 16, "/d/log");
+ *   throw new Error("accepted 17 bytes");
+ * } catch (e) {
+ *   if (!(e instanceof RecordTooLargeError)) throw e;
+ * }
+ * ```
+ */
+export function recordBytes(data: unknown, maxRecordBytes: number, path: string): Uint8Array {
+  const bytes = typeof data === "string" ? encoder.encode(data) : data;
+  if (!(bytes instanceof Uint8Array)) {
+    throw new InvalidArgumentError({
+      message: `a record is a Uint8Array or a string, got ${describeValue(bytes)}`,
+      path,
+    });
+  }
+  if (bytes.length > maxRecordBytes) {
+    throw new RecordTooLargeError({ size: bytes.length, limit: maxRecordBytes, path });
+  }
+  return bytes;
 }

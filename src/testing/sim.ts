@@ -1251,21 +1251,19 @@ class SimFile implements PlatformFile {
   }
 
   datasync(): Promise<void> {
-    try {
-      this.check("datasync");
-      this.fs.sync(this.node);
-      this.fs.count("datasync", this.path, true);
-      return Promise.resolve();
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return this.#flush("datasync");
   }
 
   sync(): Promise<void> {
+    return this.#flush("sync");
+  }
+
+  /** Both make the file's data and size durable: the model keeps no other metadata. */
+  #flush(op: "datasync" | "sync"): Promise<void> {
     try {
-      this.check("sync");
+      this.check(op);
       this.fs.sync(this.node);
-      this.fs.count("sync", this.path, true);
+      this.fs.count(op, this.path, true);
       return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
