@@ -281,7 +281,7 @@ async function readAll(store: Store): Promise<{ seq: number; data: Uint8Array }[
 
 // =================================================================================================
 
-describe("1. lost-write rule: only a whole zeroed sector, or >= 28 zero bytes up to a sector boundary", () => {
+describe("1. lost-write rule: only zeros a lost page leaves (a zeroed sector, zeros to a page boundary, >= 28 zeros to a sector boundary)", () => {
   it("a zeroed byte 511 (first byte of a frame, 1 byte before the boundary) is damage, not a torn hole", async () => {
     // Record 0: 451-byte payload, a 479-byte frame from 32, so record 1's frame starts at 511.
     // Records 1..7: 16-byte payloads (44-byte frames). Byte 511 is the low byte of record 1's CRC.
@@ -358,6 +358,26 @@ describe("1. lost-write rule: only a whole zeroed sector, or >= 28 zero bytes up
     bytes.fill(0, 485, 512);
     writeFileSync(seg, bytes);
     await expectCorruption(dir, { path: seg, offset: 485, seq: 1 });
+  });
+
+  it("guard: 20 zero bytes from a frame at 4076 up to a 4 KiB page boundary, valid frames after: torn hole", async () => {
+    // What the crash exploration produced: the page holding the synced end was lost, later pages
+    // reached the disk. Fewer than 28 zeros, but up to a page boundary, so a lost write.
+    const dir = disk.tempDir();
+    const seg = await buildNewest(dir, [4076 - 32 - 28, 100, 100, 100, 100]);
+    const bytes = new Uint8Array(readFileSync(seg));
+    assert.equal(bytes[4076 + 4], 1, "a record frame starts at 4076");
+    bytes.fill(0, 4076, 4096);
+    writeFileSync(seg, bytes);
+    const store = await openReal(dir);
+    try {
+      const log = await store.log(LOG);
+      assert.equal(log.openReport.tornHole, true);
+      assert.deepEqual(log.openReport.truncatedAt, { path: seg, offset: 4076 });
+      assert.equal(log.nextSeq, 1);
+    } finally {
+      await store.close();
+    }
   });
 
   for (const [x, p0] of [[484, 424], [412, 352]] as const) {
