@@ -27,7 +27,7 @@
  * @module
  */
 import { ClosedError, InvalidArgumentError } from "./errors.ts";
-import type { Platform, PlatformFile } from "./platform/types.ts";
+import type { PlatformFile } from "./platform/types.ts";
 import { ChangeSignal } from "./change_signal.ts";
 import { LogWriter, type WriterOptions } from "./log_writer.ts";
 import { deleteSegmentsBefore } from "./retention.ts";
@@ -72,12 +72,7 @@ let constructing = false;
  * ```
  */
 export async function openLog(name: string, path: string, opts: LogOptions): Promise<Log> {
-  const r = await recoverLog(opts.platform, path, {
-    bufferBytes: opts.bufferBytes,
-    maxRecordBytes: opts.maxRecordBytes,
-    fileMode: opts.fileMode,
-    repair: opts.repair,
-  });
+  const r = await recoverLog(opts.platform, path, opts);
   return construct(name, path, opts, r.segments, r.active, r.report);
 }
 
@@ -105,7 +100,6 @@ export class Log {
   readonly path: string;
   /** What opening the log found and repaired. */
   readonly openReport: OpenReport;
-  #p: Platform;
   #opts: LogOptions;
   #writer: LogWriter;
   #closing: Promise<void> | null = null;
@@ -142,7 +136,6 @@ export class Log {
     }
     this.name = name;
     this.path = path;
-    this.#p = opts.platform;
     this.#opts = opts;
     this.#writer = new LogWriter(path, opts, segments, active, () => this.#changed.notify());
     this.openReport = report;
@@ -369,7 +362,9 @@ export class Log {
     } catch (err) {
       return Promise.reject(err);
     }
-    const run = this.#retention.then(() => deleteSegmentsBefore(this.#p, seq, this.#writer));
+    const run = this.#retention.then(() =>
+      deleteSegmentsBefore(this.#opts.platform, seq, this.#writer)
+    );
     this.#retention = run.catch(() => {});
     return run;
   }

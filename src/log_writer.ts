@@ -57,9 +57,8 @@ export interface WriterOptions extends SegmentOptions {
  * ```
  */
 export class LogWriter {
-  /** Every segment, oldest first; readers and retention share this list. */
-  segments: SegmentView[];
-  #p: Platform;
+  /** Every segment, oldest first: one list, changed in place, that readers and retention share. */
+  readonly segments: SegmentView[];
   #dir: string;
   #opts: WriterOptions;
   #writing: Segment[];
@@ -81,7 +80,6 @@ export class LogWriter {
     active: Segment,
     changed: () => void,
   ) {
-    this.#p = opts.platform;
     this.#dir = dir;
     this.#opts = opts;
     this.segments = segments;
@@ -163,7 +161,7 @@ export class LogWriter {
 
   /** Starts the next segment in memory; the pump seals the old one and creates the new file. */
   #rollover(): void {
-    const seg = Segment.pending(this.#p, this.#dir, this.#nextSeq, this.#opts);
+    const seg = Segment.pending(this.#opts.platform, this.#dir, this.#nextSeq, this.#opts);
     this.#writing.push(seg);
     this.#active = seg;
     this.segments.push(liveView(seg));
@@ -286,7 +284,8 @@ export class LogWriter {
     const from = keep.discardBuffer();
     for (const dropped of this.#writing.splice(this.#writing.indexOf(keep) + 1)) {
       dropped.close();
-      this.segments = this.segments.filter((s) => !(s.kind === "live" && s.writer === dropped));
+      const i = this.segments.findIndex((s) => s.kind === "live" && s.writer === dropped);
+      if (i >= 0) this.segments.splice(i, 1);
     }
     this.#active = keep;
     this.#nextSeq = from;

@@ -23,7 +23,7 @@ import type { SegmentView } from "./segment_view.ts";
 /** What retention needs of the log's writer. */
 export interface RetainedLog {
   /** Every segment, oldest first (retention removes from the front). */
-  segments: SegmentView[];
+  readonly segments: SegmentView[];
   /** Settles once no rollover is under way (the next segment's file then exists, or failed). */
   readonly pumpDone: Promise<void>;
 }

@@ -165,8 +165,7 @@ export class Store {
   }
 
   async #openLog(name: string): Promise<Log> {
-    const { platform, syncPolicy, segmentBytes, bufferBytes, maxRecordBytes, fileMode, repair } =
-      this.options;
+    const { platform } = this.options;
     const twin = (await platform.readdir(this.path)).find((n) =>
       n !== name && n.toLowerCase() === name.toLowerCase()
     );
@@ -178,15 +177,7 @@ export class Store {
         path: `${this.path}/${twin}`,
       });
     }
-    const log = await openLog(name, `${this.path}/${name}`, {
-      platform,
-      syncPolicy,
-      segmentBytes,
-      bufferBytes,
-      maxRecordBytes,
-      fileMode,
-      repair,
-    });
+    const log = await openLog(name, `${this.path}/${name}`, this.options);
     this.#opened.add(log);
     return log;
   }

@@ -23,10 +23,10 @@ import { FRAME_HEADER_BYTES } from "./format/frame.ts";
 import { findNextValidFrame, SCAN_CHUNK_BYTES } from "./format/scanner.ts";
 
 /** Smallest unit a device loses in a power cut; a lost write reads back as zeroed sectors. */
-export const SECTOR_BYTES = 512;
+const SECTOR_BYTES = 512;
 
 /** The unit of page-cache write-back: a lost write is lost a whole page at a time. */
-export const PAGE_BYTES = 4096;
+const PAGE_BYTES = 4096;
 
 /** What the bytes from the first invalid one on are. */
 export type TailVerdict =
@@ -117,7 +117,7 @@ export function isZeroRange(file: PlatformFile, from: number, to: number): boole
 }
 
 /**
- * True if `[from, to)` holds a sector-aligned run of {@linkcode SECTOR_BYTES} zero bytes: the trace
+ * True if `[from, to)` holds a sector-aligned run of 512 zero bytes: the trace
  * of a write the device never received (etcd's WAL uses the same test).
  *
  * @example

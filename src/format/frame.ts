@@ -30,8 +30,6 @@ export const FRAME_RECORD = 1;
 export const FRAME_SEAL = 2;
 /** Largest seal payload accepted (the seal's sparse index), independent of `maxRecordBytes`. */
 export const MAX_SEAL_PAYLOAD: number = 16 * 1024 * 1024;
-/** The largest payload length the format can express. */
-export const MAX_PAYLOAD_LIMIT: number = 0xffff_ffff - FRAME_HEADER_BYTES;
 /**
  * The largest record khipu-log writes or reads: 256 MiB. Every runtime writes a frame in one
  * call (Node refuses buffers over 2 GiB - 1, Deno's V8 once wrapped frame offsets past 2^31), the
