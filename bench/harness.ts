@@ -20,17 +20,26 @@
  * ```
  * @module
  */
-import { bench, group, run, summary } from "mitata";
+import { bench, group, measure, run, summary } from "mitata";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 
-import { detectRuntime, type RuntimeName } from "../src/platform/runtime.ts";
-
 /** The runtimes the benchmarks compare. */
-export type { RuntimeName };
+export type RuntimeName = "deno" | "bun" | "node";
+
+/**
+ * Which runtime runs this process, told by its globals (`Deno` first, then `Bun`: both also define
+ * `process`). Local to the benchmarks so they import nothing from `src/`.
+ */
+function detectRuntime(): RuntimeName {
+  const g = globalThis as { Deno?: { version?: unknown }; Bun?: unknown };
+  if (typeof g.Deno === "object" && g.Deno !== null && g.Deno.version !== undefined) return "deno";
+  if (g.Bun !== undefined) return "bun";
+  return "node";
+}
 
 /**
  * The runtime running this process.
@@ -75,7 +84,76 @@ export function runtimeVersion(): string {
  * ```
  */
 export const QUICK: boolean = process.env.KHIPU_BENCH_QUICK === "1" ||
-  process.argv.includes("--quick");
+  process.argv.includes("--quick") || process.env.KHIPU_BENCH_SMOKE === "1" ||
+  process.argv.includes("--smoke");
+
+/**
+ * True for a smoke test (`KHIPU_BENCH_SMOKE=1` or `--smoke`): every row runs, with tiny data sets,
+ * one short round and ~20 ms per measurement, to check that the rows work. Its figures mean nothing.
+ *
+ * @example
+ * ```ts
+ * import { SMOKE } from "./harness.ts";
+ * console.log(SMOKE ? "smoke test" : "measuring");
+ * ```
+ */
+export const SMOKE: boolean = process.env.KHIPU_BENCH_SMOKE === "1" ||
+  process.argv.includes("--smoke");
+
+/**
+ * The median of `xs` (the mean of the middle two for an even count); NaN when empty.
+ *
+ * @example
+ * ```ts
+ * import { median } from "./harness.ts";
+ * console.log(median([3, 1, 2])); // 2
+ * ```
+ */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Bytes a directory tree takes: sum of file sizes, and of allocated blocks (`st_blocks * 512`). */
+export interface DirBytes {
+  /** Sum of `st_size` over regular files. */
+  apparent: number;
+  /** Sum of `st_blocks * 512` (what the file system allocated; NaN where blocks are unknown). */
+  allocated: number;
+  /** Regular files counted. */
+  files: number;
+}
+
+/**
+ * Walks `dir` and sums the sizes of its regular files (symlinks are not followed).
+ *
+ * @example
+ * ```ts
+ * import { dirBytes, freshDir, removeDir } from "./harness.ts";
+ * const d = freshDir("bytes");
+ * console.log(dirBytes(d).files); // 0
+ * removeDir(d);
+ * ```
+ */
+export function dirBytes(dir: string): DirBytes {
+  const out: DirBytes = { apparent: 0, allocated: 0, files: 0 };
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) {
+        const st = fs.lstatSync(p);
+        out.apparent += st.size;
+        out.allocated += typeof st.blocks === "number" ? st.blocks * 512 : NaN;
+        out.files++;
+      }
+    }
+  };
+  walk(dir);
+  return out;
+}
 
 /**
  * Record payload sizes every write benchmark uses.
@@ -264,6 +342,8 @@ export interface ThroughputSpec {
   concurrency?: number;
   /** Fresh state (a new file, database or store in a new temp directory). */
   setup: () => Promise<Prepared>;
+  /** Copied into the row's `extra` (e.g. which implementation, a note). */
+  extra?: Record<string, number | string | boolean>;
 }
 
 /** Whether mitata may call `gc()`: without an exposed gc, its fallback allocates 1 GiB. */
@@ -313,6 +393,42 @@ export async function runThroughput(
       }
     });
   });
+  if (SMOKE) {
+    // Smoke test: one short measurement per row, without mitata's report (see SMOKE).
+    for (const spec of chosen) {
+      try {
+        const prepared = await spec.setup();
+        try {
+          const stats = await measure(prepared.call, {
+            min_cpu_time: 20e6,
+            min_samples: 2,
+            concurrency: spec.concurrency ?? 1,
+          });
+          const perSample = (spec.recordsPerCall ?? 1) * (spec.concurrency ?? 1);
+          const recordsPerSec = perSample / (stats.avg / 1e9);
+          rec.add({
+            suite,
+            name: spec.name,
+            recordBytes: spec.recordBytes,
+            recordsPerSec,
+            mbPerSec: (recordsPerSec * spec.recordBytes) / 1e6,
+            avgNs: stats.avg,
+            p50Ns: stats.p50,
+            p99Ns: stats.p99,
+            samples: stats.samples.length,
+            ...(spec.extra ? { extra: spec.extra } : {}),
+          });
+          console.log(`${spec.name}: ${human(recordsPerSec)} records/s (smoke)`);
+        } finally {
+          await prepared.teardown();
+        }
+      } catch (e) {
+        console.error(`${spec.name} failed:`, e);
+        rec.add({ suite, name: spec.name, recordBytes: spec.recordBytes, skipped: String(e) });
+      }
+    }
+    return;
+  }
   const out = await run({ colors: process.stdout.isTTY === true });
   for (const trial of out.benchmarks) {
     for (const r of trial.runs) {
@@ -340,6 +456,7 @@ export async function runThroughput(
         p50Ns: r.stats.p50,
         p99Ns: r.stats.p99,
         samples: r.stats.samples.length,
+        ...(spec.extra ? { extra: spec.extra } : {}),
       });
     }
   }

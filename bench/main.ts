@@ -3,11 +3,16 @@
  * `bench/results/<runtime>.json` (`bench/results/quick/<runtime>.json` with `--quick`).
  *
  * Order matters: the fsync-bound suites (raw limits, SQLite, interleaved target pairs, policies) run
- * first, the read suite last, because filling gigabytes leaves writeback behind that would slow
- * later fsyncs.
+ * first, the space and read suites last, because filling gigabytes leaves writeback behind that
+ * would slow later fsyncs.
+ *
+ * The khipu code measured is `../mod.ts` (or `KHIPU_BENCH_CURRENT`), and, when `KHIPU_BENCH_V1`
+ * names a checkout of the v1 code, that too, side by side (`./impls.ts`). A suite that fails (say,
+ * `format` or `hostile`, which import `src/` internals of the v1 format) is recorded as a skipped
+ * row `suite <name>` and the run goes on.
  *
  * ```sh
- * npx tsx --expose-gc bench/main.ts [--quick] [--suites=raw,sqlite,paired,policy,format,read,hostile]
+ * npx tsx --expose-gc bench/main.ts [--quick|--smoke] [--suites=raw,sqlite,paired,policy,format,space,read,hostile]
  * npx deno run -A --v8-flags=--expose-gc bench/main.ts
  * npx bun run bench/main.ts
  * ```
@@ -36,7 +41,9 @@ import {
   type Row,
   RUNTIME,
   runtimeVersion,
+  SMOKE,
 } from "./harness.ts";
+import { loadImpls } from "./impls.ts";
 
 /** Suites in the order they run. */
 export const SUITES: readonly string[] = [
@@ -45,6 +52,7 @@ export const SUITES: readonly string[] = [
   "paired",
   "policy",
   "format",
+  "space",
   "read",
   "hostile",
 ];
@@ -59,6 +67,10 @@ export interface RunResult {
   date: string;
   /** True for a `--quick` run (smaller read/open data sets). */
   quick: boolean;
+  /** True for a `--smoke` run (tiny everything: checks the rows run; figures mean nothing). */
+  smoke?: boolean;
+  /** The khipu implementations measured: `current`, and `v1` when side by side. */
+  impls?: { key: string; label: string; dir: string; commit?: string }[];
   /** Seconds the run took. */
   seconds: number;
   /** The machine. */
@@ -94,36 +106,50 @@ export async function runAll(suites: readonly string[] = SUITES): Promise<RunRes
   const t0 = performance.now();
   const rec = new Recorder();
   let sqliteDriver: string | undefined;
+  const impls = await loadImpls();
+  for (const i of impls) console.log(`khipu ${i.label}: ${i.dir} (${i.commit ?? "no git"})`);
   for (const suite of SUITES) {
     if (!suites.includes(suite)) continue;
     console.log(`\n=== ${suite} (${runtimeVersion()}) ===`);
-    // Dynamic imports: a suite's dependencies load only if it runs.
-    switch (suite) {
-      case "raw":
-        await (await import("./raw.bench.ts")).rawSuite(rec);
-        break;
-      case "sqlite": {
-        const m = await import("./sqlite.bench.ts");
-        await m.sqliteSuite(rec);
-        sqliteDriver = await m.sqliteDriverName();
-        break;
+    try {
+      // Dynamic imports: a suite's dependencies load only if it runs.
+      switch (suite) {
+        case "raw":
+          await (await import("./raw.bench.ts")).rawSuite(rec);
+          break;
+        case "sqlite": {
+          const m = await import("./sqlite.bench.ts");
+          await m.sqliteSuite(rec);
+          sqliteDriver = await m.sqliteDriverName();
+          break;
+        }
+        case "paired":
+          await (await import("./paired.bench.ts")).pairedSuite(rec);
+          break;
+        case "policy":
+          await (await import("./policies.bench.ts")).policySuite(rec);
+          break;
+        case "format":
+          await (await import("./format.bench.ts")).formatSuite(rec);
+          break;
+        case "space":
+          await (await import("./space.bench.ts")).spaceSuite(rec);
+          break;
+        case "read":
+          await (await import("./reads.bench.ts")).readSuite(rec);
+          break;
+        case "hostile":
+          await (await import("./hostile.bench.ts")).hostileSuite(rec);
+          break;
       }
-      case "paired":
-        await (await import("./paired.bench.ts")).pairedSuite(rec);
-        break;
-      case "policy":
-        await (await import("./policies.bench.ts")).policySuite(rec);
-        break;
-      case "format":
-        await (await import("./format.bench.ts")).formatSuite(rec);
-        break;
-      case "read":
-        await (await import("./reads.bench.ts")).readSuite(rec);
-        break;
-      case "hostile":
-        await (await import("./hostile.bench.ts")).hostileSuite(rec);
-        break;
+    } catch (e) {
+      console.error(`suite ${suite} failed:`, e);
+      rec.add({ suite, name: `suite ${suite}`, recordBytes: 0, skipped: String(e) });
     }
+  }
+  if (["paired", "space"].some((s) => suites.includes(s))) {
+    // These used the driver too (already loaded: no install happens here).
+    sqliteDriver ??= await (await import("./sqlite.bench.ts")).sqliteDriverName();
   }
   const cpus = os.cpus();
   return {
@@ -131,6 +157,8 @@ export async function runAll(suites: readonly string[] = SUITES): Promise<RunRes
     version: runtimeVersion(),
     date: started.toISOString(),
     quick: QUICK,
+    smoke: SMOKE,
+    impls: impls.map((i) => ({ key: i.key, label: i.label, dir: i.dir, commit: i.commit })),
     seconds: (performance.now() - t0) / 1000,
     machine: {
       cpu: cpus[0]?.model ?? "unknown",
@@ -169,6 +197,7 @@ function gitCommit(): string | undefined {
  * ```
  */
 export function resultsDir(quick: boolean): string {
+  if (process.env.KHIPU_BENCH_RESULTS) return path.resolve(process.env.KHIPU_BENCH_RESULTS);
   const here = path.dirname(fileURLToPath(import.meta.url));
   return path.join(here, "results", ...(quick ? ["quick"] : []));
 }
@@ -177,7 +206,7 @@ if (isMain(import.meta.url)) {
   const { values } = parseArgs({
     args: process.argv.slice(2),
     strict: true,
-    options: { quick: { type: "boolean" }, suites: { type: "string" } },
+    options: { quick: { type: "boolean" }, smoke: { type: "boolean" }, suites: { type: "string" } },
   });
   const arg = values.suites;
   const suites = arg ? arg.split(",") : SUITES;

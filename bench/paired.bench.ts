@@ -5,8 +5,16 @@
  * run in alternating rounds (order rotated each round), each round a short mitata `measure`, and
  * the report takes the **median of the per-round ratios**.
  *
- * Per record size (100 B, 1 KiB): raw async write+datasync loop, SQLite WAL `synchronous=FULL`,
- * `always()` with 1 appender and with 64 appenders.
+ * Per record size (100 B, 1 KiB), two interleaved groups:
+ *
+ * - **durable at resolve**: the raw loops (a)–(d) of `raw.bench.ts` (append / overwrite of
+ *   preallocated space, async / calling-thread fdatasync), the `FileHandle` write+datasync loop,
+ *   SQLite WAL `synchronous=FULL`, and `always()` with 1 and 64 appenders;
+ * - **durable later**: the raw `write` + `await` loop, `osManaged()`, `everyN(1000, { maxDelayMs: 20 })`,
+ *   `everyN(64)` and `interval(10)`, one appender each.
+ *
+ * Every khipu row runs for each implementation (`./impls.ts`: current, and v1 when
+ * `KHIPU_BENCH_V1` is set) inside the same rounds, so v1 → current ratios are per-round too.
  *
  * Run alone: `npx tsx bench/paired.bench.ts` (or `npx deno run -A` / `npx bun run`).
  *
@@ -20,15 +28,16 @@
  */
 import { measure } from "mitata";
 import process from "node:process";
-import { isMain, RECORD_SIZES, Recorder, type ThroughputSpec } from "./harness.ts";
-import { rawSpecs } from "./raw.bench.ts";
+import { isMain, median, RECORD_SIZES, Recorder, SMOKE, type ThroughputSpec } from "./harness.ts";
+import { durableLoopSpecs, fileHandleSpec, writeAwaitSpec } from "./raw.bench.ts";
 import { sqliteFullSpec } from "./sqlite.bench.ts";
-import { policyRowName, policySpecs } from "./policies.bench.ts";
+import { EVERY_N_DELAY, policyCase, policySpec } from "./policies.bench.ts";
+import { type Impl, loadImpls } from "./impls.ts";
 
-/** Rounds per benchmark (`KHIPU_BENCH_ROUNDS`, default 5). */
-const ROUNDS = Number(process.env.KHIPU_BENCH_ROUNDS ?? 5);
-/** Measured time per benchmark per round. */
-const ROUND_NS = 250e6;
+/** Rounds per benchmark (`KHIPU_BENCH_ROUNDS`, default 5; 1 in a smoke test). */
+const ROUNDS = Number(process.env.KHIPU_BENCH_ROUNDS ?? (SMOKE ? 1 : 5));
+/** Measured time per benchmark per round (`KHIPU_BENCH_ROUND_MS`, default 250; 20 in a smoke test). */
+const ROUND_NS = Number(process.env.KHIPU_BENCH_ROUND_MS ?? (SMOKE ? 20 : 250)) * 1e6;
 
 /**
  * The row name of an interleaved measurement: `paired raw async write+datasync 100B`.
@@ -41,12 +50,6 @@ const ROUND_NS = 250e6;
  */
 export function pairedName(name: string): string {
   return `paired ${name}`;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 async function once(spec: ThroughputSpec): Promise<number> {
@@ -72,41 +75,93 @@ async function once(spec: ThroughputSpec): Promise<number> {
  * ```
  */
 export async function pairedSuite(rec: Recorder): Promise<void> {
+  const impls = await loadImpls();
   for (const size of RECORD_SIZES) {
-    const wanted = new Set([
-      policyRowName("always()", 1, "append", size),
-      policyRowName("always()", 64, "append", size),
-    ]);
-    const specs: ThroughputSpec[] = [
-      ...rawSpecs(size).filter((s) => s.name.startsWith("raw async write+datasync")),
-      ...policySpecs(size).filter((s) => wanted.has(s.name)),
-    ];
+    const durable: ThroughputSpec[] = [...durableLoopSpecs(size), fileHandleSpec(size)];
     const sqlite = await sqliteFullSpec(size);
-    if (sqlite) specs.push(sqlite);
-    const rates = new Map<string, number[]>(specs.map((s) => [s.name, []]));
-    for (let round = 0; round < ROUNDS; round++) {
-      // Rotate the order so no benchmark always follows the same one.
-      const order = specs.map((_, i) => specs[(i + round) % specs.length]);
-      for (const spec of order) rates.get(spec.name)!.push(await once(spec));
+    if (sqlite) durable.push(sqlite);
+    durable.push(...khipu(rec, impls, size, [["always()", 1], ["always()", 64]]));
+    await interleave(rec, `durable at resolve, ${size} B`, size, durable);
+
+    const later: ThroughputSpec[] = [
+      writeAwaitSpec(size),
+      ...khipu(rec, impls, size, [
+        ["osManaged()", 1],
+        [EVERY_N_DELAY, 1],
+        ["everyN(64)", 1],
+        ["interval(10)", 1],
+      ]),
+    ];
+    await interleave(rec, `durable later, ${size} B`, size, later);
+  }
+}
+
+/** The khipu specs of `cases` for each implementation; cases an implementation lacks become skipped rows. */
+function khipu(
+  rec: Recorder,
+  impls: readonly Impl[],
+  size: number,
+  cases: [string, number][],
+): ThroughputSpec[] {
+  const out: ThroughputSpec[] = [];
+  for (const [policy, c] of cases) {
+    for (const impl of impls) {
+      const s = policySpec(impl, policyCase(policy, c), "append", size);
+      if (typeof s !== "string") {
+        out.push(s);
+        continue;
+      }
+      const name = pairedName(`${impl.prefix}khipu ${policy} x${c} append ${size}B`);
+      console.log(`${name}: skipped (${s})`);
+      rec.add({ suite: "paired", name, recordBytes: size, skipped: s });
     }
-    for (const spec of specs) {
-      const r = rates.get(spec.name)!;
-      const m = median(r);
-      rec.add({
-        suite: "paired",
-        name: pairedName(spec.name),
-        recordBytes: size,
-        recordsPerSec: m,
-        mbPerSec: (m * size) / 1e6,
-        samples: r.length,
-        rounds: r,
-      });
-      console.log(
-        `${pairedName(spec.name)}: median ${Math.round(m)}/s; rounds ${
-          r.map((x) => Math.round(x)).join(", ")
-        }`,
-      );
+  }
+  return out;
+}
+
+/** Runs `specs` in `ROUNDS` rotated rounds and records one `paired` row per spec. */
+async function interleave(
+  rec: Recorder,
+  title: string,
+  size: number,
+  specs: ThroughputSpec[],
+): Promise<void> {
+  console.log(`\n--- interleaved: ${title} (${specs.length} benchmarks x ${ROUNDS} rounds) ---`);
+  const rates = new Map<string, number[]>(specs.map((s) => [s.name, []]));
+  const failed = new Map<string, string>();
+  for (let round = 0; round < ROUNDS; round++) {
+    // Rotate the order so no benchmark always follows the same one.
+    const order = specs.map((_, i) => specs[(i + round) % specs.length]);
+    for (const spec of order) {
+      if (failed.has(spec.name)) continue;
+      try {
+        rates.get(spec.name)!.push(await once(spec));
+      } catch (e) {
+        console.error(`${spec.name} failed:`, e);
+        failed.set(spec.name, String(e));
+      }
     }
+  }
+  for (const spec of specs) {
+    const name = pairedName(spec.name);
+    const err = failed.get(spec.name);
+    if (err) {
+      rec.add({ suite: "paired", name, recordBytes: size, skipped: err });
+      continue;
+    }
+    const r = rates.get(spec.name)!;
+    const m = median(r);
+    rec.add({
+      suite: "paired",
+      name,
+      recordBytes: size,
+      recordsPerSec: m,
+      mbPerSec: (m * size) / 1e6,
+      samples: r.length,
+      rounds: r,
+      ...(spec.extra ? { extra: spec.extra } : {}),
+    });
+    console.log(`${name}: median ${Math.round(m)}/s; rounds ${r.map(Math.round).join(", ")}`);
   }
 }
 

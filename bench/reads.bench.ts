@@ -1,19 +1,22 @@
 /**
- * Reads, open and memory, on stores of 1 GiB (128 MiB with `--quick` / `KHIPU_BENCH_QUICK=1`):
+ * Reads, open and memory, for every implementation of `./impls.ts` side by side (v1 rows carry the
+ * prefix `v1 `), through the public API only:
  *
- * - **write**: 1 GiB of 1 KiB records with `appendBatch` of 1000 under `osManaged()`, peak RSS
- *   above the baseline measured just before;
- * - **open**: `Store.open` + `store.log()` of a store whose 1 GiB sits in 16 segments of 64 MiB,
- *   against a store holding only one segment exactly as full as that last one (open must not grow
- *   with history); median of 7 warm-cache opens;
- * - **scan**: `log.read({ from: 0 })` over all of it (every checksum verified by the reader), records/s
- *   and payload GB/s, median of 3 scans (fewer if they take over 20 s), peak RSS; for 1 KiB and
- *   100 B records (the timed scan includes `Store.open`, a few ms);
+ * - **open**: `Store.open` + `store.log()` of a store whose active (only) segment holds 64 MiB of
+ *   1 KiB records, written and closed cleanly, against a store whose active segment is empty (same
+ *   options, `segmentBytes` 128 MiB so the 64 MiB stay in one segment); median of 9 warm-cache opens,
+ *   the four stores (two per implementation) opened in turn. The target: ≤ 2x.
+ * - **write**: 1 GiB (128 MiB with `--quick`) of 1 KiB and of 100 B records with `appendBatch` of
+ *   1000 under `osManaged()`, then `store.close()`; peak RSS above the baseline measured just before.
+ * - **scan**: over the closed store: `Store.open` + `store.log()` (not timed), then
+ *   `log.read({ from: 0 })` over all of it (the reader verifies every checksum; the loop checks each
+ *   record's sequence number and length) timed, records/s and payload GB/s, median of 3 scans, the
+ *   implementations alternating; peak RSS.
  * - **seek**: `log.read({ from })` to a random sequence number until the first record arrives
- *   (latency, through mitata).
+ *   (latency, through mitata), on the 1 KiB store.
  *
  * Runs last in `bench/main.ts`: it leaves gigabytes of writeback behind, which would slow the
- * fsync-bound benchmarks.
+ * fsync-bound benchmarks. Row names and counts depend on nothing in the file format.
  *
  * Run alone: `npx tsx bench/reads.bench.ts [--quick]`.
  *
@@ -25,13 +28,12 @@
  * ```
  * @module
  */
-import * as fs from "node:fs";
-import { Store, SyncPolicy } from "../mod.ts";
 import {
   collectGarbage,
   freshDir,
   GiB,
   isMain,
+  median,
   MiB,
   payload,
   QUICK,
@@ -39,18 +41,23 @@ import {
   removeDir,
   rss,
   runThroughput,
-  timeRuns,
+  SMOKE,
 } from "./harness.ts";
+import { type Impl, type KhipuStoreOptions, loadImpls } from "./impls.ts";
 
-/** Bytes of payload in the big stores. */
-const TOTAL_BYTES = QUICK ? 128 * MiB : GiB;
-/** Segment size of the open benchmark: TOTAL_BYTES over 16 segments. */
-const SEGMENT_BYTES = TOTAL_BYTES / 16;
+/** Bytes of payload in the scanned stores. */
+const TOTAL_BYTES = SMOKE ? 8 * MiB : QUICK ? 128 * MiB : GiB;
+/** Label for sizes in row names. */
+const TOTAL_LABEL = SMOKE ? "8MiB" : QUICK ? "128MiB" : "1GiB";
+/** Payload in the active segment of the open benchmark (the target names 64 MiB, quick or not). */
+const ACTIVE_BYTES = SMOKE ? 4 * MiB : 64 * MiB;
+const ACTIVE_LABEL = `${ACTIVE_BYTES / MiB}MiB`;
+/** Opens per store in the open benchmark. */
+const OPEN_RUNS = SMOKE ? 3 : 9;
+/** Scans per store. */
+const SCAN_RUNS = SMOKE ? 1 : 3;
 /** Records per `appendBatch` while filling stores. */
 const FILL_BATCH = 1000;
-/** Label for sizes in row names. */
-const TOTAL_LABEL = QUICK ? "128MiB" : "1GiB";
-const SEGMENT_LABEL = QUICK ? "8MiB" : "64MiB";
 const LOG = "bench";
 
 interface Filled {
@@ -59,36 +66,16 @@ interface Filled {
   seconds: number;
 }
 
-/** Segment files of a log directory (`<firstSeq>.seg`), oldest first. */
-function segmentFiles(dir: string): string[] {
-  return fs.readdirSync(`${dir}/${LOG}`).filter((n) => n.endsWith(".seg")).sort();
-}
-
-/** Records the write throughput of a {@linkcode fill} as a row. */
-function addFillRow(rec: Recorder, size: number, filled: Filled, segments: number): void {
-  rec.add({
-    suite: "read",
-    name: `write ${TOTAL_LABEL} ${size}B osManaged batch${FILL_BATCH}`,
-    recordBytes: size,
-    recordsPerSec: filled.records / filled.seconds,
-    mbPerSec: (filled.records * size) / filled.seconds / 1e6,
-    extra: {
-      records: filled.records,
-      segments,
-      peakRssAboveBaselineBytes: filled.peakRssAboveBaseline,
-    },
-  });
-}
-
 /**
- * Appends `size`-byte records to a fresh store until `stop(nextSeq)` returns a target count, in
- * batches, sampling RSS after every batch. `segmentBytes` is passed to the store.
+ * Appends `records` records of `size` bytes to a fresh store of `impl` (osManaged, batches of
+ * 1000), closes it cleanly, and returns the count, the time and the peak RSS above baseline.
  */
 async function fill(
+  impl: Impl,
   dir: string,
   size: number,
-  segmentBytes: number | undefined,
-  target: (log: { nextSeq: number; segmentCount: number }) => number,
+  records: number,
+  opts: KhipuStoreOptions = {},
 ): Promise<Filled> {
   const rec = payload(size);
   const full: Uint8Array[] = Array.from({ length: FILL_BATCH }, () => rec);
@@ -96,32 +83,40 @@ async function fill(
   const base = rss();
   let peak = base;
   const t0 = performance.now();
-  const store = await Store.open(dir, { syncPolicy: SyncPolicy.osManaged(), segmentBytes });
+  const store = await impl.mod.Store.open(dir, {
+    ...opts,
+    syncPolicy: impl.mod.SyncPolicy.osManaged(),
+  });
   const log = await store.log(LOG);
-  for (;;) {
-    const want = target(log) - log.nextSeq;
-    if (want <= 0) break;
-    await log.appendBatch(want >= FILL_BATCH ? full : full.slice(0, want));
+  let done = 0;
+  while (done < records) {
+    const want = Math.min(FILL_BATCH, records - done);
+    const seqs = await log.appendBatch(want === FILL_BATCH ? full : full.slice(0, want));
+    if (seqs.length !== want || seqs[0] !== done) {
+      throw new Error(`fill: batch at ${done} got seqs from ${seqs[0]} (${seqs.length})`);
+    }
+    done += want;
     const now = rss();
     if (now > peak) peak = now;
   }
-  const records = log.nextSeq;
   await store.close();
-  return {
-    records,
-    peakRssAboveBaseline: peak - base,
-    seconds: (performance.now() - t0) / 1000,
-  };
+  return { records, peakRssAboveBaseline: peak - base, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** Scans the whole log, checking count, order and length; returns peak RSS above baseline. */
-async function scan(dir: string, size: number, expected: number): Promise<number> {
+/** Opens the closed store (untimed), times a full checked scan, closes; ns and peak RSS. */
+async function scanOnce(
+  impl: Impl,
+  dir: string,
+  size: number,
+  expected: number,
+): Promise<{ ns: number; peak: number }> {
   collectGarbage();
+  const store = await impl.mod.Store.open(dir);
+  const log = await store.log(LOG);
   const base = rss();
   let peak = base;
-  const store = await Store.open(dir);
-  const log = await store.log(LOG);
   let n = 0;
+  const t0 = performance.now();
   for await (const r of log.read({ from: 0 })) {
     if (r.seq !== n || r.data.length !== size) {
       throw new Error(`scan: record ${n} came back as seq ${r.seq}, ${r.data.length} bytes`);
@@ -132,47 +127,165 @@ async function scan(dir: string, size: number, expected: number): Promise<number
       if (now > peak) peak = now;
     }
   }
+  const ns = (performance.now() - t0) * 1e6;
   await store.close();
   if (n !== expected) throw new Error(`scan: ${n} records, expected ${expected}`);
-  return peak - base;
+  return { ns, peak: peak - base };
 }
 
-async function scanRows(rec: Recorder, dir: string, size: number, records: number) {
-  let peak = 0;
-  const t = await timeRuns(3, async () => {
-    peak = Math.max(peak, await scan(dir, size, records));
-  }, 20_000);
-  const secs = t.medianNs / 1e9;
-  rec.add({
-    suite: "read",
-    name: `scan ${TOTAL_LABEL} ${size}B`,
-    recordBytes: size,
-    recordsPerSec: records / secs,
-    mbPerSec: (records * size) / secs / 1e6,
-    avgNs: t.medianNs,
-    samples: t.allNs.length,
-    extra: { records, payloadBytes: records * size, peakRssAboveBaselineBytes: peak },
-  });
-  console.log(
-    `scan ${TOTAL_LABEL} ${size}B: ${(records / secs / 1e6).toFixed(2)} M records/s, ` +
-      `${((records * size) / secs / 1e9).toFixed(2)} GB/s, peak RSS +${
-        (peak / MiB).toFixed(1)
-      } MiB`,
-  );
-}
-
-/** Times open + `store.log()` (close is not timed: only one store may hold the lock); median. */
-async function openTime(dir: string, runs = 7): Promise<number> {
-  const all: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    const store = await Store.open(dir);
-    await store.log(LOG);
-    all.push((performance.now() - t0) * 1e6);
-    await store.close();
+/** The open benchmark of the module doc. */
+async function openRows(rec: Recorder, impls: readonly Impl[]): Promise<void> {
+  const opts: KhipuStoreOptions = { segmentBytes: 2 * ACTIVE_BYTES };
+  const records = Math.floor(ACTIVE_BYTES / 1024);
+  const stores: { impl: Impl; full: boolean; dir: string; times: number[] }[] = [];
+  try {
+    for (const impl of impls) {
+      const full = freshDir(`${impl.key}open${ACTIVE_LABEL}`);
+      stores.push({ impl, full: true, dir: full, times: [] });
+      await fill(impl, full, 1024, records, opts);
+      const empty = freshDir(`${impl.key}openempty`);
+      stores.push({ impl, full: false, dir: empty, times: [] });
+      await fill(impl, empty, 1024, 0, opts);
+    }
+    for (let i = 0; i < OPEN_RUNS; i++) {
+      for (const s of stores) {
+        const t0 = performance.now();
+        const store = await s.impl.mod.Store.open(s.dir, opts);
+        await store.log(LOG);
+        s.times.push((performance.now() - t0) * 1e6);
+        // Close is not timed: only one store may hold the lock.
+        await store.close();
+      }
+    }
+    for (const impl of impls) {
+      const full = stores.find((s) => s.impl === impl && s.full)!;
+      const empty = stores.find((s) => s.impl === impl && !s.full)!;
+      const tFull = median(full.times), tEmpty = median(empty.times);
+      rec.add({
+        suite: "read",
+        name: `${impl.prefix}open empty active segment`,
+        recordBytes: 1024,
+        avgNs: tEmpty,
+        samples: empty.times.length,
+        extra: { records: 0, impl: impl.label, allNs: empty.times.map(Math.round).join(",") },
+      });
+      rec.add({
+        suite: "read",
+        name: `${impl.prefix}open ${ACTIVE_LABEL} active segment`,
+        recordBytes: 1024,
+        avgNs: tFull,
+        samples: full.times.length,
+        extra: {
+          records,
+          impl: impl.label,
+          ratioToEmpty: tFull / tEmpty,
+          allNs: full.times.map(Math.round).join(","),
+        },
+      });
+      console.log(
+        `${impl.prefix}open: ${(tFull / 1e6).toFixed(2)} ms (${ACTIVE_LABEL} active segment) vs ` +
+          `${(tEmpty / 1e6).toFixed(2)} ms (empty): ${(tFull / tEmpty).toFixed(2)}x`,
+      );
+    }
+  } finally {
+    for (const s of stores) removeDir(s.dir);
   }
-  all.sort((a, b) => a - b);
-  return all[Math.floor(runs / 2)];
+}
+
+/** Fills a `size`-byte store per implementation, then scans them in turn; optionally seeks. */
+async function scanRows(
+  rec: Recorder,
+  impls: readonly Impl[],
+  size: number,
+  seek: boolean,
+): Promise<void> {
+  const records = Math.floor(TOTAL_BYTES / size);
+  const dirs: string[] = [];
+  try {
+    for (const impl of impls) {
+      const dir = freshDir(`${impl.key}scan${size}`);
+      dirs.push(dir);
+      console.log(`${impl.prefix}filling ${TOTAL_LABEL} of ${size} B records...`);
+      const f = await fill(impl, dir, size, records);
+      rec.add({
+        suite: "read",
+        name: `${impl.prefix}write ${TOTAL_LABEL} ${size}B osManaged batch${FILL_BATCH}`,
+        recordBytes: size,
+        recordsPerSec: f.records / f.seconds,
+        mbPerSec: (f.records * size) / f.seconds / 1e6,
+        extra: {
+          records: f.records,
+          impl: impl.label,
+          peakRssAboveBaselineBytes: f.peakRssAboveBaseline,
+        },
+      });
+    }
+    const times = impls.map(() => [] as number[]);
+    const peaks = impls.map(() => 0);
+    for (let i = 0; i < SCAN_RUNS; i++) {
+      for (let k = 0; k < impls.length; k++) {
+        const s = await scanOnce(impls[k], dirs[k], size, records);
+        times[k].push(s.ns);
+        peaks[k] = Math.max(peaks[k], s.peak);
+      }
+    }
+    impls.forEach((impl, k) => {
+      const secs = median(times[k]) / 1e9;
+      rec.add({
+        suite: "read",
+        name: `${impl.prefix}scan ${TOTAL_LABEL} ${size}B`,
+        recordBytes: size,
+        recordsPerSec: records / secs,
+        mbPerSec: (records * size) / secs / 1e6,
+        avgNs: secs * 1e9,
+        samples: times[k].length,
+        extra: {
+          records,
+          impl: impl.label,
+          payloadBytes: records * size,
+          peakRssAboveBaselineBytes: peaks[k],
+        },
+      });
+      console.log(
+        `${impl.prefix}scan ${TOTAL_LABEL} ${size}B: ${
+          (records / secs / 1e6).toFixed(2)
+        } M records/s, ` +
+          `${((records * size) / secs / 1e9).toFixed(2)} GB/s, peak RSS +${
+            (peaks[k] / MiB).toFixed(1)
+          } MiB`,
+      );
+    });
+    if (seek) {
+      let x = 12345;
+      await runThroughput(
+        "read",
+        impls.map((impl, k) => ({
+          name: `${impl.prefix}seek random ${TOTAL_LABEL} ${size}B`,
+          recordBytes: size,
+          extra: { impl: impl.label },
+          setup: async () => {
+            const store = await impl.mod.Store.open(dirs[k]);
+            const log = await store.log(LOG);
+            return {
+              call: async () => {
+                x = (x * 1103515245 + 12345) & 0x7fffffff;
+                const from = x % records;
+                for await (const r of log.read({ from })) {
+                  if (r.seq !== from) throw new Error(`seek to ${from} gave ${r.seq}`);
+                  break;
+                }
+              },
+              teardown: () => store.close(),
+            };
+          },
+        })),
+        rec,
+        "read({ from }) to a random seq, first record",
+      );
+    }
+  } finally {
+    for (const d of dirs) removeDir(d);
+  }
 }
 
 /**
@@ -186,102 +299,10 @@ async function openTime(dir: string, runs = 7): Promise<number> {
  * ```
  */
 export async function readSuite(rec: Recorder): Promise<void> {
-  const big = freshDir("big1k");
-  const small = freshDir("small1k");
-  const b100 = freshDir("big100");
-  try {
-    // 1 KiB records, 16 segments; the 16th exactly as full as the one-segment store below.
-    const perSegment = Math.floor((SEGMENT_BYTES * 0.95) / (1024 + 28));
-    console.log(`filling ${TOTAL_LABEL} of 1 KiB records in ${SEGMENT_LABEL} segments...`);
-    let lastTarget = Number.MAX_SAFE_INTEGER;
-    const bigFill = await fill(big, 1024, SEGMENT_BYTES, (log) => {
-      if (log.segmentCount >= 16 && lastTarget === Number.MAX_SAFE_INTEGER) {
-        const files = segmentFiles(big);
-        lastTarget = Number(files[files.length - 1].replace(".seg", "")) + perSegment;
-      }
-      return Math.min(lastTarget, log.nextSeq + FILL_BATCH);
-    });
-    const bigSegs = segmentFiles(big);
-    const lastFirst = Number(bigSegs[bigSegs.length - 1].replace(".seg", ""));
-    const lastCount = bigFill.records - lastFirst;
-    addFillRow(rec, 1024, bigFill, bigSegs.length);
-    console.log(
-      `  ${bigFill.records} records in ${bigSegs.length} segments, ${
-        bigFill.seconds.toFixed(1)
-      } s, ` +
-        `peak RSS +${(bigFill.peakRssAboveBaseline / MiB).toFixed(1)} MiB`,
-    );
-    const smallFill = await fill(small, 1024, SEGMENT_BYTES, () => lastCount);
-    const smallSegs = segmentFiles(small).length;
-
-    const tBig = await openTime(big);
-    const tSmall = await openTime(small);
-    rec.add({
-      suite: "read",
-      name: `open ${SEGMENT_LABEL} 1 segment`,
-      recordBytes: 1024,
-      avgNs: tSmall,
-      extra: { records: smallFill.records, segments: smallSegs },
-    });
-    rec.add({
-      suite: "read",
-      name: `open ${TOTAL_LABEL} ${bigSegs.length} segments`,
-      recordBytes: 1024,
-      avgNs: tBig,
-      extra: {
-        records: bigFill.records,
-        segments: bigSegs.length,
-        ratioToOneSegment: tBig / tSmall,
-      },
-    });
-    console.log(
-      `open: ${(tBig / 1e6).toFixed(2)} ms (${bigSegs.length} segments) vs ${
-        (tSmall / 1e6).toFixed(2)
-      } ms (${smallSegs} segment, ${smallFill.records} records): ${(tBig / tSmall).toFixed(2)}x`,
-    );
-    removeDir(small);
-
-    await scanRows(rec, big, 1024, bigFill.records);
-
-    // Random seeks on the 1 KiB store.
-    const store = await Store.open(big);
-    const log = await store.log(LOG);
-    const n = log.nextSeq;
-    let x = 12345;
-    await runThroughput(
-      "read",
-      [{
-        name: `seek random ${TOTAL_LABEL} 1024B`,
-        recordBytes: 1024,
-        setup: () =>
-          Promise.resolve({
-            call: async () => {
-              x = (x * 1103515245 + 12345) & 0x7fffffff;
-              const from = x % n;
-              for await (const r of log.read({ from })) {
-                if (r.seq !== from) throw new Error(`seek to ${from} gave ${r.seq}`);
-                break;
-              }
-            },
-            teardown: () => {},
-          }),
-      }],
-      rec,
-      "read({ from }) to a random seq, first record",
-    );
-    await store.close();
-    removeDir(big);
-
-    console.log(`filling ${TOTAL_LABEL} of 100 B records...`);
-    const target = Math.floor(TOTAL_BYTES / 100);
-    const f100 = await fill(b100, 100, undefined, () => target);
-    addFillRow(rec, 100, f100, segmentFiles(b100).length);
-    await scanRows(rec, b100, 100, f100.records);
-  } finally {
-    removeDir(big);
-    removeDir(small);
-    removeDir(b100);
-  }
+  const impls = await loadImpls();
+  await openRows(rec, impls);
+  await scanRows(rec, impls, 1024, true);
+  await scanRows(rec, impls, 100, false);
 }
 
 if (isMain(import.meta.url)) {

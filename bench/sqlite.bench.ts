@@ -8,8 +8,11 @@
  * - `tx100`: 100 inserts per transaction with `synchronous=FULL` (comparable to `appendBatch` of 100
  *   under `always()`).
  *
- * Drivers: `better-sqlite3@12` on Node (installed on demand into `bench/.deps`, never a dependency of
- * the package: it compiles from source, ~80 s), `bun:sqlite` on Bun, `node:sqlite` on Deno.
+ * Drivers: `bun:sqlite` on Bun, `node:sqlite` on Deno and on Node >= 22.13 (built in; the benchmark
+ * runs on Node 24), else `better-sqlite3@12` on Node (installed on demand into `bench/.deps`, never a
+ * dependency of the package: it compiles from source, ~80 s, and only for the Node that installs it).
+ *
+ * {@linkcode sqliteSpace} measures the bytes on disk of the same rows for the space comparison.
  *
  * Run alone: `npx tsx bench/sqlite.bench.ts` (or `npx deno run -A` / `npx bun run`).
  *
@@ -104,6 +107,14 @@ async function loadDriver(): Promise<{ ctor: DriverCtor; name: string } | string
       const spec = "node:sqlite";
       const m = (await import(spec)) as { DatabaseSync: DriverCtor };
       return { ctor: m.DatabaseSync, name: "node:sqlite (Deno)" };
+    }
+    try {
+      // Node >= 22.13 (unflagged) has SQLite built in: no native addon to compile per Node ABI.
+      const spec = "node:sqlite";
+      const m = (await import(spec)) as { DatabaseSync: DriverCtor };
+      return { ctor: m.DatabaseSync, name: `node:sqlite (Node ${process.versions.node})` };
+    } catch {
+      // Older Node: fall back to better-sqlite3.
     }
     const err = ensureBetterSqlite();
     if (err) return err;
@@ -208,6 +219,62 @@ export async function sqliteFullSpec(size: number): Promise<ThroughputSpec | und
   driver ??= await loadDriver();
   if (typeof driver === "string") return undefined;
   return specs(driver.ctor, size)[0];
+}
+
+/** What {@linkcode sqliteSpace} measured. */
+export interface SqliteSpace {
+  /** Bytes of the database and any `-wal`/`-shm` files left after close. */
+  bytes: number;
+  /** Allocated bytes (`st_blocks * 512`) of the same files. */
+  allocated: number;
+  /** Seconds the inserts took. */
+  seconds: number;
+}
+
+/**
+ * Inserts `records` rows of `size` bytes into a fresh WAL database (`synchronous=FULL`, 1000 rows per
+ * transaction, the same table as the throughput rows), closes it (checkpointing the WAL into the
+ * database) and returns the bytes on disk; `undefined` without a driver.
+ *
+ * @example
+ * ```ts
+ * import { sqliteSpace } from "./sqlite.bench.ts";
+ * console.log((await sqliteSpace(1000, 100))?.bytes);
+ * ```
+ */
+export async function sqliteSpace(
+  records: number,
+  size: number,
+): Promise<SqliteSpace | undefined> {
+  driver ??= await loadDriver();
+  if (typeof driver === "string") return undefined;
+  const dir = freshDir("sqlitespace");
+  try {
+    const file = path.join(dir, "bench.db");
+    const db = openDb(driver.ctor, file, "FULL");
+    const rec = payload(size);
+    const t0 = performance.now();
+    for (let done = 0; done < records;) {
+      const n = Math.min(1000, records - done);
+      db.exec("BEGIN");
+      const ts = Date.now();
+      for (let i = 0; i < n; i++) db.insert(ts, rec);
+      db.exec("COMMIT");
+      done += n;
+    }
+    db.close();
+    const seconds = (performance.now() - t0) / 1000;
+    let bytes = 0, allocated = 0;
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+      if (!fs.existsSync(f)) continue;
+      const st = fs.statSync(f);
+      bytes += st.size;
+      allocated += st.blocks * 512;
+    }
+    return { bytes, allocated, seconds };
+  } finally {
+    removeDir(dir);
+  }
 }
 
 /**

@@ -3,7 +3,9 @@
  * here once its records are encoded; after each flush (its records are in the OS), the policy
  * decides whether it resolves now or waits for an fdatasync. One fdatasync runs at a time and
  * covers every record flushed before it started; appends that arrive meanwhile wait for the next
- * one, so concurrent appenders share fdatasyncs. `sync()` and `close()` wait here too.
+ * one, so concurrent appenders share fdatasyncs. `sync()` and `close()` wait here too. Under
+ * `interval(ms)` and `everyN(n, { maxDelayMs })` a timer starts the fdatasyncs that no waiter asks
+ * for.
  *
  * The log owns the files: it tells this module how far it has flushed and runs the fdatasync it
  * asks for ({@linkcode SyncTarget}).
@@ -45,6 +47,8 @@ export interface SyncTarget {
 interface Waiter {
   end: number;
   count: number;
+  /** When it resolved not yet fdatasynced (`performance.now()`), under `everyN`'s `maxDelayMs`. */
+  at: number;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -64,6 +68,25 @@ interface Waiter {
  * const ack = commit.append(1, 1, 0);
  * commit.settle(); // osManaged: resolves once written, no fdatasync
  * if ((await ack) !== 0 || commit.durableEnd !== 0) throw new Error("no fdatasync expected");
+ * ```
+ *
+ * @example
+ * ```ts
+ * import { GroupCommit } from "./group_commit.ts";
+ * import { SyncPolicy } from "@khipu/log";
+ * // count or time: the one append resolves at once, and 5 ms later a timer fdatasyncs it
+ * const commit = new GroupCommit(SyncPolicy.everyN(1000, { maxDelayMs: 5 }), {
+ *   flushedEnd: () => 1,
+ *   datasync: () => Promise.resolve(),
+ *   failed: (err) => { throw err; },
+ * }, 0);
+ * const durable = () => commit.durableEnd;
+ * const ack = commit.append(1, 1, "a");
+ * commit.settle();
+ * if ((await ack) !== "a" || durable() !== 0) throw new Error("resolved before a sync");
+ * for (let i = 0; durable() === 0 && i < 1000; i++) await new Promise((r) => setTimeout(r, 5));
+ * if (durable() !== 1) throw new Error("the timer never fdatasynced");
+ * commit.stop();
  * ```
  */
 export class GroupCommit {
@@ -96,7 +119,7 @@ export class GroupCommit {
   /** Resolves with `value` once the records before `end` may resolve under the policy. */
   append<T>(end: number, count: number, value: T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#pending.push({ end, count, resolve: () => resolve(value), reject });
+      this.#pending.push({ end, count, at: 0, resolve: () => resolve(value), reject });
     });
   }
 
@@ -105,7 +128,7 @@ export class GroupCommit {
     if (end <= this.#durableEnd) return Promise.resolve();
     // The fdatasync starts at the next settle(), after the flush that the log schedules now.
     return new Promise<void>((resolve, reject) => {
-      this.#durable.push({ end, count: 0, resolve, reject });
+      this.#durable.push({ end, count: 0, at: 0, resolve, reject });
     });
   }
 
@@ -113,6 +136,8 @@ export class GroupCommit {
   settle(): void {
     const flushed = this.#target.flushedEnd();
     const allowance = this.#policy.maxUnsyncedRecords;
+    const timed = this.#policy.maxDelayMs !== Infinity;
+    let now = -1;
     let i = 0;
     for (; i < this.#pending.length; i++) {
       const w = this.#pending[i];
@@ -122,6 +147,7 @@ export class GroupCommit {
       else {
         // Counted only where the policy bounds them (everyN): the others may lose all of them.
         if (allowance !== Infinity) {
+          if (timed) w.at = now < 0 ? (now = performance.now()) : now;
           this.#unsynced.push(w);
           this.#unsyncedCount += w.count;
         }
@@ -144,8 +170,15 @@ export class GroupCommit {
     }
     this.#durable = still;
     if (this.#unsynced.length > 0) {
+      const oldest = this.#unsynced[0];
       this.#unsynced = this.#unsynced.filter((w) => w.end > done);
       this.#unsyncedCount = this.#unsynced.reduce((n, w) => n + w.count, 0);
+      // everyN's maxDelayMs: the timer was for the oldest; now it is covered, time the next one.
+      if (this.#unsynced[0] !== oldest && this.#timer !== null) {
+        clearTimeout(this.#timer);
+        this.#timer = null;
+        this.#armTimer();
+      }
     }
   }
 
@@ -204,14 +237,32 @@ export class GroupCommit {
     );
   }
 
-  /** Under `interval(ms)`: an fdatasync of a dirty log `ms` after it became dirty. */
+  /**
+   * Under `interval(ms)`: an fdatasync of a dirty log `ms` after it became dirty. Under
+   * `everyN(n, { maxDelayMs })`: one `maxDelayMs` after the oldest append that resolved not yet
+   * fdatasynced (at once if that moment has passed, as when an fdatasync that started before it
+   * was written, or a rollover, kept it waiting; if one still runs, its completion calls this
+   * again, and the log calls `settle()` once a rollover is done). The timer is not unref'd, under
+   * either policy: it is armed only while a resolved record waits for an fdatasync, so it keeps a
+   * process alive at most that long (and for the fdatasync it starts), which is what the policy
+   * promises; `stop()` (close, poison) clears it.
+   */
   #armTimer(): void {
+    if (this.#timer !== null || this.#stopped) return;
     const policy = this.#policy;
-    if (policy.kind !== "interval" || this.#timer !== null || this.#stopped) return;
-    if (this.#target.flushedEnd() <= this.#durableEnd) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.#startSync();
-    }, policy.ms);
+    if (policy.kind === "interval") {
+      if (this.#target.flushedEnd() <= this.#durableEnd) return;
+      this.#timer = setTimeout(this.#fire, policy.ms);
+    } else if (policy.maxDelayMs !== Infinity && this.#unsynced.length > 0) {
+      const wait = this.#unsynced[0].at + policy.maxDelayMs - performance.now();
+      if (wait > 0) this.#timer = setTimeout(this.#fire, Math.ceil(wait));
+      else this.#startSync();
+    }
   }
+
+  /** The timer fired: an fdatasync now, unless one is running (its completion re-arms). */
+  #fire = (): void => {
+    this.#timer = null;
+    this.#startSync();
+  };
 }

@@ -29,6 +29,7 @@
 import { ClosedError, InvalidArgumentError } from "./errors.ts";
 import type { PlatformFile } from "./platform/types.ts";
 import { ChangeSignal } from "./change_signal.ts";
+import { logIdHex } from "./format/header.ts";
 import { LogWriter, type WriterOptions } from "./log_writer.ts";
 import { deleteSegmentsBefore } from "./retention.ts";
 import { describeValue, options as checkOptions, recordBytes, wholeNumber } from "./validate.ts";
@@ -154,6 +155,29 @@ export class Log {
     };
   }
 
+  /**
+   * The log's identity: 128 random bits chosen when the log was created, as 32 hex digits. Every
+   * segment header holds it and every frame's checksum covers it, so that a segment or a frame of
+   * another log never decodes in this one. Stable for the log's life (a deleted and recreated
+   * log gets a new one); use it to tell records of this log from another's, e.g. in message ids.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const sim = new SimPlatform();
+   * const store = await Store.open("/data", { platform: sim });
+   * const id = (await store.log("orders")).id;
+   * await store.close();
+   * const again = await Store.open("/data", { platform: sim });
+   * if ((await again.log("orders")).id !== id || !/^[0-9a-f]{32}$/.test(id)) throw new Error(id);
+   * await again.close();
+   * ```
+   */
+  get id(): string {
+    return logIdHex(this.#writer.logId);
+  }
+
   /** Sequence number of the oldest record still in the log (equals `nextSeq` when empty). */
   get firstSeq(): number {
     return this.#writer.segments[0].firstSeq;
@@ -208,7 +232,7 @@ export class Log {
       this.#assertWritable();
       const payload = recordBytes(data, this.#opts.maxRecordBytes, this.path);
       this.#writer.assertSeqsLeft(1);
-      const seq = this.#writer.encode(payload, Date.now());
+      const seq = this.#writer.encode([payload], Date.now());
       return this.#writer.wait(seq + 1, 1, seq);
     } catch (err) {
       return Promise.reject(err);
@@ -216,7 +240,9 @@ export class Log {
   }
 
   /**
-   * Appends several records as one group: one write, at most one fdatasync wait. Every record is
+   * Appends several records atomically: after a crash of any kind, either all of them are in the
+   * log or none is, so a retry never duplicates part of a batch. One write, at most one fdatasync
+   * wait, one segment (the log rolls over before a batch that would not fit). Every record is
    * checked before any is written. Resolves with their sequence numbers.
    *
    * @example
@@ -245,9 +271,9 @@ export class Log {
       const payloads = items.map((d) => recordBytes(d, this.#opts.maxRecordBytes, this.path));
       if (payloads.length === 0) return Promise.resolve([]);
       this.#writer.assertSeqsLeft(payloads.length);
-      const now = Date.now();
-      const seqs = payloads.map((p) => this.#writer.encode(p, now));
-      return this.#writer.wait(seqs[seqs.length - 1] + 1, seqs.length, seqs);
+      const first = this.#writer.encode(payloads, Date.now());
+      const seqs = payloads.map((_, i) => first + i);
+      return this.#writer.wait(first + seqs.length, seqs.length, seqs);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -21,20 +21,18 @@
  */
 import { IoError, KhipuError, LogFullError, PoisonedError } from "./errors.ts";
 import type { Platform } from "./platform/types.ts";
-import { FRAME_HEADER_BYTES } from "./format/frame.ts";
+import { frameBytes } from "./format/frame.ts";
 import { GroupCommit } from "./group_commit.ts";
 import { Segment, type SegmentOptions } from "./segment.ts";
 import { liveView, sealedView, type SegmentView } from "./segment_view.ts";
 import type { SyncPolicy } from "./sync_policy.ts";
 
-/** What the writer works with: the segment sizes, the policy and the segment file size. */
+/** What the writer works with: the segment sizes (rollover at `segmentBytes`) and the policy. */
 export interface WriterOptions extends SegmentOptions {
   /** The file system. */
   platform: Platform;
   /** The durability policy. */
   syncPolicy: SyncPolicy;
-  /** Roll over to a new segment before one would grow past this many bytes. */
-  segmentBytes: number;
 }
 
 /**
@@ -51,7 +49,7 @@ export interface WriterOptions extends SegmentOptions {
  *   bufferBytes: 4096, maxRecordBytes: 1024 };
  * const r = await recoverLog(sim, "/l", { ...opts, repair: false });
  * const w = new LogWriter("/l", opts, r.segments, r.active, () => {});
- * const seq = w.encode(new Uint8Array([1]), Date.now());
+ * const seq = w.encode([new Uint8Array([1])], Date.now());
  * if ((await w.wait(seq + 1, 1, seq)) !== 0 || w.durableEnd !== 1) throw new Error("durable");
  * await w.close(new Error("closed"));
  * ```
@@ -99,6 +97,11 @@ export class LogWriter {
     }, active.nextSeq);
   }
 
+  /** The log's 16-byte id, in every segment header and every frame's checksum. */
+  get logId(): Uint8Array {
+    return this.#active.start.log.id;
+  }
+
   /** Sequence number the next append will get. */
   get nextSeq(): number {
     return this.#nextSeq;
@@ -140,28 +143,58 @@ export class LogWriter {
     await this.#pumpDone;
     await this.#commit.idle();
     this.#commit.stop();
+    const active = this.#writing[this.#writing.length - 1];
+    if (!this.#poison && this.#writing.length === 1 && active.flushedSeq === this.durableEnd) {
+      try {
+        await active.markClean();
+      } catch {
+        // Only the next open's speed depends on this mark; the records are durable already.
+      }
+    }
     for (const s of this.#writing) s.close();
     this.#commit.rejectAll(err);
   }
 
-  /** Encodes one record into the active segment (rolling over first if it would not fit). */
-  encode(payload: Uint8Array, timestamp: number): number {
+  /**
+   * Encodes records as one batch into the active segment, rolling over first if the batch would
+   * not fit (a batch never spans segments, so recovery keeps it whole or drops it whole). Every
+   * record gets the timestamp `max(clock, the log's last timestamp)`. Returns the first seq.
+   */
+  encode(payloads: readonly Uint8Array[], clock: number): number {
     const a = this.#active;
+    const timestamp = Math.max(clock, a.lastTimestamp);
+    // Only the first record's delta may be nonzero: the batch shares one timestamp.
+    let bytes = 0;
+    let largest = 0;
+    for (let i = 0; i < payloads.length; i++) {
+      const n = payloads[i].length;
+      bytes += frameBytes(n, i === 0 ? timestamp - a.lastTimestamp : 0);
+      largest = Math.max(largest, n);
+    }
     if (
       a.recordCount > 0 &&
-      (a.projectedBytes + FRAME_HEADER_BYTES + payload.length > this.#opts.segmentBytes ||
-        payload.length > a.maxRecordBytes) // a recovered segment's header may cap records lower
+      (a.projectedBytes + bytes > this.#opts.segmentBytes ||
+        largest > a.maxRecordBytes) // a recovered segment's header may cap records lower
     ) {
-      this.#rollover();
+      this.#rollover(timestamp);
     }
-    const seq = this.#nextSeq++;
-    this.#active.append(seq, timestamp, payload);
-    return seq;
+    const first = this.#nextSeq;
+    const seg = this.#active;
+    for (let i = 0; i < payloads.length; i++) {
+      seg.append(this.#nextSeq++, timestamp, payloads[i], i === payloads.length - 1);
+    }
+    return first;
   }
 
   /** Starts the next segment in memory; the pump seals the old one and creates the new file. */
-  #rollover(): void {
-    const seg = Segment.pending(this.#opts.platform, this.#dir, this.#nextSeq, this.#opts);
+  #rollover(timestamp: number): void {
+    const start = {
+      firstSeq: this.#nextSeq,
+      prevEndSeq: this.#nextSeq,
+      baseTimestamp: timestamp,
+      log: this.#active.start.log,
+    };
+    const seg = Segment.pending(this.#opts.platform, this.#dir, start, this.#opts);
     this.#writing.push(seg);
     this.#active = seg;
     this.segments.push(liveView(seg));

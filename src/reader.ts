@@ -28,8 +28,7 @@ import { ClosedError, CorruptionError, InvalidArgumentError, NotFoundError } fro
 import { boolean, describeValue, options as checkOptions, wholeNumber } from "./validate.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
 import { FrameScanner } from "./format/scanner.ts";
-import { FRAME_RECORD } from "./format/frame.ts";
-import { HEADER_BYTES } from "./format/header.ts";
+import { FRAME_SEAL } from "./format/frame.ts";
 import { endSeqOf, readableEnd, type SegmentView } from "./segment_view.ts";
 
 /** One record as a reader yields it. */
@@ -272,7 +271,7 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
       const { ref, scanner } = cur;
       scanner.extendLimit(readableEnd(ref));
       const step = scanner.next();
-      if (step.kind === "frame" && step.type === FRAME_RECORD) {
+      if (step.kind === "frame" && step.type !== FRAME_SEAL) {
         if (step.seq < this.#seq) continue;
         this.#seq = step.seq + 1;
         return { seq: step.seq, timestamp: step.timestamp, data: this.#copy(step.payload) };
@@ -280,15 +279,20 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
       const endSeq = endSeqOf(ref);
       if (step.kind === "frame" || (step.kind === "end" && endSeq !== null)) {
         // A seal, or the end of a sealed segment: it must have held exactly [firstSeq, endSeq).
-        if (scanner.expectedSeq !== endSeq) {
+        if (scanner.expectedSeq !== endSeq || scanner.batchEnd !== scanner.offset) {
           throw new CorruptionError({
-            message: `segment ends at seq ${scanner.expectedSeq}, expected ${endSeq}`,
+            message: scanner.expectedSeq !== endSeq
+              ? `segment ends at seq ${scanner.expectedSeq}, expected ${endSeq}`
+              : "segment ends inside a batch",
             path: ref.path,
             offset: scanner.offset,
             seq: scanner.expectedSeq,
           });
         }
         this.#release();
+        // The next segment may start past this one's end: seqs the log skipped.
+        const next = src.segments().find((s) => endSeq !== null && s.firstSeq >= endSeq);
+        if (next && next.firstSeq > this.#seq) this.#seq = next.firstSeq;
         continue;
       }
       if (step.kind === "end") {
@@ -334,7 +338,7 @@ async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
     if (segs[mid].firstSeq <= seq) lo = mid;
     else hi = mid - 1;
   }
-  const ref = segs[lo];
+  let ref = segs[lo];
   if (!ref || seq < ref.firstSeq) {
     throw new NotFoundError({
       op:
@@ -342,14 +346,21 @@ async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
       path: src.path,
     });
   }
+  // A seq in a range the log skipped (repair set records aside) reads on from the next segment.
+  const end = endSeqOf(ref);
+  if (end !== null && seq >= end && lo + 1 < segs.length) ref = segs[lo + 1];
   const i = ref.index.floor(seq);
-  const start = i < 0 ? HEADER_BYTES : ref.index.offsetAt(i);
-  const expected = i < 0 ? ref.firstSeq : ref.index.seqAt(i);
   const file = await src.platform.open(ref.path, "read");
   src.opened(file);
-  const limit = readableEnd(ref);
   // Each segment is read under the cap its header was written with, not the current option.
-  return { ref, file, scanner: new FrameScanner(file, start, limit, expected, ref.maxRecordBytes) };
+  const scanner = new FrameScanner(file, ref.codec, {
+    start: i < 0 ? ref.dataStart : ref.index.offsetAt(i),
+    limit: readableEnd(ref),
+    seq: i < 0 ? ref.firstSeq : ref.index.seqAt(i),
+    timestamp: i < 0 ? 0 : ref.index.timestampAt(i),
+    maxPayload: ref.maxRecordBytes,
+  });
+  return { ref, file, scanner };
 }
 
 async function waitForChange(src: ReadSource, signal: AbortSignal | undefined): Promise<boolean> {

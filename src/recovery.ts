@@ -1,47 +1,50 @@
 /**
  * Opening a log directory: find its segments, trust sealed ones through their header and seal,
- * scan only the newest one, repair a torn tail, and refuse (or, in repair mode, set aside) anything
- * that is damaged rather than torn. The rules are in RECOVERY.md; the torn-or-damaged decision is
- * `./torn_tail.ts`, repair mode `./repair.ts`.
+ * check the chain between them and that they belong to one log, and recover the newest one: from
+ * its durable mark (format v2) or by the version 1 torn-tail rule. Damage is refused (or, in repair
+ * mode, set aside). The rules are in RECOVERY.md; the v1 torn-or-damaged decision is
+ * `./torn_tail.ts`, the v2 newest segment `./recover_active.ts`, repair mode `./repair.ts`.
  *
  * @example
  * ```ts
  * import { SimPlatform } from "@khipu/log/testing";
- * import { encodeFrame, FRAME_RECORD } from "./format/frame.ts";
- * import { encodeHeader } from "./format/header.ts";
  * import { recoverLog } from "./recovery.ts";
  * const sim = new SimPlatform();
- * await sim.mkdir("/events");
- * const header = encodeHeader({ firstSeq: 0, maxRecordBytes: 16 << 20 });
- * const record = (seq: number) => encodeFrame(FRAME_RECORD, seq, 0, new Uint8Array(10));
- * const torn = record(1).subarray(0, 20); // a write cut short by a crash
- * const bytes = new Uint8Array([...header, ...record(0), ...torn]);
- * sim.setFileBytes("/events/00000000000000000000.seg", bytes);
- * const opts = { bufferBytes: 256 << 10, maxRecordBytes: 16 << 20, repair: false };
+ * const opts = { bufferBytes: 4096, maxRecordBytes: 1024, segmentBytes: 1 << 20, repair: false };
  * const r = await recoverLog(sim, "/events", opts);
+ * r.active.append(0, Date.now(), new Uint8Array(10), true);
+ * await r.active.sync();
  * r.active.close();
- * if (r.report.truncatedBytes !== 20 || r.active.nextSeq !== 1) throw new Error("not repaired");
+ * const again = await recoverLog(sim.crash("subset", 7), "/events", opts);
+ * again.active.close();
+ * if (again.active.nextSeq !== 1 || again.report.truncatedBytes !== 0) throw new Error("lost it");
  * ```
  * @module
  */
 import { CorruptionError, FileTypeError } from "./errors.ts";
 import { dirModeFor, mkdirDurable } from "./platform/durable.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
-import { decodeHeader, encodeHeader, HEADER_BYTES } from "./format/header.ts";
-import { decodeFrame, FRAME_SEAL } from "./format/frame.ts";
+import { codecFor } from "./format/codec.ts";
+import { decodeHeader, HEADER_BYTES, newLogId, type SegmentHeader } from "./format/header.ts";
+import { decodeSealPayload, maxSealFrameBytes, peekSeal } from "./format/seal.ts";
+import { FRAME_SEAL } from "./format/frame.ts";
+import { readU32 } from "./format/bytes.ts";
 import {
-  decodeSealPayload,
-  INDEX_INTERVAL_BYTES,
-  maxSealFrameBytes,
-  MIN_SEAL_FRAME_BYTES,
-  sealSizeFromTrailer,
-} from "./format/seal.ts";
-import { SparseIndex } from "./format/sparse_index.ts";
-import { FrameScanner } from "./format/scanner.ts";
+  decodeSealPayload as decodeSealPayloadV1,
+  maxSealFrameBytes as maxSealFrameBytesV1,
+  MIN_SEAL_FRAME_BYTES as MIN_SEAL_FRAME_BYTES_V1,
+} from "./format/v1/seal.ts";
 import { removeStaleRepairFiles, type RepairAction, repairSegment } from "./repair.ts";
-import { parseSegmentFileName, Segment, segmentFileName, type SegmentOptions } from "./segment.ts";
+import { recoverActive } from "./recover_active.ts";
+import {
+  type LogIdentity,
+  logIdentity,
+  parseSegmentFileName,
+  Segment,
+  segmentFileName,
+  type SegmentOptions,
+} from "./segment.ts";
 import { liveView, type SealedSegment, type SegmentView } from "./segment_view.ts";
-import { isZeroRange, judgeTail } from "./torn_tail.ts";
 
 /** What opening a log found and did. Readable as `log.openReport`. */
 export interface OpenReport {
@@ -51,12 +54,14 @@ export interface OpenReport {
   truncatedBytes: number;
   /** Where the torn tail began, if one was cut. */
   truncatedAt: { path: string; offset: number } | null;
-  /** True if the torn tail was zero-filled space followed by frames a lost write never covered. */
+  /** True if a v1 torn tail was zero-filled space followed by frames a lost write never covered. */
   tornHole: boolean;
   /** A newest segment with a torn (short or zero-filled) header that was recreated. */
   recreatedSegment: string | null;
   /** Segments set aside by repair mode. */
   repaired: RepairAction[];
+  /** Sequence numbers repair made the log skip (`[from, to)`), so that none is ever reused. */
+  skippedSeqs: { from: number; to: number } | null;
 }
 
 /** Recovery options. */
@@ -69,10 +74,47 @@ export interface RecoverOptions extends SegmentOptions {
 export interface Recovered {
   /** Every segment, oldest first; the last one is `active`'s. */
   segments: SegmentView[];
-  /** The writable newest segment, file open for appending, fdatasynced. */
+  /** The writable newest segment, file open for writing, fdatasynced. */
   active: Segment;
   /** What was found and done. */
   report: OpenReport;
+}
+
+/**
+ * The one log id every v2 segment of a log must carry: the first one met sets it, and a segment
+ * with another is damage (a file copied in from another log).
+ */
+export class LogIdCheck {
+  #identity: LogIdentity | null = null;
+
+  /** The identity found so far, or a new random one for a log that has none yet. */
+  identity(): LogIdentity {
+    return this.#identity ??= logIdentity(newLogId());
+  }
+
+  /** Damage if `header` (v2) names another log than the segments before it. */
+  check(header: SegmentHeader, path: string): CorruptionError | null {
+    if (header.logId === null) return null;
+    if (this.#identity === null) {
+      this.#identity = logIdentity(header.logId);
+      return null;
+    }
+    const mine = this.#identity.id;
+    if (header.logId.every((b, i) => b === mine[i])) return null;
+    return new CorruptionError({
+      message: "segment belongs to another log (its log id differs from the other segments')",
+      path,
+      offset: 32,
+    });
+  }
+}
+
+/** Where the previous segment ended: what a segment after it starts from. */
+export interface PrevEnd {
+  /** One past its last record. */
+  endSeq: number;
+  /** Its last record's timestamp. */
+  lastTimestamp: number;
 }
 
 /**
@@ -83,7 +125,7 @@ export interface Recovered {
  * import { SimPlatform } from "@khipu/log/testing";
  * import { recoverLog } from "./recovery.ts";
  * const sim = new SimPlatform();
- * const opts = { bufferBytes: 4096, maxRecordBytes: 1024, repair: true };
+ * const opts = { bufferBytes: 4096, maxRecordBytes: 1024, segmentBytes: 4096, repair: true };
  * (await recoverLog(sim, "/store/log", opts)).active.close();
  * const afterCut = sim.crash("none"); // a power cut: nothing that was not synced survives
  * if (!(await afterCut.stat("/store/log"))?.isDirectory) throw new Error("the directory was lost");
@@ -109,6 +151,7 @@ export async function recoverLog(
     tornHole: false,
     recreatedSegment: null,
     repaired: [],
+    skippedSeqs: null,
   };
   const names = await platform.readdir(dir);
   await removeStaleRepairFiles(platform, dir, names);
@@ -117,36 +160,59 @@ export async function recoverLog(
     .filter((n): n is number => n !== null)
     .sort((a, b) => a - b);
   const pathOf = (seq: number) => `${dir}/${segmentFileName(seq)}`;
+  const ids = new LogIdCheck();
 
   const segments: SegmentView[] = [];
-  let activeFirst = 0;
+  let prev: PrevEnd | null = null;
+  /**
+   * Repair mode: the damaged segment's intact prefix is kept (sealed), `later` segments are set
+   * aside, and a new segment starts past every seq the set-aside bytes could hold.
+   */
+  const repairAndFinish = async (
+    path: string,
+    firstSeq: number,
+    damage: CorruptionError,
+    later: string[],
+  ): Promise<Recovered> => {
+    const fixed = await repairSegment(platform, { path, firstSeq, damage, later, prev, ids, opts });
+    report.repaired.push(...fixed.actions);
+    report.skippedSeqs = fixed.skipped;
+    if (fixed.sealed) segments.push(fixed.sealed);
+    return finish(segments, fixed.active, report);
+  };
   for (let i = 0; i < firstSeqs.length; i++) {
-    const isLast = i === firstSeqs.length - 1;
-    if (!isLast) {
-      const sealed = await checkSealed(
-        platform,
-        pathOf(firstSeqs[i]),
-        firstSeqs[i],
-        firstSeqs[i + 1],
-      );
+    if (i < firstSeqs.length - 1) {
+      const sealed = await checkSealed(platform, pathOf(firstSeqs[i]), firstSeqs[i], {
+        path: pathOf(firstSeqs[i + 1]),
+        firstSeq: firstSeqs[i + 1],
+      }, ids);
       if (!(sealed instanceof CorruptionError)) {
         segments.push(sealed);
+        prev = sealed;
         continue;
       }
-      // A damaged sealed segment: repaired, it becomes the newest, the later ones set aside.
       if (!opts.repair) throw sealed;
+      // Its intact prefix ends the log, the later segments are set aside.
       const later = firstSeqs.slice(i + 1).map(pathOf);
-      report.repaired.push(
-        ...await repairSegment(platform, pathOf(firstSeqs[i]), firstSeqs[i], sealed, opts, later),
-      );
+      return await repairAndFinish(pathOf(firstSeqs[i]), firstSeqs[i], sealed, later);
     }
-    const last = await recoverNewest(platform, pathOf(firstSeqs[i]), firstSeqs[i], opts, report);
+    const ctx = { opts, report, ids, prev };
+    const last = await recoverActive(platform, pathOf(firstSeqs[i]), firstSeqs[i], ctx);
+    if (last.kind === "damage") {
+      if (!opts.repair || last.final) throw last.damage;
+      return await repairAndFinish(pathOf(firstSeqs[i]), firstSeqs[i], last.damage, []);
+    }
     if (last.kind === "active") return finish(segments, last.active, report);
     segments.push(last.view);
-    activeFirst = last.view.endSeq;
-    break;
+    prev = last.view;
   }
-  const active = Segment.pending(platform, dir, activeFirst, opts);
+  const endSeq = prev?.endSeq ?? 0;
+  const active = Segment.pending(platform, dir, {
+    firstSeq: endSeq,
+    prevEndSeq: endSeq,
+    baseTimestamp: Math.max(Date.now(), prev?.lastTimestamp ?? 0),
+    log: ids.identity(),
+  }, opts);
   await active.materialize();
   return finish(segments, active, report);
 }
@@ -157,17 +223,42 @@ function finish(segments: SegmentView[], active: Segment, report: OpenReport): R
   return { segments, active, report };
 }
 
+/** Reads the first bytes of a segment file: enough for a header of either version. */
+export function readHeader(file: PlatformFile): Uint8Array {
+  const head = new Uint8Array(HEADER_BYTES);
+  const n = file.readAt(head, 0);
+  return head.subarray(0, n);
+}
+
+/** Where a sealed segment's successor says the chain must continue. */
+async function chainExpectation(
+  platform: Platform,
+  next: { path: string; firstSeq: number },
+): Promise<number | null> {
+  const file = await platform.open(next.path, "read");
+  try {
+    const h = decodeHeader(readHeader(file));
+    if (!h.ok || h.header.firstSeq !== next.firstSeq) return null;
+    return h.header.prevEndSeq;
+  } finally {
+    file.close();
+  }
+}
+
 /**
- * Verifies a non-newest segment through its header and seal only (no scan): the seal's checksum,
- * its index, and that its sequence number is the next segment's first (no gap, no overlap).
- * Returns its view, or the damage found.
+ * Verifies a non-newest segment through its header and seal only (no scan): the seal's checksum
+ * and index, its log id, and the chain: its end must be where the next segment's header says the
+ * previous one ended (a deleted or foreign segment in between breaks it). Returns its view, or
+ * the damage found.
  */
-async function checkSealed(
+export async function checkSealed(
   platform: Platform,
   path: string,
   firstSeq: number,
-  nextFirstSeq: number,
+  next: { path: string; firstSeq: number },
+  ids: LogIdCheck,
 ): Promise<SealedSegment | CorruptionError> {
+  const expectedEnd = await chainExpectation(platform, next);
   const file = await platform.open(path, "read");
   try {
     const size = file.size();
@@ -175,213 +266,137 @@ async function checkSealed(
     const bad = (reason: string, offset: number, seq?: number) =>
       new CorruptionError({ message: `sealed segment: ${reason}`, path, offset, seq });
     if (!h.ok) return bad(h.reason, 0);
-    if (h.header.firstSeq !== firstSeq) {
-      return bad(`header says first seq ${h.header.firstSeq}, name says ${firstSeq}`, 0);
+    const header = h.header;
+    if (header.firstSeq !== firstSeq) {
+      return bad(`header says first seq ${header.firstSeq}, name says ${firstSeq}`, 0);
+    }
+    const foreign = ids.check(header, path);
+    if (foreign) return foreign;
+    if (header.version === 1) {
+      // A v1 seal's CRC covers its seq: the successor's chain value, or (unreadable) its name.
+      return checkSealV1(file, size, header, path, expectedEnd ?? next.firstSeq, bad);
     }
     const trailer = new Uint8Array(4);
-    if (size < HEADER_BYTES + MIN_SEAL_FRAME_BYTES) return bad("no seal", size);
+    if (size < header.dataStart + 4) return bad("no seal", size);
     file.readAt(trailer, size - 4);
-    const sealBytes = sealSizeFromTrailer(trailer);
+    const sealBytes = readU32(trailer, 0);
     const sealAt = size - sealBytes;
     // Checked before anything is allocated: a seal indexes at most one entry per 64 KiB.
-    if (sealBytes < MIN_SEAL_FRAME_BYTES || sealBytes > maxSealFrameBytes(size)) {
+    if (sealBytes < 7 || sealBytes > maxSealFrameBytes(size, header.dataStart)) {
       return bad(`no seal (trailer says ${sealBytes} bytes)`, size);
     }
-    if (sealAt < HEADER_BYTES) return bad("no seal", size);
+    if (sealAt < header.dataStart) return bad("no seal", size);
     const frame = new Uint8Array(sealBytes);
     file.readAt(frame, sealAt);
-    const d = decodeFrame(frame, 0, sealBytes, nextFirstSeq, h.header.maxRecordBytes);
-    if (d.status !== "ok" || d.type !== FRAME_SEAL) {
-      const why = d.status === "bad" ? d.reason : "not a seal";
+    const claim = peekSeal(frame);
+    if (!claim) return bad("seal invalid (not a seal frame)", sealAt);
+    const d = codecFor(header).decode(
+      frame,
+      0,
+      sealBytes,
+      claim.endSeq,
+      claim.lastTimestamp,
+      header.maxRecordBytes,
+    );
+    if (d.status !== "ok" || d.type !== FRAME_SEAL || d.frameBytes !== sealBytes) {
+      const why = d.status === "bad" ? d.reason : "not a whole seal";
+      return bad(`seal invalid (${why})`, sealAt);
+    }
+    const seal = decodeSealPayload(frame.subarray(d.payloadStart, d.payloadEnd), sealBytes, {
+      firstSeq,
+      endSeq: claim.endSeq,
+      sealAt,
+      dataStart: header.dataStart,
+      baseTimestamp: header.baseTimestamp,
+    });
+    if (typeof seal === "string") return bad(seal, sealAt);
+    if (claim.endSeq > next.firstSeq || (expectedEnd !== null && claim.endSeq !== expectedEnd)) {
       return bad(
-        `seal invalid (${why}); the next segment starts at ${nextFirstSeq}`,
+        `ends at seq ${claim.endSeq}, but the next segment says the one before it ended at ${
+          expectedEnd ?? next.firstSeq
+        }: segments are missing or out of place`,
         sealAt,
-        nextFirstSeq,
+        claim.endSeq,
       );
     }
-    const index = decodeSealPayload(frame.subarray(d.payloadStart, d.payloadEnd), sealBytes, {
-      firstSeq,
-      endSeq: nextFirstSeq,
-      sealAt,
-    });
-    if (typeof index === "string") return bad(index, sealAt);
     return {
       kind: "sealed",
       firstSeq,
       path,
-      endSeq: nextFirstSeq,
-      index,
+      endSeq: claim.endSeq,
+      index: seal.index,
       bytes: size,
-      maxRecordBytes: h.header.maxRecordBytes,
+      maxRecordBytes: header.maxRecordBytes,
+      codec: codecFor(header),
+      dataStart: header.dataStart,
+      firstTimestamp: seal.firstTimestamp,
+      lastTimestamp: seal.lastTimestamp,
     };
   } finally {
     file.close();
   }
 }
 
-type NewestResult =
+/** The version 1 seal check: trailer, frame, index, and a seq equal to the chain's. */
+function checkSealV1(
+  file: PlatformFile,
+  size: number,
+  header: SegmentHeader,
+  path: string,
+  endSeq: number,
+  bad: (reason: string, offset: number, seq?: number) => CorruptionError,
+): SealedSegment | CorruptionError {
+  const trailer = new Uint8Array(4);
+  if (size < header.dataStart + MIN_SEAL_FRAME_BYTES_V1) return bad("no seal", size);
+  file.readAt(trailer, size - 4);
+  const sealBytes = readU32(trailer, 0);
+  const sealAt = size - sealBytes;
+  if (sealBytes < MIN_SEAL_FRAME_BYTES_V1 || sealBytes > maxSealFrameBytesV1(size)) {
+    return bad(`no seal (trailer says ${sealBytes} bytes)`, size);
+  }
+  if (sealAt < header.dataStart) return bad("no seal", size);
+  const frame = new Uint8Array(sealBytes);
+  file.readAt(frame, sealAt);
+  const codec = codecFor(header);
+  const d = codec.decode(frame, 0, sealBytes, endSeq, 0, header.maxRecordBytes);
+  if (d.status !== "ok" || d.type !== FRAME_SEAL) {
+    const why = d.status === "bad" ? d.reason : "not a seal";
+    return bad(`seal invalid (${why}); the next segment starts at ${endSeq}`, sealAt, endSeq);
+  }
+  const index = decodeSealPayloadV1(frame.subarray(d.payloadStart, d.payloadEnd), sealBytes, {
+    firstSeq: header.firstSeq,
+    endSeq,
+    sealAt,
+  });
+  if (typeof index === "string") return bad(index, sealAt);
+  return {
+    kind: "sealed",
+    firstSeq: header.firstSeq,
+    path,
+    endSeq,
+    index,
+    bytes: size,
+    maxRecordBytes: header.maxRecordBytes,
+    codec,
+    dataStart: header.dataStart,
+    firstTimestamp: 0,
+    lastTimestamp: d.timestamp,
+  };
+}
+
+/** What the newest segment recovers to: the writable one, or a sealed one (crash at rollover). */
+export type NewestResult =
   | { kind: "active"; active: Segment }
   | { kind: "sealed"; view: SealedSegment };
 
-/**
- * Recovers the newest segment; in repair mode, damage is set aside once and the segment scanned
- * again (a repaired segment holds only whole frames, so the second scan finds none).
- */
-async function recoverNewest(
-  platform: Platform,
-  path: string,
-  firstSeq: number,
-  opts: RecoverOptions,
-  report: OpenReport,
-): Promise<NewestResult> {
-  for (let repaired = false;; repaired = true) {
-    const r = await scanNewest(platform, path, firstSeq, opts, report);
-    if (r.kind !== "damage") return r;
-    if (!opts.repair || r.final || repaired) throw r.damage;
-    report.repaired.push(...await repairSegment(platform, path, firstSeq, r.damage, opts));
-  }
-}
-
-type ScanResult =
-  | NewestResult
-  /** `final`: never repaired (a well-formed header of another format version). */
-  | { kind: "damage"; damage: CorruptionError; final: boolean };
-
-/** Scans the newest segment: keeps whole frames, cuts a torn tail, reports damage. */
-async function scanNewest(
-  platform: Platform,
-  path: string,
-  firstSeq: number,
-  opts: RecoverOptions,
-  report: OpenReport,
-): Promise<ScanResult> {
-  const file = await platform.open(path, "append");
-  let keep = false;
-  try {
-    const size = file.size();
-    const h = decodeHeader(readHeader(file));
-    if (!h.ok || h.header.firstSeq !== firstSeq) {
-      // A header that never reached the disk: a short file, zeros (size grew, data lost), or a
-      // header torn into garbage with nothing after it. The header is synced before any frame is
-      // written, so a bad header followed by nothing but zeros holds no record.
-      // A well-formed header of another format version is never "torn": refuse, don't downgrade.
-      const foreign = !h.ok && h.foreignVersion !== undefined;
-      if (!foreign && (size < HEADER_BYTES || isZeroRange(file, HEADER_BYTES, size))) {
-        await rewriteHeader(file, firstSeq, opts.maxRecordBytes);
-        report.recreatedSegment = path;
-        keep = true;
-        return { kind: "active", active: adopt(platform, file, firstSeq, opts, HEADER_BYTES) };
-      }
-      const reason = h.ok ? "header first seq does not match the file name" : h.reason;
-      const damage = new CorruptionError({ message: `segment header: ${reason}`, path, offset: 0 });
-      return { kind: "damage", damage, final: foreign };
-    }
-    const max = h.header.maxRecordBytes;
-    const scanner = new FrameScanner(file, HEADER_BYTES, size, firstSeq, max);
-    const index = new SparseIndex();
-    let step = scanner.next();
-    let seal: { seq: number; end: number; index: SparseIndex } | null = null;
-    for (; step.kind === "frame"; step = scanner.next()) {
-      if (step.type === FRAME_SEAL) {
-        const idx = decodeSealPayload(step.payload, step.frameBytes, {
-          firstSeq,
-          endSeq: step.seq,
-          sealAt: step.offset,
-        });
-        if (typeof idx === "string") {
-          step = { kind: "bad", offset: step.offset, reason: idx };
-          break;
-        }
-        seal = { seq: step.seq, end: step.offset + step.frameBytes, index: idx };
-        step = scanner.next();
-        break;
-      }
-      const last = index.lastOffset;
-      if (last < 0 || step.offset - last >= INDEX_INTERVAL_BYTES) index.push(step.seq, step.offset);
-    }
-    const validEnd = seal ? seal.end : step.offset;
-    const nextSeq = seal ? seal.seq : scanner.expectedSeq;
-    if (step.kind !== "end") {
-      // Anything after a seal is a torn tail: the next segment was never created.
-      const verdict = seal
-        ? { kind: "torn" as const }
-        : judgeTail(file, validEnd, size, nextSeq, max);
-      if (verdict.kind === "damage") {
-        const reason = step.kind === "bad" ? step.reason : "truncated frame";
-        const damage = new CorruptionError({
-          message: `${reason}, followed by ${verdict.followedBy}`,
-          path,
-          offset: validEnd,
-          seq: nextSeq,
-        });
-        return { kind: "damage", damage, final: false };
-      }
-      file.truncate(validEnd);
-      report.truncatedBytes = size - validEnd;
-      report.truncatedAt = { path, offset: validEnd };
-      report.tornHole = verdict.kind === "hole";
-    }
-    await file.datasync();
-    if (seal) {
-      const view: SealedSegment = {
-        kind: "sealed",
-        firstSeq,
-        path,
-        endSeq: seal.seq,
-        index: seal.index,
-        bytes: validEnd,
-        maxRecordBytes: max,
-      };
-      return { kind: "sealed", view };
-    }
-    let cap = max;
-    if (nextSeq === firstSeq && max < opts.maxRecordBytes) {
-      // An empty segment whose header caps records below the current maxRecordBytes gets the new
-      // cap (a non-empty one is rolled over by the log when a record needs it).
-      await rewriteHeader(file, firstSeq, opts.maxRecordBytes);
-      cap = opts.maxRecordBytes;
-    }
-    keep = true;
-    // The segment keeps the cap its header was written with, whatever the current option says.
-    const active = adopt(platform, file, firstSeq, { ...opts, maxRecordBytes: cap }, validEnd, {
-      nextSeq,
-      index,
-    });
-    return { kind: "active", active };
-  } finally {
-    if (!keep) file.close();
-  }
-}
-
-/**
- * Rewrites the header of an empty newest segment in place, durably. Never unlink + create: the
- * name carries `firstSeq`, and if this is the only segment left (after retention), a crash in
- * between would restart the log at 0; interrupted here, a short or zeroed header is recreated under
- * the same name at the next open.
- */
-async function rewriteHeader(file: PlatformFile, firstSeq: number, maxRecordBytes: number) {
-  file.truncate(0);
-  file.write(encodeHeader({ firstSeq, maxRecordBytes }));
-  await file.datasync();
-}
-
-/** The recovered newest file as the writable segment. */
-function adopt(
-  platform: Platform,
-  file: PlatformFile,
-  firstSeq: number,
-  options: SegmentOptions,
-  flushedBytes: number,
-  scanned: { nextSeq: number; index: SparseIndex } = {
-    nextSeq: firstSeq,
-    index: new SparseIndex(),
-  },
-): Segment {
-  return Segment.recovered({ platform, file, firstSeq, options, flushedBytes, ...scanned });
-}
-
-function readHeader(file: PlatformFile): Uint8Array {
-  const head = new Uint8Array(HEADER_BYTES);
-  file.readAt(head, 0);
-  return head;
+/** What recovering the newest segment needs from the log. */
+export interface NewestContext {
+  /** The options. */
+  opts: RecoverOptions;
+  /** Filled in with what was found and done. */
+  report: OpenReport;
+  /** The log id check. */
+  ids: LogIdCheck;
+  /** Where the segment before it ended (null if it is the first). */
+  prev: PrevEnd | null;
 }

@@ -1,43 +1,41 @@
 /**
- * Repair mode (`repair: true`): a damaged segment keeps its whole frames before the damage under its
- * own name, its original bytes go to `<name>.broken[.n]`, and the segments after a damaged sealed
- * one are set aside. Every step is durable before the next, in an order where a crash at any point
- * loses nothing (RECOVERY.md, "Repair mode"):
- *
- * 1. the damaged original is copied to `.broken` (from here on its bytes survive whatever follows);
- * 2. the later segments are renamed to `.broken`, newest first (never a gap below one still there);
- * 3. the kept prefix is written as `<name>.repair`;
- * 4. which is renamed over the original (atomic: the name holds the original or the prefix).
- *
- * A crash before 4 leaves the original in place (damaged, or newest with its damage already saved),
- * and the next open decides again; a leftover `.repair` is removed by the next open.
+ * Repair mode (`repair: true`): a damaged segment is copied aside as `<name>.broken` (never
+ * deleted), its intact prefix is kept and sealed, the segments after it are set aside too, and the
+ * log goes on in a new segment whose first sequence number is past every seq the set-aside bytes
+ * could hold, so that no seq is ever given to two records (the header of the new segment declares
+ * the skipped range). The order of the steps makes a crash at any point safe: the damaged bytes
+ * are copied first, the new segment exists before anything leaves the log, and an interrupted
+ * repair is simply found and done again at the next open (see RECOVERY.md, "Repair mode").
  *
  * @example
  * ```ts
  * import { Store } from "@khipu/log";
  * import { SimPlatform } from "@khipu/log/testing";
  * const sim = new SimPlatform();
- * const store = await Store.open("/s", { platform: sim });
- * await (await store.log("l")).appendBatch(["a", "b", "c"]);
+ * sim.setFileBytes("/s/l/00000000000000000000.seg", new Uint8Array(200).fill(7)); // not a segment
+ * const store = await Store.open("/s", { platform: sim, repair: true });
+ * const log = await store.log("l");
+ * const { repaired, skippedSeqs } = log.openReport;
  * await store.close();
- * const path = "/s/l/00000000000000000000.seg";
- * const bytes = sim.fileBytes(path)!;
- * bytes[32 + 28 + 1 + 8] ^= 1; // one bit of record 1's header: valid frames follow
- * sim.setFileBytes(path, bytes);
- * const repaired = await Store.open("/s", { platform: sim, repair: true });
- * const log = await repaired.log("l");
- * if (log.nextSeq !== 1 || log.openReport.repaired[0].movedTo !== `${path}.broken`) throw new Error();
- * await repaired.close();
+ * if (repaired.length !== 1 || skippedSeqs === null) throw new Error("set aside, seqs skipped");
  * ```
  * @module
  */
-import type { KhipuError } from "./errors.ts";
+import type { CorruptionError } from "./errors.ts";
 import { createFileDurable, parentDir, renameDurable } from "./platform/durable.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
-import { decodeHeader, encodeHeader, HEADER_BYTES } from "./format/header.ts";
-import { FRAME_SEAL } from "./format/frame.ts";
+import { codecFor } from "./format/codec.ts";
+import { decodeHeader, type SegmentHeader } from "./format/header.ts";
+import { FRAME_RECORD, FRAME_SEAL, MIN_FRAME_BYTES } from "./format/frame.ts";
+import { INDEX_INTERVAL_BYTES } from "./format/limits.ts";
 import { FrameScanner, SCAN_CHUNK_BYTES } from "./format/scanner.ts";
-import { parseSegmentFileName } from "./segment.ts";
+import { encodeSealFrame } from "./format/seal.ts";
+import { SparseIndex } from "./format/sparse_index.ts";
+import { encodeSealFrame as encodeSealFrameV1 } from "./format/v1/seal.ts";
+import type { LogIdCheck, PrevEnd, RecoverOptions } from "./recovery.ts";
+import { readHeader } from "./recovery.ts";
+import { parseSegmentFileName, Segment } from "./segment.ts";
+import type { SealedSegment } from "./segment_view.ts";
 
 /** A damaged segment set aside by repair mode. */
 export interface RepairAction {
@@ -51,72 +49,178 @@ export interface RepairAction {
   reason: string;
 }
 
+/** What to repair. */
+export interface RepairTarget {
+  /** The damaged segment. */
+  path: string;
+  /** Its first sequence number (from its name). */
+  firstSeq: number;
+  /** What was found wrong. */
+  damage: CorruptionError;
+  /** Segments after it, which leave the log with it. */
+  later: readonly string[];
+  /** Where the segment before it ended (null if it is the first). */
+  prev: PrevEnd | null;
+  /** The log's identity. */
+  ids: LogIdCheck;
+  /** The log's options. */
+  opts: RecoverOptions;
+}
+
+/** What a repair did and left. */
+export interface RepairResult {
+  /** The files set aside. */
+  actions: RepairAction[];
+  /** The seqs the log now skips. */
+  skipped: { from: number; to: number };
+  /** The damaged segment's intact prefix, now sealed (null if it held no intact record). */
+  sealed: SealedSegment | null;
+  /** The new, empty segment the log goes on in. */
+  active: Segment;
+}
+
 /** Suffix of the temporary file a repair builds before renaming it over the damaged segment. */
 const REPAIR_SUFFIX = ".repair";
 
-/**
- * Repairs the segment at `path` (first sequence number `firstSeq`) for `damage`, setting `later`
- * segments aside too, in the crash-safe order of this module's documentation. `maxRecordBytes` caps
- * a fresh header when the old one is unreadable. Returns what it moved.
- *
- * @example
- * ```ts
- * import { repairSegment } from "./repair.ts";
- * import { CorruptionError } from "@khipu/log";
- * import { SimPlatform } from "@khipu/log/testing";
- * const sim = new SimPlatform();
- * await sim.mkdir("/l");
- * sim.setFileBytes("/l/00000000000000000000.seg", new Uint8Array(40).fill(9)); // no header at all
- * const damage = new CorruptionError({ message: "segment header: bad magic", path: "/l/00000000000000000000.seg", offset: 0 });
- * const moved = await repairSegment(sim, "/l/00000000000000000000.seg", 0, damage, { maxRecordBytes: 1024 });
- * if (moved.length !== 1 || sim.fileBytes("/l/00000000000000000000.seg")?.length !== 32) throw new Error();
- * ```
- */
-export async function repairSegment(
-  platform: Platform,
-  path: string,
-  firstSeq: number,
-  damage: KhipuError,
-  opts: { maxRecordBytes: number; fileMode?: number },
-  later: readonly string[] = [],
-): Promise<RepairAction[]> {
-  const moved: RepairAction[] = [];
-  const tmp = `${path}${REPAIR_SUFFIX}`;
-  const file = await platform.open(path, "read");
+/** Repairs the damaged segment `t.path` (see the module doc). */
+export async function repairSegment(platform: Platform, t: RepairTarget): Promise<RepairResult> {
+  const dir = parentDir(t.path);
+  const file = await platform.open(t.path, "read");
+  let prefix: Prefix | null;
+  let beyond: number;
+  const actions: RepairAction[] = [];
   try {
     const size = file.size();
-    const prefixEnd = validPrefixEnd(file, size, firstSeq);
-    const movedTo = await freeAsideName(platform, path);
-    await copyDurable(platform, file, size, movedTo, opts.fileMode);
-    moved.push({ path, movedTo, offset: damage.offset ?? 0, reason: damage.message });
-    for (const p of [...later].reverse()) {
-      const to = await freeAsideName(platform, p);
-      await renameDurable(platform, p, to);
-      moved.push({ path: p, movedTo: to, offset: 0, reason: "follows a damaged segment" });
+    prefix = intactPrefix(file, size, t.firstSeq);
+    // No record in the set-aside bytes can have a seq past this: every frame takes >= 7 bytes.
+    beyond = t.firstSeq + Math.ceil(size / MIN_FRAME_BYTES) + 1;
+    for (const p of t.later) {
+      const seq = parseSegmentFileName(p.slice(dir.length + 1)) ?? 0;
+      const s = await platform.stat(p);
+      beyond = Math.max(beyond, seq + Math.ceil((s?.size ?? 0) / MIN_FRAME_BYTES) + 1);
     }
-    await platform.remove(tmp);
-    if (prefixEnd > 0) await copyDurable(platform, file, prefixEnd, tmp, opts.fileMode);
-    else {
-      const header = encodeHeader({ firstSeq, maxRecordBytes: opts.maxRecordBytes });
-      (await createFileDurable(platform, tmp, header, opts.fileMode)).close();
+    const movedTo = await freeAsideName(platform, t.path);
+    await copyDurable(platform, file, size, movedTo, t.opts.fileMode);
+    actions.push({ path: t.path, movedTo, offset: t.damage.offset ?? 0, reason: t.damage.message });
+  } finally {
+    file.close();
+  }
+  const endSeq = prefix ? prefix.nextSeq : (t.prev?.endSeq ?? t.firstSeq);
+  const active = Segment.pending(platform, dir, {
+    firstSeq: beyond,
+    prevEndSeq: endSeq,
+    baseTimestamp: Math.max(Date.now(), prefix?.lastTimestamp ?? 0, t.prev?.lastTimestamp ?? 0),
+    log: t.ids.identity(),
+  }, t.opts);
+  // The new segment exists before anything leaves the log: a crash from here on leaves the damaged
+  // segment below it, found and repaired again, never a log that could reuse a seq.
+  await active.materialize();
+  for (const p of [...t.later].reverse()) {
+    const to = await freeAsideName(platform, p);
+    await renameDurable(platform, p, to);
+    actions.push({ path: p, movedTo: to, offset: 0, reason: "follows a damaged segment" });
+  }
+  const sealed = prefix ? await sealPrefix(platform, t.path, prefix, t) : null;
+  if (!prefix) {
+    await platform.unlink(t.path);
+    await platform.syncDir(dir);
+  }
+  return { actions, skipped: { from: endSeq, to: beyond }, sealed, active };
+}
+
+/** The whole, complete batches at the start of a damaged segment. */
+interface Prefix {
+  header: SegmentHeader;
+  end: number;
+  nextSeq: number;
+  firstTimestamp: number;
+  lastTimestamp: number;
+  index: SparseIndex;
+}
+
+/** The segment's records before the damage (null if its header is bad or it holds none). */
+function intactPrefix(file: PlatformFile, size: number, firstSeq: number): Prefix | null {
+  const h = decodeHeader(readHeader(file));
+  if (!h.ok || h.header.firstSeq !== firstSeq) return null;
+  const header = h.header;
+  const scanner = new FrameScanner(file, codecFor(header), {
+    start: header.dataStart,
+    limit: size,
+    seq: firstSeq,
+    timestamp: header.baseTimestamp,
+    maxPayload: header.maxRecordBytes,
+  });
+  const index = new SparseIndex();
+  let prevTimestamp = header.baseTimestamp;
+  let firstTimestamp = -1;
+  let kept: Prefix | null = null;
+  for (let step = scanner.next(); step.kind === "frame"; step = scanner.next()) {
+    if (step.type === FRAME_SEAL) break;
+    if (index.length === 0 || step.offset - index.lastOffset >= INDEX_INTERVAL_BYTES) {
+      index.push(step.seq, step.offset, header.version === 2 ? prevTimestamp : 0);
     }
+    if (firstTimestamp < 0) firstTimestamp = step.timestamp;
+    prevTimestamp = step.timestamp;
+    if (step.type === FRAME_RECORD || header.version === 1) {
+      kept = {
+        header,
+        end: step.offset + step.frameBytes,
+        nextSeq: step.seq + 1,
+        firstTimestamp,
+        lastTimestamp: step.timestamp,
+        index,
+      };
+    }
+  }
+  if (kept) {
+    let n = index.length;
+    while (n > 1 && index.offsetAt(n - 1) >= kept.end) n--;
+    index.truncate(n);
+  }
+  return kept;
+}
+
+/** Replaces the damaged segment by its intact prefix and a seal, through a `.repair` file. */
+async function sealPrefix(
+  platform: Platform,
+  path: string,
+  p: Prefix,
+  t: RepairTarget,
+): Promise<SealedSegment> {
+  const h = p.header;
+  const sealTime = Math.max(p.lastTimestamp, Date.now());
+  const seal = h.version === 1
+    ? encodeSealFrameV1(p.nextSeq, sealTime, p.index)
+    : encodeSealFrame({
+      idCrc: t.ids.identity().idCrc,
+      endSeq: p.nextSeq,
+      firstTimestamp: p.firstTimestamp,
+      lastTimestamp: p.lastTimestamp,
+      sealTimestamp: sealTime,
+      index: p.index,
+    });
+  const tmp = `${path}${REPAIR_SUFFIX}`;
+  await platform.remove(tmp);
+  const file = await platform.open(path, "read");
+  try {
+    await copyDurable(platform, file, p.end, tmp, t.opts.fileMode, seal);
   } finally {
     file.close();
   }
   await renameDurable(platform, tmp, path);
-  return moved;
-}
-
-/** End of the header and the whole record frames before the damage; 0 if the header is bad. */
-function validPrefixEnd(file: PlatformFile, size: number, firstSeq: number): number {
-  const head = new Uint8Array(HEADER_BYTES);
-  file.readAt(head, 0);
-  const h = decodeHeader(head);
-  if (!h.ok) return 0;
-  const scanner = new FrameScanner(file, HEADER_BYTES, size, firstSeq, h.header.maxRecordBytes);
-  let step = scanner.next();
-  while (step.kind === "frame" && step.type !== FRAME_SEAL) step = scanner.next();
-  return step.offset;
+  return {
+    kind: "sealed",
+    firstSeq: h.firstSeq,
+    path,
+    endSeq: p.nextSeq,
+    index: p.index,
+    bytes: p.end + seal.length,
+    maxRecordBytes: h.maxRecordBytes,
+    codec: codecFor(h),
+    dataStart: h.dataStart,
+    firstTimestamp: h.version === 1 ? 0 : p.firstTimestamp,
+    lastTimestamp: h.version === 1 ? sealTime : p.lastTimestamp,
+  };
 }
 
 /** The first of `<path>.broken`, `<path>.broken.1`, ... that does not exist. */
@@ -127,9 +231,8 @@ async function freeAsideName(platform: Platform, path: string): Promise<string> 
 }
 
 /**
- * Copies bytes `[0, end)` of `from` to the new file `to`, a chunk at a time (memory stays bounded
- * whatever the file's size), and makes it durable. A crash part-way leaves a partial copy under a
- * name recovery ignores, never a change to `from`.
+ * Copies `[0, end)` of `from` (then `tail`, if given) into a new file `to`, durably (file,
+ * fdatasync, directory), through a bounded buffer: never a whole segment in memory.
  */
 async function copyDurable(
   platform: Platform,
@@ -137,6 +240,7 @@ async function copyDurable(
   end: number,
   to: string,
   mode: number | undefined,
+  tail?: Uint8Array,
 ): Promise<void> {
   const chunk = new Uint8Array(Math.min(SCAN_CHUNK_BYTES, end));
   const first = from.readAt(chunk, 0);
@@ -148,6 +252,7 @@ async function copyDurable(
       out.write(chunk.subarray(0, n));
       at += n;
     }
+    if (tail) out.write(tail);
     await out.datasync();
   } finally {
     out.close();
@@ -155,19 +260,8 @@ async function copyDurable(
 }
 
 /**
- * Removes `<segment>.repair` files left by a repair a crash interrupted: never the only copy of
- * anything (the segment's own name holds the original or the finished repair), so always safe.
- *
- * @example
- * ```ts
- * import { removeStaleRepairFiles } from "./repair.ts";
- * import { SimPlatform } from "@khipu/log/testing";
- * const sim = new SimPlatform();
- * await sim.mkdir("/l");
- * sim.setFileBytes("/l/00000000000000000000.seg.repair", new Uint8Array(32));
- * await removeStaleRepairFiles(sim, "/l", await sim.readdir("/l"));
- * if ((await sim.readdir("/l")).length !== 0) throw new Error("left behind");
- * ```
+ * Removes `*.seg.repair` files an interrupted repair left behind (its damaged original is still
+ * in place, so the repair simply runs again).
  */
 export async function removeStaleRepairFiles(
   platform: Platform,

@@ -7,14 +7,17 @@
  * @example
  * ```ts
  * import { endSeqOf, liveView, readableEnd } from "./segment_view.ts";
- * import { Segment } from "./segment.ts";
+ * import { newLogId } from "./format/header.ts";
+ * import { logIdentity, Segment } from "./segment.ts";
  * import { SimPlatform } from "@khipu/log/testing";
- * const seg = Segment.pending(new SimPlatform(), "/log", 0, { bufferBytes: 4096, maxRecordBytes: 1024 });
- * const view = liveView(seg);
- * if (readableEnd(view) !== 32 || endSeqOf(view) !== null) throw new Error("an empty live segment");
+ * const start = { firstSeq: 0, prevEndSeq: 0, baseTimestamp: 0, log: logIdentity(newLogId()) };
+ * const opts = { bufferBytes: 4096, maxRecordBytes: 1024, segmentBytes: 4096 };
+ * const view = liveView(Segment.pending(new SimPlatform(), "/log", start, opts));
+ * if (readableEnd(view) !== 160 || endSeqOf(view) !== null) throw new Error("an empty live segment");
  * ```
  * @module
  */
+import { codecFor, type FrameCodec } from "./format/codec.ts";
 import type { SparseIndex } from "./format/sparse_index.ts";
 import type { Segment } from "./segment.ts";
 
@@ -28,6 +31,10 @@ interface ViewBase {
   readonly index: SparseIndex;
   /** Largest payload the segment's header allows: readers use it, never the current option. */
   readonly maxRecordBytes: number;
+  /** How its frames decode (its format version). */
+  readonly codec: FrameCodec;
+  /** Offset of its first frame. */
+  readonly dataStart: number;
 }
 
 /** A sealed segment: every record in it, its size and its index are fixed. */
@@ -38,6 +45,10 @@ export interface SealedSegment extends ViewBase {
   readonly endSeq: number;
   /** File size in bytes, seal included. */
   readonly bytes: number;
+  /** Timestamp of its first record (version 1: 0, unknown without a scan). */
+  readonly firstTimestamp: number;
+  /** Timestamp of its last record (version 1: the sealing time). */
+  readonly lastTimestamp: number;
 }
 
 /** The segment being written: its readable end is what the writer has flushed. */
@@ -70,8 +81,25 @@ export function liveView(writer: Segment): LiveSegment {
     path: writer.path,
     index: writer.index,
     maxRecordBytes: writer.maxRecordBytes,
+    codec: writerCodec(writer),
+    dataStart: writer.dataStart,
     writer,
   };
+}
+
+/** The codec of a segment this process writes (always the current version). */
+function writerCodec(writer: Segment): FrameCodec {
+  const s = writer.start;
+  return codecFor({
+    version: 2,
+    firstSeq: s.firstSeq,
+    maxRecordBytes: writer.maxRecordBytes,
+    dataStart: writer.dataStart,
+    logId: s.log.id,
+    prevEndSeq: s.prevEndSeq,
+    baseTimestamp: s.baseTimestamp,
+    indexCapacity: 0,
+  });
 }
 
 /**
@@ -99,8 +127,12 @@ export function sealedView(writer: Segment): SealedSegment {
     path: writer.path,
     index: writer.index,
     maxRecordBytes: writer.maxRecordBytes,
+    codec: writerCodec(writer),
+    dataStart: writer.dataStart,
     endSeq: writer.flushedSeq,
     bytes: writer.fileBytes,
+    firstTimestamp: writer.firstTimestamp ?? writer.start.baseTimestamp,
+    lastTimestamp: writer.flushedTimestamp,
   };
 }
 

@@ -12,7 +12,7 @@
  */
 import { InvalidArgumentError } from "./errors.ts";
 import type { Platform } from "./platform/types.ts";
-import { MAX_RECORD_BYTES } from "./format/frame.ts";
+import { MAX_RECORD_BYTES } from "./format/limits.ts";
 import { SyncPolicy } from "./sync_policy.ts";
 import { boolean, describeValue, options as checkOptions, wholeNumber } from "./validate.ts";
 

@@ -1,5 +1,5 @@
 /**
- * The torn-tail rule: after a crash, is the first invalid byte of the newest segment the start of
+ * The version 1 torn-tail rule: after a crash, is the first invalid byte of a v1 newest segment the start of
  * a **torn tail** (nothing valid follows: cut it), of a **lost write** (valid frames follow, but
  * what stands between is what a page the device never received leaves: cut it too), or **damage**
  * inside data that was written whole (refuse: cutting would drop acknowledged records)? The rules
@@ -19,8 +19,9 @@
  * @module
  */
 import type { PlatformFile } from "./platform/types.ts";
-import { FRAME_HEADER_BYTES } from "./format/frame.ts";
-import { findNextValidFrame, SCAN_CHUNK_BYTES } from "./format/scanner.ts";
+import { FRAME_HEADER_BYTES } from "./format/v1/frame.ts";
+import { SCAN_CHUNK_BYTES } from "./format/scanner.ts";
+import { findNextValidFrame } from "./format/v1/search.ts";
 
 /** Smallest unit a device loses in a power cut; a lost write reads back as zeroed sectors. */
 const SECTOR_BYTES = 512;

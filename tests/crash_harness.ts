@@ -5,7 +5,7 @@
  * A workload runs once against a {@linkcode SimPlatform}. After every platform call that changed
  * the simulated disk, the harness freezes the state together with what the workload had been
  * promised so far (appends resolved, syncs resolved, retention requested). Each frozen state is
- * then crashed in every {@linkcode CrashMode}, the store is reopened on the result, and the four
+ * then crashed in every {@linkcode CrashMode}, the store is reopened on the result, and the six
  * properties below are checked:
  *
  * 1. `Store.open` and `store.log(name)` succeed;
@@ -15,7 +15,15 @@
  * 3. the records present are a contiguous run `[first, end)` of what was appended, byte for byte,
  *    with `first` 0 unless `truncateBefore` was called (then at most the highest point asked for),
  *    and `end` never below a record that had to survive (sequence numbers are never reused);
- * 4. the reopened log accepts new appends, and after `sync()` they survive a second crash.
+ * 4. the reopened log accepts new appends, and after `sync()` they survive a second crash;
+ * 5. batches are atomic: of every `appendBatch` the workload issued, the records present are all
+ *    of it or none of it (only retention may remove a batch's first records). Each batch member
+ *    says which batch it belongs to: its payload starts with {@linkcode BATCH_TAG_BYTES} bytes,
+ *    `"khipuBAT"`, then the batch id, the record's index in the batch and the batch's size (u32
+ *    little-endian each; see {@linkcode batchTag}), so the check reads identities from the bytes
+ *    recovered, not from their positions;
+ * 6. timestamps never go backwards: each record's timestamp is at least the one before it, across
+ *    the workload's reopens and the appends after recovery too, and none is before the run began.
  *
  * A non-mutating call (a read, a stat) leaves the disk as the previous call left it, so crashing
  * after it would repeat the previous state: those calls are counted but not re-explored.
@@ -46,6 +54,65 @@ const SEEDED_MODES: ReadonlySet<CrashMode> = new Set(["prefix", "subset", "torn"
 /** Where the simulated store lives. */
 export const DIR = "/khipu/store";
 
+/** The first bytes of every batch member's payload; then batch id, index and size (u32 LE). */
+const BATCH_MAGIC = new TextEncoder().encode("khipuBAT");
+/** Length of the identity that starts every batch member's payload. */
+export const BATCH_TAG_BYTES: number = BATCH_MAGIC.length + 12;
+
+/** Which batch a record belongs to, read from its payload. */
+export interface BatchTag {
+  /** The batch, numbered from 1 in the order the workload issued batches (all logs together). */
+  id: number;
+  /** The record's place in its batch, from 0. */
+  index: number;
+  /** How many records the batch has. */
+  size: number;
+}
+
+/** `body` prefixed with the identity of record `index` of batch `id` of `size` records. */
+function withBatchTag(tag: BatchTag, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(BATCH_TAG_BYTES + body.length);
+  out.set(BATCH_MAGIC);
+  const v = new DataView(out.buffer);
+  v.setUint32(BATCH_MAGIC.length, tag.id, true);
+  v.setUint32(BATCH_MAGIC.length + 4, tag.index, true);
+  v.setUint32(BATCH_MAGIC.length + 8, tag.size, true);
+  out.set(body, BATCH_TAG_BYTES);
+  return out;
+}
+
+/**
+ * The batch identity a payload starts with, or null for a record appended on its own (its random
+ * bytes start with the 8-byte magic with probability 2^-64, and the seeded generator would repeat
+ * such a collision on every run, so it could not come and go).
+ *
+ * @example
+ * ```ts
+ * import { batchTag } from "./crash_harness.ts";
+ * if (batchTag(new Uint8Array(3)) !== null) throw new Error("a single append has no tag");
+ * ```
+ */
+export function batchTag(data: Uint8Array): BatchTag | null {
+  if (data.length < BATCH_TAG_BYTES) return null;
+  for (let i = 0; i < BATCH_MAGIC.length; i++) if (data[i] !== BATCH_MAGIC[i]) return null;
+  const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  return {
+    id: v.getUint32(BATCH_MAGIC.length, true),
+    index: v.getUint32(BATCH_MAGIC.length + 4, true),
+    size: v.getUint32(BATCH_MAGIC.length + 8, true),
+  };
+}
+
+/** One `appendBatch` the workload issued. */
+interface BatchModel {
+  id: number;
+  /** The sequence number its first record was given (the model's index). */
+  first: number;
+  size: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
 /** What the workload was promised for one log, at one instant. */
 interface LogPromise {
   /** Appends called so far (records 0..attempted-1 may exist). */
@@ -56,6 +123,8 @@ interface LogPromise {
   syncCovered: number;
   /** The highest `truncateBefore` point called so far (0 if none). */
   truncCalled: number;
+  /** How many entries of the model's `batches` list existed (batches issued so far). */
+  batches: number;
 }
 
 /** Everything the workload did to one log. */
@@ -63,6 +132,8 @@ class LogModel {
   readonly data: Uint8Array[] = [];
   /** Sequence numbers of resolved appends, in resolution order. */
   readonly resolved: number[] = [];
+  /** Every `appendBatch` issued on this log, in call order. */
+  readonly batches: BatchModel[] = [];
   syncCovered = 0;
   truncCalled = 0;
 
@@ -72,6 +143,7 @@ class LogModel {
       resolvedLen: this.resolved.length,
       syncCovered: this.syncCovered,
       truncCalled: this.truncCalled,
+      batches: this.batches.length,
     };
   }
 }
@@ -89,6 +161,9 @@ export class Ctx {
   private logs: Map<string, Log> = new Map();
   readonly sim: SimPlatform;
   readonly opts: StoreOpts;
+  /** `Date.now()` when the run began: no record's timestamp may be older (property 6). */
+  readonly started: number = Date.now();
+  private nextBatchId = 1;
 
   constructor(sim: SimPlatform, opts: StoreOpts, seed: number) {
     this.sim = sim;
@@ -119,6 +194,18 @@ export class Ctx {
     return out;
   }
 
+  /** Random payload of `min..max` bytes. */
+  sized(min: number, max: number): Uint8Array {
+    const out = new Uint8Array(min + Math.floor(this.rnd() * (max - min + 1)));
+    for (let i = 0; i < out.length; i++) out[i] = Math.floor(this.rnd() * 256);
+    return out;
+  }
+
+  /** `count` random payloads of `min..max` bytes each (a batch's bodies). */
+  many(count: number, min: number, max: number): Uint8Array[] {
+    return Array.from({ length: count }, () => this.sized(min, max));
+  }
+
   private track(name: string, p: Promise<number>, idx: number): Promise<number> {
     const m = this.models.get(name)!;
     return p.then((seq) => {
@@ -136,11 +223,20 @@ export class Ctx {
     return await this.track(name, log.append(data), idx);
   }
 
-  async appendBatch(name: string, items: Uint8Array[]): Promise<number[]> {
+  /**
+   * Appends `bodies` as one batch; each record's payload is its body prefixed with its batch
+   * identity ({@linkcode BATCH_TAG_BYTES} bytes: magic, batch id, index, batch size).
+   */
+  async appendBatch(name: string, bodies: Uint8Array[]): Promise<number[]> {
     const log = await this.log(name);
     const m = this.models.get(name)!;
     const first = m.data.length;
+    const batch: BatchModel = { id: this.nextBatchId++, first, size: bodies.length };
+    const items = bodies.map((b, index) =>
+      withBatchTag({ id: batch.id, index, size: batch.size }, b)
+    );
     m.data.push(...items);
+    m.batches.push(batch);
     const seqs = await log.appendBatch(items);
     seqs.forEach((s, i) => {
       if (s !== first + i) this.errors.push(`${name}: batch #${first + i} resolved with seq ${s}`);
@@ -203,6 +299,10 @@ export interface Workload {
   name: string;
   opts: StoreOpts;
   run(ctx: Ctx): Promise<void>;
+  /** Why this workload cannot run on this code (it is then skipped, with the reason), or null. */
+  unavailable?(): string | null;
+  /** Something worth printing about how it runs on this code (once per process), or null. */
+  note?(): Promise<string | null>;
 }
 
 const always = (segmentBytes: number, bufferBytes?: number): StoreOpts => ({
@@ -215,6 +315,63 @@ const everyN = (n: number, segmentBytes: number, bufferBytes?: number): StoreOpt
   lossBound: n,
   open: () => ({ syncPolicy: SyncPolicy.everyN(n), segmentBytes, bufferBytes }),
 });
+/**
+ * `SyncPolicy.everyN(n, { maxDelayMs })`, called without the type checker knowing the option
+ * (the code under test may predate it): throws whatever `everyN` throws.
+ */
+function everyNWithDelay(n: number, maxDelayMs: number): SyncPolicy {
+  const make = SyncPolicy as unknown as {
+    everyN(n: number, o: { maxDelayMs: number }): SyncPolicy;
+  };
+  return make.everyN(n, { maxDelayMs });
+}
+const everyNDelay = (
+  n: number,
+  maxDelayMs: number,
+  segmentBytes: number,
+  bufferBytes?: number,
+): StoreOpts => ({
+  policy: `everyN(${n}, ${maxDelayMs}ms)`,
+  lossBound: n,
+  open: () => ({ syncPolicy: everyNWithDelay(n, maxDelayMs), segmentBytes, bufferBytes }),
+});
+/** Null if `everyN(n, { maxDelayMs })` can be built, else why the workload is skipped. */
+function everyNDelayUnavailable(): string | null {
+  try {
+    everyNWithDelay(2, 5);
+    return null;
+  } catch (err) {
+    return `SyncPolicy.everyN(2, { maxDelayMs: 5 }) threw ${describeErr(err)}; ` +
+      `skipped until everyN's maxDelayMs lands`;
+  }
+}
+/**
+ * Whether the time trigger acts: one append under `everyN(4, { maxDelayMs: 5 })`, then 50 ms of
+ * quiet, must see an fdatasync. Older code accepts the option and ignores it (the workload then
+ * still checks everyN(4)'s loss bound, but not the timer's fdatasyncs).
+ */
+async function everyNDelayNote(): Promise<string | null> {
+  const sim = new SimPlatform();
+  const store = await Store.open("/probe", {
+    platform: sim,
+    syncPolicy: everyNWithDelay(4, 5),
+    segmentBytes: 4096,
+  });
+  try {
+    const log = await store.log("p");
+    let syncs = 0;
+    sim.onCall = (c) => {
+      if (c.op === "datasync" || c.op === "sync") syncs++;
+    };
+    await log.append(new Uint8Array(1));
+    await sleep(50);
+    sim.onCall = undefined;
+    return syncs > 0 ? null : "maxDelayMs accepted but no fdatasync came 50 ms after an append: " +
+      "this code ignores it (only the count trigger is exercised)";
+  } finally {
+    await store.close();
+  }
+}
 const osManaged = (segmentBytes: number, bufferBytes?: number): StoreOpts => ({
   policy: "osManaged()",
   lossBound: 0,
@@ -362,6 +519,88 @@ export const WORKLOADS: readonly Workload[] = [
       await c.close();
     },
   },
+  {
+    name: "always-batch-pages",
+    opts: always(32768, 4096),
+    async run(c) {
+      await c.open();
+      for (let i = 0; i < 3; i++) await c.append("a", c.payload(200));
+      // 100 records of 100-300 bytes (about 23 KiB): one writev of six 4 KiB buffer chunks, over
+      // six pages and dozens of sectors.
+      await c.appendBatch("a", c.many(100, 100 - BATCH_TAG_BYTES, 300 - BATCH_TAG_BYTES));
+      // A batch whose middle record is larger than a page and than the buffer.
+      await c.appendBatch("a", [c.sized(10, 60), c.sized(4200, 6000), c.sized(10, 60)]);
+      // Batches issued concurrently with single appends (group commit): the batch after the
+      // large one no longer fits the segment, so one flush spans a rollover.
+      await Promise.all([
+        c.append("a", c.payload(300)),
+        c.appendBatch("a", c.many(12, 80, 280)),
+        c.append("a", c.payload(300)),
+        c.appendBatch("a", [c.sized(4100, 4600)]),
+        c.append("a", c.payload(300)),
+        c.appendBatch("a", c.many(5, 80, 280)),
+      ]);
+      await c.close();
+    },
+  },
+  {
+    name: "everyN-batch-rollover",
+    opts: everyN(4, 8192, 2048),
+    async run(c) {
+      await c.open();
+      for (let i = 0; i < 5; i++) await c.append("r", c.payload(300));
+      // 100 records of 100-300 bytes across three 8 KiB segments: several writes, seals and
+      // segment creations inside one batch.
+      await c.appendBatch("r", c.many(100, 100 - BATCH_TAG_BYTES, 300 - BATCH_TAG_BYTES));
+      await c.appendBatch("r", [c.sized(10, 60), c.sized(4200, 6000), c.sized(10, 60)]);
+      // Under everyN(4) a batch of up to 3 records may resolve before an fdatasync; concurrent
+      // single appends share the allowance.
+      await Promise.all([
+        c.append("r", c.payload(200)),
+        c.appendBatch("r", c.many(3, 20, 200)),
+        c.append("r", c.payload(200)),
+        c.appendBatch("r", c.many(9, 80, 280)),
+        c.append("r", c.payload(200)),
+      ]);
+      await c.reopen();
+      await c.appendBatch("r", c.many(2, 20, 200));
+      await c.append("r", c.payload(200));
+      await c.appendBatch("r", c.many(12, 80, 280));
+      await c.close();
+    },
+  },
+  {
+    name: "everyN-maxDelay",
+    opts: everyNDelay(4, 5, 4096, 1024),
+    unavailable: everyNDelayUnavailable,
+    note: everyNDelayNote,
+    async run(c) {
+      // The timer's fdatasyncs are made to fall in quiet gaps (sleeps of several maxDelayMs, with
+      // at most 3 records appended before each), so the call sequence does not depend on timing.
+      await c.open();
+      for (let round = 0; round < 4; round++) {
+        const ps: Promise<unknown>[] = [];
+        for (let i = 0; i <= round % 3; i++) ps.push(c.append("d", c.payload(500)));
+        await Promise.all(ps);
+        await sleep(15);
+      }
+      await c.appendBatch("d", c.many(3, 20, 400));
+      await sleep(15);
+      // The count trigger: more than n-1 records at once.
+      await Promise.all([
+        c.append("d", c.payload(300)),
+        c.appendBatch("d", c.many(12, 80, 280)),
+        c.append("d", c.payload(300)),
+      ]);
+      await c.appendBatch("d", [c.sized(10, 60), c.sized(4200, 5000)]);
+      await c.reopen();
+      await c.append("d", c.payload(300));
+      await c.appendBatch("d", c.many(2, 20, 300));
+      await sleep(15);
+      await c.append("d", c.payload(300));
+      await c.close();
+    },
+  },
 ];
 
 /** One frozen crash point. */
@@ -396,6 +635,10 @@ export interface RunResult {
   /** Extra states: a second crash at each call of the recovery of a crash state. */
   recoveryStates: number;
   violations: Violation[];
+  /** Set when the workload could not run on this code (then nothing was explored). */
+  skipped?: string;
+  /** The workload's note on how it ran on this code, if any. */
+  note?: string;
 }
 
 /** Knobs of {@linkcode runWorkload}. */
@@ -412,6 +655,12 @@ export interface RunOptions {
   maxViolations?: number;
   /** Also crash after every call of each recovery and check again (default true). */
   recoveryCrashes?: boolean;
+  /**
+   * Check property 5, batch atomicity (default true). Off, a torn batch passes as long as it
+   * leaves a contiguous prefix (as properties 2-3 allow): to check the other properties on code
+   * whose batches are not atomic.
+   */
+  batchAtomicity?: boolean;
   /** Print every check. */
   verbose?: (line: string) => void;
 }
@@ -456,6 +705,22 @@ export async function runWorkload(
   const modes = o.modes ?? CRASH_MODES;
   const seeds = o.seedsPerMode ?? 2;
   const maxViolations = o.maxViolations ?? 20;
+  const why = w.unavailable?.() ?? null;
+  if (why !== null) {
+    return {
+      workload: w.name,
+      seed,
+      calls: 0,
+      crashPoints: 0,
+      generated: 0,
+      states: 0,
+      distinct: 0,
+      recoveryStates: 0,
+      violations: [],
+      skipped: why,
+    };
+  }
+  const note = await noteOf(w);
   const sim = new SimPlatform();
   const ctx = new Ctx(sim, w.opts, seed);
   const points: Point[] = [];
@@ -481,7 +746,9 @@ export async function runWorkload(
     distinct: 0,
     recoveryStates: 0,
     violations: [],
+    ...(note === null ? {} : { note }),
   };
+  const checks: Checks = { batchAtomicity: o.batchAtomicity ?? true };
   try {
     await w.run(ctx);
   } catch (err) {
@@ -526,6 +793,7 @@ export async function runWorkload(
           mode,
           crashSeed,
           o.recoveryCrashes ?? true,
+          checks,
         );
         result.recoveryStates += nested;
         o.verbose?.(
@@ -551,19 +819,43 @@ export async function runWorkload(
   return result;
 }
 
+/** Each workload's note, computed once per process. */
+const notes = new Map<string, Promise<string | null>>();
+function noteOf(w: Workload): Promise<string | null> {
+  if (!w.note) return Promise.resolve(null);
+  let n = notes.get(w.name);
+  if (!n) {
+    n = w.note().catch((err) => `its probe failed: ${describeErr(err)}`);
+    notes.set(w.name, n);
+  }
+  return n;
+}
+
+/** Which optional properties a run checks. */
+interface Checks {
+  batchAtomicity: boolean;
+}
+
+/** One record read back. */
+interface FoundRecord {
+  seq: number;
+  timestamp: number;
+  data: Uint8Array;
+}
+
 /** What a reopened log holds. */
 interface Found {
   first: number;
   end: number;
-  records: { seq: number; data: Uint8Array }[];
+  records: FoundRecord[];
 }
 
 async function readAll(log: Log): Promise<Found> {
   const first = log.firstSeq;
   const end = log.nextSeq;
-  const records: { seq: number; data: Uint8Array }[] = [];
+  const records: FoundRecord[] = [];
   for await (const r of log.read({ from: first })) {
-    records.push({ seq: r.seq, data: r.data.slice() });
+    records.push({ seq: r.seq, timestamp: r.timestamp, data: r.data.slice() });
   }
   return { first, end, records };
 }
@@ -575,6 +867,7 @@ async function recoverAndCheck(
   ctx: Ctx,
   pt: Point,
   mode: CrashMode,
+  checks: Checks,
 ): Promise<{ store: Store; found: Map<string, Found> } | string> {
   let store: Store;
   try {
@@ -593,7 +886,7 @@ async function recoverAndCheck(
         return `property 1: store.log(${name}) failed: ${describeErr(err)}`;
       }
       const f = await readAll(log);
-      const bad = checkLog(name, f, ctx.models.get(name)!, promised, w.opts, mode);
+      const bad = checkLog(name, f, ctx, promised, w.opts, mode, checks);
       if (bad) return bad;
       found.set(name, f);
     }
@@ -618,6 +911,7 @@ async function checkState(
   mode: CrashMode,
   crashSeed: number,
   recoveryCrashes: boolean,
+  checks: Checks,
 ): Promise<{ msg: string | null; nested: number }> {
   const during: SimSnapshot[] = [];
   if (recoveryCrashes) {
@@ -625,7 +919,7 @@ async function checkState(
       if (c.mutates) during.push(fs.freeze());
     };
   }
-  const r = await recoverAndCheck(fs, w, ctx, pt, mode);
+  const r = await recoverAndCheck(fs, w, ctx, pt, mode, checks);
   fs.onCall = undefined;
   if (typeof r === "string") return { msg: r, nested: 0 };
   const { store, found } = r;
@@ -674,6 +968,9 @@ async function checkState(
             return { msg, nested: 0 };
           }
         }
+        // Property 6 again, now across the reopen of the recovery and the appends after it.
+        const ts = checkTimestamps(name, g.records, ctx.started, "after the second crash");
+        if (ts) return { msg: ts, nested: 0 };
       }
     } finally {
       await store2.close().catch(() => {});
@@ -687,7 +984,7 @@ async function checkState(
   // the next open must still satisfy properties 1-3.
   for (let i = 0; i < during.length; i++) {
     const fs3 = during[i].crash(mode, mix(crashSeed, 3, i));
-    const r3 = await recoverAndCheck(fs3, w, ctx, pt, mode);
+    const r3 = await recoverAndCheck(fs3, w, ctx, pt, mode, checks);
     if (typeof r3 === "string") {
       const msg = `a crash after recovery call ${i + 1}/${during.length} ` +
         `[${fs3.lastCrash?.detail}], then: ${r3}`;
@@ -701,11 +998,13 @@ async function checkState(
 function checkLog(
   name: string,
   f: Found,
-  m: LogModel,
+  ctx: Ctx,
   p: LogPromise,
   opts: StoreOpts,
   mode: CrashMode,
+  checks: Checks,
 ): string | null {
+  const m = ctx.models.get(name)!;
   const { first, end, records } = f;
   // Property 3: a contiguous run, byte-identical to what was appended, no phantoms.
   if (records.length !== end - first) {
@@ -745,6 +1044,83 @@ function checkLog(
     const unsyncedMissing = resolved.filter((s) => s >= end && s >= p.syncCovered).length;
     if (unsyncedMissing > opts.lossBound - 1) {
       return `property 2: ${name} lost ${unsyncedMissing} resolved records under ${opts.policy}`;
+    }
+  }
+  if (checks.batchAtomicity) {
+    const bad = checkBatches(name, f, m, p);
+    if (bad) return bad;
+  }
+  return checkTimestamps(name, records, ctx.started, "after recovery");
+}
+
+/**
+ * Property 5: of every batch issued before the crash, the records present are all of it or none
+ * of it. Members are recognised by the identity in their payload. Retention deletes whole
+ * segments below a point, so a batch may lose its first records that way; then its first record
+ * present must be the log's first, and the rest of the batch must follow it.
+ */
+function checkBatches(name: string, f: Found, m: LogModel, p: LogPromise): string | null {
+  const issued = new Map<number, BatchModel>();
+  for (const b of m.batches.slice(0, p.batches)) issued.set(b.id, b);
+  const present = new Map<number, { tag: BatchTag; at: number }[]>();
+  f.records.forEach((r, at) => {
+    const tag = batchTag(r.data);
+    if (!tag) return;
+    const b = issued.get(tag.id);
+    if (!b) return; // not a batch of this log issued by then: property 3 reports it as a phantom
+    let list = present.get(tag.id);
+    if (!list) present.set(tag.id, list = []);
+    list.push({ tag, at });
+  });
+  const resolved = new Set(m.resolved.slice(0, p.resolvedLen));
+  for (const [id, list] of present) {
+    const b = issued.get(id)!;
+    const acked = resolved.has(b.first + b.size - 1) ? "acknowledged" : "not acknowledged";
+    const where = `${name} batch ${id} (${b.size} records, seqs ${b.first}..${
+      b.first + b.size - 1
+    }, ${acked})`;
+    const j = list[0].tag.index;
+    for (let k = 0; k < list.length; k++) {
+      const { tag, at } = list[k];
+      if (tag.size !== b.size || tag.index !== j + k || at !== list[0].at + k) {
+        return `property 5: ${where}: record ${f.records[at].seq} claims index ${tag.index} of ` +
+          `${tag.size}; the batch's records are not in one run, in order`;
+      }
+    }
+    if (j > 0 && !(list[0].at === 0 && p.truncCalled > 0)) {
+      return `property 5: ${where} is torn: its first ${j} records are missing but ` +
+        `${list.length} are present (seqs ${f.records[list[0].at].seq}..), and retention did ` +
+        `not remove them: a power cut must leave all of a batch or none of it`;
+    }
+    if (j + list.length !== b.size) {
+      return `property 5: ${where} is torn: ${list.length} of its ${b.size - j} records ` +
+        `present (indices ${j}..${j + list.length - 1}); a power cut must leave all of a batch ` +
+        `or none of it`;
+    }
+  }
+  return null;
+}
+
+/**
+ * Property 6: timestamps never go backwards along the log, and none predates the run (a record's
+ * timestamp is when it was appended).
+ */
+function checkTimestamps(
+  name: string,
+  records: readonly FoundRecord[],
+  started: number,
+  when: string,
+): string | null {
+  const latest = Date.now() + 60_000;
+  for (let i = 0; i < records.length; i++) {
+    const { seq, timestamp } = records[i];
+    if (!(timestamp >= started && timestamp <= latest)) {
+      return `property 6: ${name} record ${seq} has timestamp ${timestamp}, outside the run ` +
+        `(${started}..${latest}) ${when}`;
+    }
+    if (i > 0 && timestamp < records[i - 1].timestamp) {
+      return `property 6: ${name} timestamps go backwards ${when}: record ${seq} has ` +
+        `${timestamp}, record ${records[i - 1].seq} before it ${records[i - 1].timestamp}`;
     }
   }
   return null;

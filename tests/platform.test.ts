@@ -214,7 +214,7 @@ for (const platform of await adapters()) {
       assert.equal(f.readAt(new Uint8Array(4), 11), 0, "0 at end of file");
       f.truncate(5);
       assert.equal(f.size(), 5);
-      f.write(enc.encode("!")); // O_APPEND: lands at the new end, not at the read position
+      f.write(enc.encode("!")); // lands at the new end, not at the read position
       f.close();
       f.close(); // idempotent
       assert.equal(readFileSync(path, "utf8"), "hello!");
@@ -234,6 +234,116 @@ for (const platform of await adapters()) {
       r.close();
     });
 
+    it("writeAt overwrites in place and past the end (a zero gap); write() still appends at the end", async () => {
+      const path = `${dir}/at.seg`;
+      const f = await platform.open(path, "createExclusive");
+      f.write(enc.encode("hello world"));
+      f.writeAt(enc.encode("J"), 0);
+      f.writeAt(enc.encode("W"), 6);
+      assert.equal(f.size(), 11, "an overwrite does not grow the file");
+      f.write(enc.encode("!")); // at 11, not after the last writeAt
+      f.writeAt(enc.encode("#"), 16);
+      assert.equal(f.size(), 17);
+      f.write(enc.encode("$")); // the end moved past the gap
+      const buf = new Uint8Array(18);
+      assert.equal(f.readAt(buf, 0), 18);
+      assert.equal(new TextDecoder().decode(buf.subarray(0, 12)), "Jello World!");
+      assert.deepEqual([...buf.subarray(12, 16)], [0, 0, 0, 0], "the gap reads as zeros");
+      assert.equal(new TextDecoder().decode(buf.subarray(16)), "#$");
+      f.writeAt(enc.encode("j"), 0); // a read in between moves nothing either
+      f.write(enc.encode("%"));
+      f.truncate(5);
+      f.write(enc.encode("?")); // the truncated length is the end
+      f.writeAt(enc.encode("@"), 8);
+      f.write(enc.encode("*"));
+      f.close();
+      assert.equal(readFileSync(path, "latin1"), "jello?\0\0@*");
+      // A reopened file appends at its size then, and writes at an offset still go in place.
+      const g = await platform.open(path, "append");
+      g.write(enc.encode("+"));
+      g.writeAt(enc.encode("H"), 0);
+      g.close();
+      assert.equal(readFileSync(path, "latin1"), "Hello?\0\0@*+");
+    });
+
+    it("writevAt writes its chunks as one write at the offset, even over 1024 chunks", async () => {
+      const path = `${dir}/atv.seg`;
+      const f = await platform.open(path, "createExclusive");
+      f.write(new Uint8Array(10).fill(1));
+      f.writevAt([new Uint8Array([2, 2]), new Uint8Array(0), new Uint8Array([3])], 4);
+      assert.equal(f.size(), 10);
+      f.writevAt([new Uint8Array([4]), new Uint8Array([5, 5])], 9); // over the end
+      assert.equal(f.size(), 12);
+      // more chunks than one writev takes (IOV_MAX): the offset must carry on across calls
+      const many = Array.from({ length: 1500 }, (_, i) => new Uint8Array([i % 251]));
+      f.writevAt(many, 20);
+      f.writev([new Uint8Array([6]), new Uint8Array([7])]); // appends at 1520
+      f.close();
+      const got = readFileSync(path);
+      assert.deepEqual([...got.subarray(0, 12)], [1, 1, 1, 1, 2, 2, 3, 1, 1, 4, 5, 5]);
+      assert.deepEqual([...got.subarray(12, 20)], new Array(8).fill(0));
+      assert.deepEqual([...got.subarray(20, 1520)], many.map((c) => c[0]));
+      assert.deepEqual([...got.subarray(1520)], [6, 7]);
+    });
+
+    it("writeAt past 4 GiB (a sparse file), then write() appends after it", {
+      skip: !posix && "a sparse file needs no 4 GiB of disk on POSIX file systems only",
+    }, async () => {
+      const path = `${dir}/far.seg`;
+      const far = 2 ** 32 + 3; // past every int32/uint32 offset path
+      const f = await platform.open(path, "createExclusive");
+      try {
+        f.writeAt(enc.encode("far"), far);
+        f.write(enc.encode("!"));
+        assert.equal(f.size(), far + 4);
+        const buf = new Uint8Array(6);
+        assert.equal(f.readAt(buf, far - 1), 5);
+        assert.deepEqual([...buf.subarray(0, 5)], [0, ...enc.encode("far!")]);
+      } finally {
+        f.truncate(0);
+        f.close();
+      }
+    });
+
+    it("writeAt and writevAt refuse a read-only file, a bad offset and a closed file", async () => {
+      const path = `${dir}/ro-at`;
+      const w = await platform.open(path, "createExclusive");
+      w.write(enc.encode("keep"));
+      for (const bad of [-1, 0.5, NaN, 2 ** 53]) {
+        const e = await rejectsWith(() => w.writeAt(enc.encode("x"), bad), "IO", path);
+        assert.equal((e as IoError).osCode, "EINVAL");
+        await rejectsWith(() => w.writevAt([enc.encode("x")], bad), "IO", path);
+      }
+      w.close();
+      const r = await platform.open(path, "read");
+      try {
+        const e = await rejectsWith(() => r.writeAt(enc.encode("X"), 0), "IO", path);
+        assert.equal((e as IoError).osCode, "EBADF", e.message);
+        await rejectsWith(() => r.writevAt([enc.encode("X"), enc.encode("Y")], 1), "IO", path);
+        await rejectsWith(() => r.write(enc.encode("X")), "IO", path);
+      } finally {
+        r.close();
+      }
+      assert.equal(readFileSync(path, "utf8"), "keep");
+      assert.throws(() => r.writeAt(enc.encode("X"), 0), ClosedError);
+      assert.throws(() => r.writevAt([enc.encode("X")], 0), ClosedError);
+    });
+
+    it("the recording wrapper passes writeAt and writevAt through with size and offset", async () => {
+      const rec = recordingPlatform(platform);
+      const path = `${dir}/rec-at.seg`;
+      const f = await rec.open(path, "createExclusive");
+      f.writeAt(enc.encode("abc"), 2);
+      f.writevAt([enc.encode("d"), enc.encode("ef")], 0);
+      f.close();
+      const at = rec.calls.filter((c) => c.op === "writeAt" || c.op === "writevAt");
+      assert.deepEqual(at.map((c) => [c.op, c.bytes, c.position, c.outcome]), [
+        ["writeAt", 3, 2, "ok"],
+        ["writevAt", 3, 0, "ok"],
+      ]);
+      assert.equal(readFileSync(path, "utf8"), "defbc");
+    });
+
     it("a closed file throws ClosedError on every method", async () => {
       const f = await platform.open(`${dir}/c.seg`, "createExclusive");
       f.close();
@@ -244,6 +354,8 @@ for (const platform of await adapters()) {
           () => f.readAt(new Uint8Array(1), 0),
           () => f.size(),
           () => f.truncate(0),
+          () => f.writeAt(new Uint8Array(1), 0),
+          () => f.writevAt([new Uint8Array(1)], 0),
         ]
       ) assert.throws(call, ClosedError);
       await assert.rejects(f.datasync(), ClosedError);

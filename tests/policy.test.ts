@@ -5,7 +5,14 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { IoError, type Log, PoisonedError, Store, SyncPolicy } from "../mod.ts";
+import {
+  InvalidArgumentError,
+  IoError,
+  type Log,
+  PoisonedError,
+  Store,
+  SyncPolicy,
+} from "../mod.ts";
 import { recordingPlatform } from "../src/testing/recording.ts";
 import { SimPlatform, type SimSnapshot } from "../src/testing/sim.ts";
 import { FaultyPlatform } from "../src/testing/faulty.ts";
@@ -21,6 +28,10 @@ function payload(): Uint8Array {
 }
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Waits until no appended record waits for an fdatasync, for at most 5 s (a generous bound). */
+async function untilClean(log: Log): Promise<void> {
+  for (let waited = 0; log.dirty && waited < 5000; waited += 5) await sleep(5);
+}
 
 const real = realDisk("policy");
 
@@ -79,30 +90,38 @@ for (const backend of ["sim", "disk"] as const) {
       await store.close();
     });
 
-    it("everyN(8): at most 7 resolved records are ever not covered by an fdatasync", async () => {
-      const { store, log, obs } = await observed(backend, SyncPolicy.everyN(8));
-      const n = await workload(log, obs);
-      const v = obs.verdicts();
-      assert.equal(v.length, n);
-      assert.deepEqual(v.filter((x) => !x.written), [], "resolved before it was written");
-      const max = obs.maxUncovered();
-      assert.ok(max <= 7, `${max} resolved records were not covered by an fdatasync at once`);
-      assert.ok(max >= 1, "everyN(8) never let an append resolve before its fdatasync");
-      // The 20-record batch cannot fit the window: it resolves only once covered.
-      const batch = v.slice(-20);
-      assert.deepEqual(batch.filter((x) => !x.covered).map((x) => x.seq), []);
-      await store.close();
-    });
+    // With a long maxDelayMs the timer never fires here: the count bound alone must hold.
+    for (const policy of [SyncPolicy.everyN(8), SyncPolicy.everyN(8, { maxDelayMs: 60_000 })]) {
+      it(`${policy}: at most 7 resolved records are ever not covered by an fdatasync`, async () => {
+        const { store, log, obs } = await observed(backend, policy);
+        const n = await workload(log, obs);
+        const v = obs.verdicts();
+        assert.equal(v.length, n);
+        assert.deepEqual(v.filter((x) => !x.written), [], "resolved before it was written");
+        const max = obs.maxUncovered();
+        assert.ok(max <= 7, `${max} resolved records were not covered by an fdatasync at once`);
+        assert.ok(max >= 1, `${policy} never let an append resolve before its fdatasync`);
+        // The 20-record batch cannot fit the window: it resolves only once covered.
+        const batch = v.slice(-20);
+        assert.deepEqual(batch.filter((x) => !x.covered).map((x) => x.seq), []);
+        await store.close();
+      });
+    }
 
-    it("everyN(64): a sequential loop issues one fdatasync per 64 appends", async () => {
-      const { store, log, obs } = await observed(backend, SyncPolicy.everyN(64));
-      for (let i = 0; i < 640; i++) await obs.track(log.append(payload()));
-      const syncs = obs.recordSyncs();
-      assert.ok(syncs >= 9 && syncs <= 11, `expected ~10 fdatasyncs for 640 appends, got ${syncs}`);
-      assert.ok(obs.maxUncovered() <= 63);
-      assert.deepEqual(obs.verdicts().filter((x) => !x.written), []);
-      await store.close();
-    });
+    for (const policy of [SyncPolicy.everyN(64), SyncPolicy.everyN(64, { maxDelayMs: 60_000 })]) {
+      it(`${policy}: a sequential loop issues one fdatasync per 64 appends`, async () => {
+        const { store, log, obs } = await observed(backend, policy);
+        for (let i = 0; i < 640; i++) await obs.track(log.append(payload()));
+        const syncs = obs.recordSyncs();
+        assert.ok(
+          syncs >= 9 && syncs <= 11,
+          `expected ~10 fdatasyncs for 640 appends, got ${syncs}`,
+        );
+        assert.ok(obs.maxUncovered() <= 63);
+        assert.deepEqual(obs.verdicts().filter((x) => !x.written), []);
+        await store.close();
+      });
+    }
 
     it("osManaged(): written before resolving, no fdatasync until sync(), then all covered", async () => {
       const { rec, store, log, obs } = await observed(backend, SyncPolicy.osManaged());
@@ -133,6 +152,7 @@ for (const backend of ["sim", "disk"] as const) {
       const policies = [
         SyncPolicy.always(),
         SyncPolicy.everyN(8),
+        SyncPolicy.everyN(8, { maxDelayMs: 5 }),
         SyncPolicy.interval(10_000),
         SyncPolicy.osManaged(),
       ];
@@ -174,6 +194,69 @@ for (const backend of ["sim", "disk"] as const) {
       obs.note(more);
       assert.deepEqual(obs.verdicts().slice(-30).filter((x) => !x.covered), []);
       await store.close();
+    });
+
+    it("everyN(1000, { maxDelayMs: 20 }): a lone append is fdatasynced with no further appends", async () => {
+      const policy = SyncPolicy.everyN(1000, { maxDelayMs: 20 });
+      const { store, log, obs } = await observed(backend, policy);
+      const seq = await obs.track(log.append(payload()));
+      const first = obs.verdicts()[0];
+      assert.equal(first.written, true);
+      assert.equal(first.covered, false, "resolved only after an fdatasync (the count is 1000)");
+      assert.equal(log.dirty, true);
+      // Far below the count: only the timer can sync it (wait up to 5 s).
+      await untilClean(log);
+      assert.equal(log.dirty, false, "the lone append was never fdatasynced");
+      obs.note([seq]);
+      assert.equal(obs.verdicts().at(-1)!.covered, true);
+      const syncs = obs.recordSyncs();
+      assert.equal(syncs, 1);
+      await sleep(100); // five delays: nothing is unsynced, so no timer and no fdatasync
+      assert.equal(obs.recordSyncs(), syncs);
+      // A burst resolves at once (page cache) and one timer covers all of it.
+      const more = await Promise.all(range(30).map(() => obs.track(log.append(payload()))));
+      const burst = obs.verdicts().slice(-30);
+      assert.deepEqual(burst.filter((x) => !x.written), []);
+      assert.ok(burst.some((x) => !x.covered), "the burst waited for an fdatasync");
+      await untilClean(log);
+      obs.note(more);
+      assert.deepEqual(obs.verdicts().slice(-30).filter((x) => !x.covered), []);
+      const after = obs.recordSyncs() - syncs;
+      assert.ok(after >= 1 && after <= 2, `30 concurrent appends took ${after} fdatasyncs`);
+      assert.ok(obs.maxUncovered() <= 999);
+      await store.close();
+    });
+
+    it("everyN(1000, { maxDelayMs: 20 }): under a trickle far below the count, the timer syncs", async () => {
+      const policy = SyncPolicy.everyN(1000, { maxDelayMs: 20 });
+      const { store, log, obs } = await observed(backend, policy);
+      // 60 appends, one per >= 5 ms: at least 300 ms, fifteen delays, and never 1000 records.
+      for (let i = 0; i < 60; i++) {
+        await obs.track(log.append(payload()));
+        await sleep(5);
+      }
+      // The first record's timer was due long before the trickle's last sleeps.
+      obs.note([0]);
+      assert.equal(obs.verdicts().at(-1)!.covered, true, "the first record waited for the count");
+      assert.ok(obs.recordSyncs() >= 1);
+      await untilClean(log);
+      assert.equal(log.dirty, false);
+      obs.note(range(60));
+      assert.deepEqual(obs.verdicts().slice(-60).filter((x) => !x.covered), []);
+      await store.close();
+    });
+
+    it("everyN(1000, { maxDelayMs: 50 }): close() fdatasyncs and clears the timer", async () => {
+      const policy = SyncPolicy.everyN(1000, { maxDelayMs: 50 });
+      const { rec, store, log, obs } = await observed(backend, policy);
+      const seq = await obs.track(log.append(payload()));
+      assert.equal(obs.verdicts()[0].covered, false);
+      await store.close();
+      obs.note([seq]);
+      assert.equal(obs.verdicts().at(-1)!.covered, true, "close() did not fdatasync");
+      const calls = rec.calls.length;
+      await sleep(150); // three delays
+      assert.equal(rec.calls.length, calls, "the timer ran after close()");
     });
   });
 }
@@ -219,21 +302,39 @@ describe("sync policies observed as what survives a power cut (simulator)", () =
     await store.close();
   });
 
-  it("everyN(8): a power cut loses at most 7 resolved records; a process crash loses none", async () => {
-    const { sim, store, log } = await simStore(SyncPolicy.everyN(8));
-    let lostMax = 0;
-    for (let i = 0; i < 40; i++) {
-      await log.append(payload());
-      const cut = await survivors(sim.crash("none"));
-      assert.deepEqual(cut, range(cut.length));
-      lostMax = Math.max(lostMax, i + 1 - cut.length);
-      assert.ok(
-        i + 1 - cut.length <= 7,
-        `after append ${i} a power cut lost ${i + 1 - cut.length}`,
-      );
-      assert.deepEqual(await survivors(sim.crash("all")), range(i + 1));
-    }
-    assert.equal(lostMax, 7, "everyN(8) should let exactly 7 resolved records wait for a sync");
+  for (const policy of [SyncPolicy.everyN(8), SyncPolicy.everyN(8, { maxDelayMs: 60_000 })]) {
+    it(`${policy}: a power cut loses at most 7 resolved records; a process crash loses none`, async () => {
+      const { sim, store, log } = await simStore(policy);
+      let lostMax = 0;
+      for (let i = 0; i < 40; i++) {
+        await log.append(payload());
+        const cut = await survivors(sim.crash("none"));
+        assert.deepEqual(cut, range(cut.length));
+        lostMax = Math.max(lostMax, i + 1 - cut.length);
+        assert.ok(
+          i + 1 - cut.length <= 7,
+          `after append ${i} a power cut lost ${i + 1 - cut.length}`,
+        );
+        assert.deepEqual(await survivors(sim.crash("all")), range(i + 1));
+      }
+      assert.equal(lostMax, 7, `${policy} should let exactly 7 resolved records wait for a sync`);
+      await store.close();
+    });
+  }
+
+  it("everyN(1000, { maxDelayMs: 10 }): the timer makes the last append durable with no further calls", async () => {
+    const { sim, store, log } = await simStore(SyncPolicy.everyN(1000, { maxDelayMs: 10 }));
+    await log.append(payload());
+    await log.append(payload());
+    assert.deepEqual(await survivors(sim.crash("none")), []);
+    assert.deepEqual(await survivors(sim.crash("all")), [0, 1]);
+    await untilClean(log);
+    assert.deepEqual(await survivors(sim.crash("none")), [0, 1]);
+    // Again, after the timer was cleared: a new unsynced append arms a new one.
+    await log.append(payload());
+    assert.deepEqual(await survivors(sim.crash("none")), [0, 1]);
+    await untilClean(log);
+    assert.deepEqual(await survivors(sim.crash("none")), [0, 1, 2]);
     await store.close();
   });
 
@@ -341,6 +442,22 @@ describe("an fdatasync failure poisons the log", () => {
     await store.close().catch(() => {});
   });
 
+  it("everyN(1000, { maxDelayMs: 5 }): a failed timer fdatasync poisons the log with nobody waiting", async () => {
+    const { faulty, rec, store, log } = await faultyStore(
+      SyncPolicy.everyN(1000, { maxDelayMs: 5 }),
+    );
+    faulty.inject({ op: "datasync", times: Infinity });
+    await log.append("resolved before the sync");
+    const before = rec.count("datasync");
+    for (let waited = 0; faulty.injected.length === 0 && waited < 5000; waited += 5) await sleep(5);
+    assert.equal(faulty.injected.length, 1, "the timer never tried to fdatasync");
+    await assert.rejects(log.append("after"), assertPoisoned);
+    await sleep(30);
+    assert.equal(rec.count("datasync") - before, 1, "the timer retried the failed fdatasync");
+    assert.equal((await readAll(log))[0].text, "resolved before the sync");
+    await store.close().catch(() => {});
+  });
+
   it("a failed fdatasync while sealing a segment at rollover poisons the log", async () => {
     const { faulty, rec, store, log } = await faultyStore(SyncPolicy.osManaged(), 4096);
     await log.append(new Uint8Array(3000));
@@ -351,5 +468,112 @@ describe("an fdatasync failure poisons the log", () => {
     assert.equal(rec.count("datasync") - before, 1);
     assert.equal((await readAll(log)).length, 1);
     await store.close().catch(() => {});
+  });
+});
+
+// ---- everyN(n, { maxDelayMs }): construction, checks, descriptions ----
+
+function assertInvalid(f: () => unknown, text: string): void {
+  assert.throws(f, (err: unknown) => {
+    assert.ok(err instanceof InvalidArgumentError, `expected InvalidArgumentError, got ${err}`);
+    assert.ok(err.message.includes(text), `${JSON.stringify(err.message)} lacks ${text}`);
+    return true;
+  });
+}
+
+describe("SyncPolicy.everyN(n, { maxDelayMs })", () => {
+  it("exposes n, maxDelayMs and the count bound", () => {
+    const p = SyncPolicy.everyN(64, { maxDelayMs: 20 });
+    assert.equal(p.kind, "everyN");
+    assert.equal(p.n, 64);
+    assert.equal(p.maxDelayMs, 20);
+    assert.equal(p.maxUnsyncedRecords, 63);
+    assert.equal(p.ms, 0);
+    for (const q of [SyncPolicy.interval(10), SyncPolicy.osManaged(), SyncPolicy.always()]) {
+      assert.equal(q.maxDelayMs, Infinity, `${q}`);
+    }
+    assert.equal(SyncPolicy.everyN().maxDelayMs, Infinity);
+  });
+
+  it("without maxDelayMs it is everyN(n) as before", () => {
+    for (
+      const p of [
+        SyncPolicy.everyN(64),
+        SyncPolicy.everyN(64, {}),
+        SyncPolicy.everyN(64, undefined),
+        SyncPolicy.everyN(64, { maxDelayMs: undefined }),
+      ]
+    ) {
+      assert.equal(p.kind, "everyN");
+      assert.equal(p.maxDelayMs, Infinity);
+      assert.equal(`${p}`, "everyN(64)");
+      assert.equal(p.maxLossOnPowerCut(), "at most 63 resolved records");
+    }
+  });
+
+  it("toString and maxLossOnPowerCut", () => {
+    const p = SyncPolicy.everyN(64, { maxDelayMs: 20 });
+    assert.equal(p.toString(), "everyN(64, { maxDelayMs: 20 })");
+    assert.equal(
+      p.maxLossOnPowerCut(),
+      "at most 63 resolved records, none resolved more than max(20 ms, one fdatasync) before " +
+        "the last fdatasync started",
+    );
+    assert.equal(`${SyncPolicy.everyN(2, { maxDelayMs: 1 })}`, "everyN(2, { maxDelayMs: 1 })");
+  });
+
+  it("everyN(1, { maxDelayMs }) is always()", () => {
+    const p = SyncPolicy.everyN(1, { maxDelayMs: 20 });
+    assert.equal(p.kind, "always");
+    assert.equal(p.n, 1);
+    assert.equal(p.maxDelayMs, Infinity);
+    assert.equal(p.maxUnsyncedRecords, 0);
+    assert.equal(`${p}`, "always()");
+    assert.equal(p.maxLossOnPowerCut(), "nothing that resolved");
+    // Its options are still checked.
+    assertInvalid(() => SyncPolicy.everyN(1, { maxDelayMs: 0 }), "maxDelayMs");
+  });
+
+  it("accepts 1 to 2^31 - 1 ms (the longest timer delay)", () => {
+    assert.equal(SyncPolicy.everyN(8, { maxDelayMs: 1 }).maxDelayMs, 1);
+    assert.equal(SyncPolicy.everyN(8, { maxDelayMs: 2 ** 31 - 1 }).maxDelayMs, 2 ** 31 - 1);
+  });
+
+  it("refuses a maxDelayMs that is not a whole number in [1, 2^31 - 1]", () => {
+    const bad: unknown[] = [0, -1, 2 ** 31, 1.5, NaN, Infinity, "20", null, 20n, true];
+    for (const v of bad) {
+      assertInvalid(
+        () => SyncPolicy.everyN(8, { maxDelayMs: v as number }),
+        "everyN: maxDelayMs must be a whole number in [1, 2147483647]",
+      );
+    }
+    assertInvalid(() => SyncPolicy.everyN(8, { maxDelayMs: "20" as never }), '"20" (a string)');
+  });
+
+  it("refuses unknown option keys and an options value that is not an object", () => {
+    assertInvalid(
+      () => SyncPolicy.everyN(8, { maxdelayms: 20 } as never),
+      'everyN options: unknown option "maxdelayms" (did you mean "maxDelayMs"?)',
+    );
+    assertInvalid(
+      () => SyncPolicy.everyN(8, { maxDelayMs: 20, ms: 5 } as never),
+      'unknown option "ms" (known: maxDelayMs)',
+    );
+    for (const v of [null, 20, "20", [20]]) {
+      assertInvalid(() => SyncPolicy.everyN(8, v as never), "everyN options must be an object");
+    }
+  });
+
+  it("still checks n first", () => {
+    assertInvalid(() => SyncPolicy.everyN(0, { maxDelayMs: 20 }), "everyN(n)");
+    assertInvalid(() => SyncPolicy.everyN(1.5, { maxDelayMs: 20 }), "everyN(n)");
+  });
+
+  it("is accepted by Store.open", async () => {
+    const policy = SyncPolicy.everyN(16, { maxDelayMs: 20 });
+    const store = await Store.open("/s", { platform: new SimPlatform(), syncPolicy: policy });
+    const log = await store.log("ev");
+    await log.append("x");
+    await store.close();
   });
 });

@@ -396,6 +396,225 @@ describe("crash modes", () => {
   });
 });
 
+describe("positional writes (writeAt, writevAt) and crashes over old bytes", () => {
+  const OLD = 0xaa;
+
+  /** A durable `/d/f` of `length` bytes of 0xaa (a preallocated segment), open read-write. */
+  async function preallocated(length: number) {
+    const sim = new SimPlatform();
+    await mkdirDurable(sim, "/d");
+    const f = await createFileDurable(sim, "/d/f", bytes(length, OLD));
+    return { sim, f };
+  }
+
+  /** The bytes after applying `writes` in order to `base` (a gap past the end reads as zeros). */
+  function applied(base: Uint8Array, writes: ReadonlyArray<{ off: number; data: Uint8Array }>) {
+    let out = base.slice();
+    for (const w of writes) {
+      const end = w.off + w.data.length;
+      if (end > out.length) {
+        const grown = new Uint8Array(end);
+        grown.set(out);
+        out = grown;
+      }
+      out.set(w.data, w.off);
+    }
+    return out;
+  }
+
+  it("writeAt overwrites in place, extends past the end with a zero gap; write() appends at the end", async () => {
+    const { sim, f } = await setup();
+    f.write(new Uint8Array([1, 2, 3, 4]));
+    f.writeAt(new Uint8Array([9]), 1);
+    assert.equal(f.size(), 4);
+    f.writeAt(new Uint8Array([7]), 6);
+    assert.equal(f.size(), 7);
+    f.write(new Uint8Array([8]));
+    f.writevAt([new Uint8Array([5]), new Uint8Array(0), new Uint8Array([6])], 2);
+    f.writev([new Uint8Array([10]), new Uint8Array([11])]);
+    assert.deepEqual(sim.fileBytes("/d/f"), new Uint8Array([1, 9, 5, 6, 0, 0, 7, 8, 10, 11]));
+    f.truncate(3);
+    f.write(new Uint8Array([12])); // the end is the truncated length
+    assert.deepEqual(sim.fileBytes("/d/f"), new Uint8Array([1, 9, 5, 12]));
+    await f.datasync();
+    assert.deepEqual(sim.crash("none").fileBytes("/d/f"), new Uint8Array([1, 9, 5, 12]));
+  });
+
+  it("one writevAt is one write operation; empty writes record nothing", async () => {
+    const seen: string[] = [];
+    const { sim, f } = await setup();
+    sim.onCall = (c) => seen.push(`${c.op} ${c.mutates}`);
+    const before = sim.pendingCount;
+    f.writevAt([bytes(3, 1), bytes(3, 2)], 0);
+    assert.equal(sim.pendingCount, before + 1);
+    f.writeAt(new Uint8Array(0), 100); // a 0-byte pwrite neither writes nor extends
+    f.writevAt([], 50);
+    assert.equal(sim.pendingCount, before + 1);
+    assert.deepEqual(seen, ["writevAt true", "writeAt false", "writevAt false"]);
+    assert.equal(f.size(), 6);
+  });
+
+  it("refuses a read-only file (EBADF), a bad position (EINVAL) and a closed file", async () => {
+    const { sim, f } = await setup();
+    f.write(bytes(4, 1));
+    const r = await sim.open("/d/f", "read");
+    const isIo = (code: string) => (e: unknown) => e instanceof IoError && e.osCode === code;
+    assert.throws(() => r.writeAt(bytes(1, 2), 0), isIo("EBADF"));
+    assert.throws(() => r.writevAt([bytes(1, 2)], 0), isIo("EBADF"));
+    for (const bad of [-1, 1.5, NaN, Infinity, 2 ** 53]) {
+      assert.throws(() => f.writeAt(bytes(1, 2), bad), isIo("EINVAL"), String(bad));
+      assert.throws(() => f.writevAt([bytes(1, 2)], bad), isIo("EINVAL"), String(bad));
+    }
+    assert.deepEqual(sim.fileBytes("/d/f"), bytes(4, 1));
+    r.close();
+    assert.throws(() => r.writeAt(bytes(1, 2), 0), { code: "CLOSED" });
+    assert.throws(() => r.writevAt([bytes(1, 2)], -1), { code: "CLOSED" });
+  });
+
+  it("every mode keeps the durable bytes, and never zeroes (or garbles) old data", async () => {
+    const LEN = 3 * 4096;
+    const { sim, f } = await preallocated(LEN);
+    const writes = [
+      { off: 1000, data: bytes(5000, 0xbb) }, // across the page boundary at 4096
+      { off: 8000, data: concat(bytes(500, 0xcc), bytes(500, 0xcd)) }, // one writevAt
+      { off: 12000, data: bytes(1000, 0xdd) }, // straddles the old end, 12288
+      { off: 13000, data: bytes(200, 0xee) }, // write(): at the end
+      { off: 2000, data: bytes(100, 0xbf) }, // overwrites the first write's bytes
+    ];
+    f.writeAt(writes[0].data, writes[0].off);
+    f.writevAt([bytes(500, 0xcc), bytes(500, 0xcd)], 8000);
+    f.writeAt(writes[2].data, writes[2].off);
+    f.write(writes[3].data);
+    f.writeAt(writes[4].data, writes[4].off);
+    const durable = bytes(LEN, OLD);
+    const cache = sim.fileBytes("/d/f")!;
+    assert.deepEqual(cache, applied(durable, writes));
+    const prefixes = writes.map((_, k) => applied(durable, writes.slice(0, k))).concat([cache]);
+    /** Every value byte `i` held: the old one (or a zero past the old end), then each write's. */
+    const held = (i: number) => prefixes.map((p) => p[i] ?? 0);
+    for (const mode of CRASH_MODES) {
+      for (let seed = 0; seed < 60; seed++) {
+        const fs = sim.crash(mode, seed);
+        const got = fs.fileBytes("/d/f")!;
+        const at = `${mode}/${seed} ${fs.lastCrash!.detail}`;
+        assert.ok(got.length >= LEN, `${at}: shorter than its durable length (${got.length})`);
+        for (let i = 0; i < LEN; i++) {
+          if (!held(i).includes(got[i])) {
+            assert.fail(`${at}: byte ${i} is ${got[i]}, neither old nor ever written there`);
+          }
+        }
+        // Past the old end: what was written, or zeros (a torn garbage tail may be anything).
+        const garbage = mode === "torn" && fs.lastCrash!.detail.includes("tail=garbage");
+        for (let i = LEN; i < got.length && !garbage; i++) {
+          if (!held(i).includes(got[i])) assert.fail(`${at}: byte ${i} is ${got[i]}`);
+        }
+        if (mode === "none") assert.deepEqual(got, durable, at);
+        if (mode === "all" || mode === "emptyCreate" || mode === "undoDirOps") {
+          assert.deepEqual(got, cache, at);
+        }
+        if (mode === "prefix") assert.ok(prefixes.some((p) => equal(p, got)), at);
+      }
+    }
+  });
+
+  it("subset: each page is its old bytes plus some prefix of its own writes", async () => {
+    const LEN = 3 * 4096;
+    const { sim, f } = await preallocated(LEN);
+    const writes = [
+      { off: 3000, data: bytes(2000, 1) }, // pages 0 and 1
+      { off: 4500, data: bytes(4000, 2) }, // pages 1 and 2
+      { off: 3500, data: bytes(100, 3) }, // page 0 again
+      { off: 12000, data: bytes(500, 4) }, // page 2, and page 3 past the old end
+    ];
+    for (const w of writes) f.writeAt(w.data, w.off);
+    const durable = bytes(LEN, OLD);
+    let reordered = false;
+    for (let seed = 0; seed < 300; seed++) {
+      const got = sim.crash("subset", seed).fileBytes("/d/f")!;
+      for (let page = 0; page * 4096 < got.length; page++) {
+        const [from, to] = [page * 4096, Math.min(got.length, (page + 1) * 4096)];
+        const mine = writes.filter((w) =>
+          w.off < (page + 1) * 4096 && w.off + w.data.length > from
+        );
+        const states = mine.map((_, k) => applied(durable, mine.slice(0, k)))
+          .concat([applied(durable, mine)])
+          .map((s) => {
+            const page = new Uint8Array(to - from); // zeros past the end of the state
+            page.set(s.subarray(from, Math.min(to, s.length)));
+            return page;
+          });
+        const seen = got.subarray(from, to);
+        assert.ok(states.some((s) => equal(s, seen)), `seed ${seed} page ${page}`);
+      }
+      // write 2 reached page 2 while write 1 (before it) did not reach page 0
+      if (got[4000] === OLD && got[8300] === 2) reordered = true;
+    }
+    assert.ok(reordered, "no seed wrote a later page back before an earlier one");
+  });
+
+  it("torn: a torn overwrite keeps the old bytes past the tear, whatever the tail", async () => {
+    const { sim, f } = await preallocated(8192);
+    f.writeAt(bytes(4900, 0xbb), 100); // [100, 5000), inside the file
+    const tails = new Set<string>();
+    for (let seed = 0; seed < 200; seed++) {
+      const fs = sim.crash("torn", seed);
+      const got = fs.fileBytes("/d/f")!;
+      const m = /sector=(\d+) at=(\d+) tail=(\w+)/.exec(fs.lastCrash!.detail)!;
+      const [sector, at, tail] = [Number(m[1]), Number(m[2]), m[3]];
+      tails.add(tail);
+      assert.ok(at === 100 || at % sector === 0, fs.lastCrash!.detail);
+      assert.equal(got.length, 8192, fs.lastCrash!.detail);
+      assert.ok(got.subarray(0, 100).every((b) => b === OLD));
+      assert.ok(got.subarray(100, at).every((b) => b === 0xbb));
+      assert.ok(got.subarray(at).every((b) => b === OLD), `seed ${seed}: ${fs.lastCrash!.detail}`);
+    }
+    assert.deepEqual([...tails].sort(), ["cut", "garbage", "zeros"]);
+  });
+
+  it("torn: an overwrite that extends the file tears old bytes inside, the tail only past the end", async () => {
+    const { sim, f } = await preallocated(8192);
+    f.writeAt(bytes(2000, 0xcc), 7000); // [7000, 9000): 1192 old bytes, 808 new
+    for (let seed = 0; seed < 200; seed++) {
+      const fs = sim.crash("torn", seed);
+      const got = fs.fileBytes("/d/f")!;
+      const [, at, tail] = /at=(\d+) tail=(\w+)/.exec(fs.lastCrash!.detail)!;
+      const cut = Number(at);
+      const why = `seed ${seed}: ${fs.lastCrash!.detail}`;
+      assert.ok(got.subarray(0, 7000).every((b) => b === OLD), why);
+      assert.ok(got.subarray(7000, cut).every((b) => b === 0xcc), why);
+      assert.ok(got.subarray(cut, 8192).every((b) => b === OLD), why);
+      assert.equal(got.length, tail === "cut" ? Math.max(8192, cut) : 9000, why);
+      if (tail === "zeros") assert.ok(got.subarray(Math.max(8192, cut)).every((b) => b === 0), why);
+    }
+  });
+
+  it("zeros: a lost overwrite keeps the old bytes; only bytes past the old end become 0x00", async () => {
+    const { sim, f } = await preallocated(4000);
+    f.writeAt(bytes(1000, 0xbb), 1000); // write 0: inside
+    f.write(bytes(1000, 0xcc)); // write 1: [4000, 5000), extends
+    f.writeAt(bytes(1000, 0xdd), 3500); // write 2: [3500, 4500), over old bytes and write 1's
+    const expected = [
+      // from write 0 on, every write is lost: the extension reads as zeros, the old bytes stay
+      concat(bytes(4000, OLD), bytes(1000, 0)),
+      concat(bytes(1000, OLD), bytes(1000, 0xbb), bytes(2000, OLD), bytes(1000, 0)),
+      concat(bytes(1000, OLD), bytes(1000, 0xbb), bytes(2000, OLD), bytes(1000, 0xcc)),
+    ];
+    const froms = new Set<number>();
+    for (let seed = 0; seed < 100; seed++) {
+      const fs = sim.crash("zeros", seed);
+      const from = Number(/zerosFromWrite=(\d+)/.exec(fs.lastCrash!.detail)![1]);
+      froms.add(from);
+      assert.deepEqual(fs.fileBytes("/d/f"), expected[from], fs.lastCrash!.detail);
+    }
+    assert.deepEqual([...froms].sort(), [0, 1, 2]);
+  });
+});
+
+/** Byte-wise equality (assert.deepEqual without throwing). */
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 describe("FaultyPlatform", () => {
   it("raises typed errors: EIO and ENOSPC on write, with partial bytes written", async () => {
     const sim = new SimPlatform();
@@ -433,6 +652,28 @@ describe("FaultyPlatform", () => {
     await assert.rejects(p.syncDir("/d"), { code: "IO" });
     await p.rename("/d/f", "/d/g"); // rules are spent
     assert.ok(await p.stat("/d/g"));
+  });
+
+  it("writeAt and writevAt fail by their own names, with partial bytes at the position", async () => {
+    const sim = new SimPlatform();
+    sim.setFileBytes("/f", bytes(10, 1));
+    const p = new FaultyPlatform(sim, [{ op: ["write", "writev"], times: Infinity }]);
+    const f = await p.open("/f", "append");
+    f.writeAt(bytes(2, 2), 0); // a rule for the appends does not fire on positional writes
+    f.writevAt([bytes(1, 3)], 9);
+    p.clear();
+    p.inject({ op: "writeAt", code: "ENOSPC", partial: 3 });
+    p.inject({ op: "writevAt", partial: 4 });
+    assert.throws(() => f.writeAt(bytes(5, 4), 4), NoSpaceError);
+    assert.throws(() => f.writevAt([bytes(2, 5), bytes(4, 6)], 8), (e) => e instanceof IoError);
+    assert.deepEqual(sim.fileBytes("/f"), new Uint8Array([2, 2, 1, 1, 4, 4, 4, 1, 5, 5, 6, 6]));
+    assert.deepEqual(p.injected.map((i) => `${i.op} ${i.code}`), [
+      "writeAt ENOSPC",
+      "writevAt EIO",
+    ]);
+    p.inject({ op: "writeAt", performed: true });
+    assert.throws(() => f.writeAt(bytes(2, 7), 0), IoError);
+    assert.deepEqual(sim.fileBytes("/f")!.subarray(0, 3), new Uint8Array([7, 7, 1]));
   });
 
   it("performed: the call happens, then the error is reported", async () => {

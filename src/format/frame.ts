@@ -1,52 +1,50 @@
 /**
- * Record frames (see FORMAT.md, "Frame"). A frame is a 28-byte header followed by its payload:
+ * Format v2 frames (see FORMAT.md, "Frame"): a CRC, a type byte, the payload length and the
+ * timestamp delta as varints, then the payload. The sequence number is not stored: it is the one
+ * that belongs at the frame's position, and the CRC covers it together with the log id, so a frame
+ * of another log, or a stale one at another position, never decodes.
  *
- * | offset | size | field |
- * |---|---|---|
- * | 0 | 4 | CRC-32 of bytes 4 .. end of payload |
- * | 4 | 1 | type: 1 = record, 2 = seal; 0 is never valid, so zero-filled space never decodes |
- * | 5 | 3 | reserved, zero |
- * | 8 | 4 | payload length |
- * | 12 | 8 | sequence number |
- * | 20 | 8 | timestamp, ms since the Unix epoch |
+ * | bytes | field |
+ * |---|---|
+ * | 4 | CRC-32 of (log id, u64 seq, the frame from its type byte to the end of the payload) |
+ * | 1 | type: 1 = record ending its batch, 3 = record whose batch goes on, 2 = seal; 0 never valid |
+ * | 1-5 | payload length |
+ * | 1-8 | timestamp minus the previous record's (ms) |
  *
  * @example
  * ```ts
+ * import { crc32 } from "./checksum.ts";
  * import { decodeFrame, encodeFrame, FRAME_RECORD } from "./frame.ts";
- * const f = encodeFrame(FRAME_RECORD, 7, 1_700_000_000_000, new Uint8Array([1, 2, 3]));
- * const d = decodeFrame(f, 0, f.length, 7, 1024);
- * if (d.status !== "ok" || d.seq !== 7) throw new Error(d.status);
+ * const idCrc = crc32(new Uint8Array(16).fill(7)); // the log id's CRC seeds every frame
+ * const f = encodeFrame(FRAME_RECORD, idCrc, 7, 3, new Uint8Array([1, 2, 3]));
+ * const d = decodeFrame(f, 0, f.length, idCrc, 7, 1_000, 1024);
+ * if (d.status !== "ok" || d.timestamp !== 1_003 || f.length !== 10) throw new Error(d.status);
  * ```
  * @module
  */
-import { crc32 } from "./checksum.ts";
-import { readU32, readU64, writeU32, writeU64 } from "./bytes.ts";
+import { crc32, crc32U64 } from "./checksum.ts";
+import { readU32, writeU32 } from "./bytes.ts";
+import { MAX_SEAL_PAYLOAD } from "./limits.ts";
+import { readVarint, VARINT_SHORT, varintBytes, varintEnd, writeVarint } from "./varint.ts";
 
-/** Bytes in a frame header. */
-export const FRAME_HEADER_BYTES = 28;
-/** Frame type of a user record. */
+/** Frame type of a record that ends its batch (or stands alone). */
 export const FRAME_RECORD = 1;
 /** Frame type of the seal that ends a sealed segment. */
 export const FRAME_SEAL = 2;
-/** Largest seal payload accepted (the seal's sparse index), independent of `maxRecordBytes`. */
-export const MAX_SEAL_PAYLOAD: number = 16 * 1024 * 1024;
-/**
- * The largest record khipu-log writes or reads: 256 MiB. Every runtime writes a frame in one
- * call (Node refuses buffers over 2 GiB - 1, Deno's V8 once wrapped frame offsets past 2^31), the
- * encoder's chunk and the reader's copy keep every offset far below 2^31, and a record costs about
- * three times its size in memory while it is appended and read back. Segment headers that claim a
- * larger cap (crafted, or written by older code) are read as this cap, so no length in a file can
- * make a reader allocate more.
- */
-export const MAX_RECORD_BYTES: number = 256 * 1024 * 1024;
+/** Frame type of a record whose batch continues in the next frame. */
+export const FRAME_RECORD_MORE = 3;
+/** Bytes of the smallest frame: CRC, type, a one-byte length and a one-byte delta. */
+export const MIN_FRAME_BYTES = 7;
+/** Most bytes a frame's header (CRC, type, both varints) takes. */
+export const MAX_FRAME_HEADER_BYTES = 18;
 
 /** A frame that checked out. Payload is `buf[payloadStart, payloadEnd)`. */
 export interface FrameOk {
   /** Frame is whole and valid. */
   status: "ok";
-  /** {@linkcode FRAME_RECORD} or {@linkcode FRAME_SEAL}. */
+  /** {@linkcode FRAME_RECORD}, {@linkcode FRAME_RECORD_MORE} or {@linkcode FRAME_SEAL}. */
   type: number;
-  /** Sequence number (equal to the expected one). */
+  /** Sequence number (the expected one). */
   seq: number;
   /** Milliseconds since the epoch. */
   timestamp: number;
@@ -62,7 +60,7 @@ export interface FrameOk {
 export interface FrameShort {
   /** More bytes are needed. */
   status: "short";
-  /** Bytes the frame needs from its start (28 until the header is readable). */
+  /** Bytes the frame needs from its start. */
   need: number;
 }
 
@@ -78,35 +76,46 @@ export interface FrameBad {
 export type FrameResult = FrameOk | FrameShort | FrameBad;
 
 /**
- * Encodes one frame into `buf` at `off` and returns the offset after it. `buf` must have room for
- * `FRAME_HEADER_BYTES + payload.length` bytes.
+ * Bytes the frame of a `length`-byte payload with timestamp delta `delta` takes.
+ *
+ * @example
+ * ```ts
+ * import { frameBytes } from "./frame.ts";
+ * if (frameBytes(100, 0) !== 107) throw new Error(`${frameBytes(100, 0)}`); // 7 bytes of framing
+ * ```
+ */
+export function frameBytes(length: number, delta: number): number {
+  return 5 + varintBytes(length) + varintBytes(delta) + length;
+}
+
+/**
+ * Encodes one frame into `buf` at `off` (room for {@linkcode frameBytes} bytes) and returns the
+ * offset after it. `idCrc` is the CRC-32 of the log id; `delta` is the timestamp minus the
+ * previous record's.
  *
  * @example
  * ```ts
  * import { encodeFrameInto, FRAME_RECORD } from "./frame.ts";
  * const buf = new Uint8Array(64);
- * const end = encodeFrameInto(buf, 0, FRAME_RECORD, 0, Date.now(), new Uint8Array(4));
- * if (end !== 32) throw new Error(`${end}`); // a 28-byte header, then the payload
+ * const end = encodeFrameInto(buf, 0, FRAME_RECORD, 0, 0, 0, new Uint8Array(4));
+ * if (end !== 11) throw new Error(`${end}`);
  * ```
  */
 export function encodeFrameInto(
   buf: Uint8Array,
   off: number,
   type: number,
+  idCrc: number,
   seq: number,
-  timestamp: number,
+  delta: number,
   payload: Uint8Array,
 ): number {
   buf[off + 4] = type;
-  buf[off + 5] = 0;
-  buf[off + 6] = 0;
-  buf[off + 7] = 0;
-  writeU32(buf, off + 8, payload.length);
-  writeU64(buf, off + 12, seq);
-  writeU64(buf, off + 20, timestamp);
-  const end = off + FRAME_HEADER_BYTES + payload.length;
-  buf.set(payload, off + FRAME_HEADER_BYTES);
-  writeU32(buf, off, crc32(buf.subarray(off + 4, end)));
+  let p = writeVarint(buf, off + 5, payload.length);
+  p = writeVarint(buf, p, delta);
+  buf.set(payload, p);
+  const end = p + payload.length;
+  writeU32(buf, off, crc32(buf.subarray(off + 4, end), crc32U64(seq, idCrc)));
   return end;
 }
 
@@ -116,31 +125,33 @@ export function encodeFrameInto(
  * @example
  * ```ts
  * import { encodeFrame, FRAME_RECORD } from "./frame.ts";
- * const bytes = encodeFrame(FRAME_RECORD, 0, 0, new TextEncoder().encode("hello"));
- * if (bytes.length !== 33) throw new Error(`${bytes.length}`);
+ * const bytes = encodeFrame(FRAME_RECORD, 0, 0, 0, new TextEncoder().encode("hello"));
+ * if (bytes.length !== 12) throw new Error(`${bytes.length}`);
  * ```
  */
 export function encodeFrame(
   type: number,
+  idCrc: number,
   seq: number,
-  timestamp: number,
+  delta: number,
   payload: Uint8Array,
 ): Uint8Array {
-  const buf = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
-  encodeFrameInto(buf, 0, type, seq, timestamp, payload);
+  const buf = new Uint8Array(frameBytes(payload.length, delta));
+  encodeFrameInto(buf, 0, type, idCrc, seq, delta, payload);
   return buf;
 }
 
 /**
- * Checks the frame at `buf[off, end)`: its type, reserved bytes, length (at most `maxPayload` for
- * records, {@linkcode MAX_SEAL_PAYLOAD} for seals), that its sequence number is `expectedSeq` (so a
- * valid frame copied elsewhere does not decode there) and its checksum.
+ * Checks the frame at `buf[off, end)` in the order FORMAT.md gives: its type, its length (at most
+ * `maxPayload` for records, {@linkcode MAX_SEAL_PAYLOAD} for seals), its timestamp delta, then its
+ * CRC seeded with the log id's CRC and `expectedSeq`, the sequence number that belongs here.
+ * `prevTimestamp` is the previous record's timestamp (the segment's base timestamp for the first).
  *
  * @example
  * ```ts
  * import { decodeFrame } from "./frame.ts";
  * const zeros = new Uint8Array(4096);
- * const d = decodeFrame(zeros, 0, zeros.length, 0, 1024);
+ * const d = decodeFrame(zeros, 0, zeros.length, 0, 0, 0, 1024);
  * if (d.status !== "bad" || d.reason !== "bad frame type 0") throw new Error(d.status);
  * ```
  */
@@ -148,58 +159,37 @@ export function decodeFrame(
   buf: Uint8Array,
   off: number,
   end: number,
+  idCrc: number,
   expectedSeq: number,
+  prevTimestamp: number,
   maxPayload: number,
 ): FrameResult {
-  if (end - off < FRAME_HEADER_BYTES) return { status: "short", need: FRAME_HEADER_BYTES };
-  const problem = frameHeaderProblem(buf, off, maxPayload);
-  if (problem !== null) return { status: "bad", reason: problem };
-  const seq = readU64(buf, off + 12);
-  if (seq !== expectedSeq) {
-    return { status: "bad", reason: `sequence number ${seq} where ${expectedSeq} belongs` };
+  if (end - off < MIN_FRAME_BYTES) return { status: "short", need: MIN_FRAME_BYTES };
+  const type = buf[off + 4];
+  if (type !== FRAME_RECORD && type !== FRAME_RECORD_MORE && type !== FRAME_SEAL) {
+    return { status: "bad", reason: `bad frame type ${type}` };
   }
-  const frameBytes = FRAME_HEADER_BYTES + readU32(buf, off + 8);
-  if (end - off < frameBytes) return { status: "short", need: frameBytes };
-  const payloadEnd = off + frameBytes;
-  if (readU32(buf, off) !== crc32(buf.subarray(off + 4, payloadEnd))) {
+  const length = readVarint(buf, off + 5, end, 5);
+  if (length < 0) return varintProblem(length, "length", end - off);
+  const cap = type === FRAME_SEAL ? MAX_SEAL_PAYLOAD : maxPayload;
+  if (length > cap) return { status: "bad", reason: `length ${length} exceeds ${cap}` };
+  const deltaAt = varintEnd;
+  const delta = readVarint(buf, deltaAt, end, 8);
+  if (delta < 0) return varintProblem(delta, "timestamp delta", end - off);
+  const timestamp = prevTimestamp + delta;
+  if (timestamp > Number.MAX_SAFE_INTEGER) return { status: "bad", reason: "timestamp too large" };
+  const payloadStart = varintEnd;
+  const payloadEnd = payloadStart + length;
+  const bytes = payloadEnd - off;
+  if (end < payloadEnd) return { status: "short", need: bytes };
+  if (readU32(buf, off) !== crc32(buf.subarray(off + 4, payloadEnd), crc32U64(expectedSeq, idCrc))) {
     return { status: "bad", reason: "checksum mismatch" };
   }
-  return {
-    status: "ok",
-    type: buf[off + 4],
-    seq,
-    timestamp: readU64(buf, off + 20),
-    payloadStart: off + FRAME_HEADER_BYTES,
-    payloadEnd,
-    frameBytes,
-  };
+  return { status: "ok", type, seq: expectedSeq, timestamp, payloadStart, payloadEnd, frameBytes: bytes };
 }
 
-/**
- * The checks of a frame that need only the 28 header bytes at `buf[off]` and no position: its type,
- * its reserved bytes, and its length against the cap (`maxPayload` for records,
- * {@linkcode MAX_SEAL_PAYLOAD} for seals). Returns why it is no frame, or `null` if it may be one.
- * Every decoder and the search for the next frame after a bad one use this one rule.
- *
- * @example
- * ```ts
- * import { encodeFrame, FRAME_RECORD, frameHeaderProblem } from "./frame.ts";
- * const f = encodeFrame(FRAME_RECORD, 0, 0, new Uint8Array(100));
- * if (frameHeaderProblem(f, 0, 1024) !== null) throw new Error("a record of 100 bytes fits");
- * if (frameHeaderProblem(f, 0, 50) === null) throw new Error("over the cap");
- * ```
- */
-export function frameHeaderProblem(
-  buf: Uint8Array,
-  off: number,
-  maxPayload: number,
-): string | null {
-  const type = buf[off + 4];
-  if (type !== FRAME_RECORD && type !== FRAME_SEAL) return `bad frame type ${type}`;
-  if (buf[off + 5] !== 0 || buf[off + 6] !== 0 || buf[off + 7] !== 0) {
-    return "nonzero reserved bytes";
-  }
-  const len = readU32(buf, off + 8);
-  const cap = type === FRAME_SEAL ? MAX_SEAL_PAYLOAD : maxPayload;
-  return len > cap ? `length ${len} exceeds ${cap}` : null;
+/** A varint that ran past the available bytes needs more of them; any other problem is bad. */
+function varintProblem(code: number, what: string, available: number): FrameShort | FrameBad {
+  if (code === VARINT_SHORT) return { status: "short", need: available + 1 };
+  return { status: "bad", reason: `malformed ${what}` };
 }

@@ -1,143 +1,211 @@
 /**
- * The seal: the frame (type 2) that ends a sealed segment and carries its sparse index, so a later
- * open trusts the segment without scanning it and a reader seeks into it directly.
- *
- * Seal payload: u32 entry count, then per entry u64 sequence number and u64 byte offset of a frame
- * that starts there, then u32 = size of the whole seal frame (header included), so the seal can be
- * found from the end of the file. The seal's own sequence number is one past the segment's last
- * record, which is the first sequence number of the next segment.
+ * The v2 seal: the frame (type 2) that ends a sealed segment. Its payload says where the segment
+ * ends (`endSeq`), its first and last record timestamps, and its sparse index of
+ * (seq, offset, previous timestamp) entries, so a later open trusts the segment without scanning
+ * it and a reader seeks into it by sequence number or by time. The last four bytes of the file
+ * give the seal frame's size, so the seal is found from the end.
  *
  * @example
  * ```ts
- * import { decodeSealPayload, encodeSealFrame } from "./seal.ts";
+ * import { decodeSealPayload, encodeSealFrame, SEAL_PAYLOAD_START } from "./seal.ts";
  * import { SparseIndex } from "./sparse_index.ts";
  * const index = new SparseIndex();
- * index.push(0, 32);
- * const frame = encodeSealFrame(10, Date.now(), index);
- * const bounds = { firstSeq: 0, endSeq: 10, sealAt: 100 };
- * const idx = decodeSealPayload(frame.subarray(28), frame.length, bounds);
- * if (typeof idx === "string" || idx.offsetAt(0) !== 32) throw new Error(String(idx));
+ * index.push(0, 160, 1_000);
+ * const frame = encodeSealFrame({ idCrc: 0, endSeq: 10, firstTimestamp: 1_000,
+ *   lastTimestamp: 1_009, sealTimestamp: 1_010, index });
+ * const bounds = { firstSeq: 0, endSeq: 10, sealAt: 500, dataStart: 160, baseTimestamp: 1_000 };
+ * const payload = frame.subarray(frame.length - (SEAL_PAYLOAD_START + 24 + 4));
+ * const seal = decodeSealPayload(payload, frame.length, bounds);
+ * if (typeof seal === "string" || seal.lastTimestamp !== 1_009) throw new Error(String(seal));
  * ```
  * @module
  */
 import { readU32, readU64, writeU32, writeU64 } from "./bytes.ts";
-import { encodeFrame, FRAME_HEADER_BYTES, FRAME_SEAL } from "./frame.ts";
-import { HEADER_BYTES } from "./header.ts";
+import { encodeFrame, FRAME_SEAL, frameBytes, MAX_FRAME_HEADER_BYTES } from "./frame.ts";
+import { INDEX_INTERVAL_BYTES } from "./limits.ts";
 import { SparseIndex } from "./sparse_index.ts";
+import { readVarint, varintEnd } from "./varint.ts";
 
-/** Index entries are at least this many bytes apart, so a segment's size bounds its index. */
-export const INDEX_INTERVAL_BYTES: number = 64 * 1024;
-
-/** Bytes of the smallest seal frame (no index entry). */
-export const MIN_SEAL_FRAME_BYTES: number = FRAME_HEADER_BYTES + 8;
+/** Bytes of the seal payload before its index entries: endSeq, two timestamps, the count. */
+export const SEAL_PAYLOAD_START = 28;
+/** Bytes of one index entry in a seal. */
+const SEAL_ENTRY_BYTES = 24;
 
 /**
- * Most index entries a seal at byte `sealAt` may list: the first entry is at or after byte 32 and
- * each later one at least {@linkcode INDEX_INTERVAL_BYTES} further on.
+ * Most index entries a seal at byte `sealAt` of a segment whose frames start at `dataStart` may
+ * list: the first entry is at `dataStart` and each later one at least 64 KiB further on.
  *
  * @example
  * ```ts
  * import { maxIndexEntries } from "./seal.ts";
- * if (maxIndexEntries(32 + 65_536) !== 2) throw new Error(`${maxIndexEntries(32 + 65_536)}`);
+ * if (maxIndexEntries(160 + 65_536, 160) !== 2) throw new Error("two entries fit");
  * ```
  */
-export function maxIndexEntries(sealAt: number): number {
-  return Math.floor(Math.max(0, sealAt - HEADER_BYTES) / INDEX_INTERVAL_BYTES) + 1;
+export function maxIndexEntries(sealAt: number, dataStart: number): number {
+  return Math.floor(Math.max(0, sealAt - dataStart) / INDEX_INTERVAL_BYTES) + 1;
 }
 
 /**
- * Size of the seal frame of a segment whose records end at byte `sealAt`: the largest a valid
- * seal there can be, so a trailer claiming more is damage, found before anything is allocated.
+ * The largest seal frame a segment whose records end at `sealAt` can have, so a trailer claiming
+ * more is damage, found before anything is allocated.
  *
  * @example
  * ```ts
  * import { maxSealFrameBytes } from "./seal.ts";
- * if (maxSealFrameBytes(100) !== 52) throw new Error(`${maxSealFrameBytes(100)}`);
+ * if (maxSealFrameBytes(1000, 160) !== 18 + 28 + 24 + 4) throw new Error("one entry");
  * ```
  */
-export function maxSealFrameBytes(sealAt: number): number {
-  return MIN_SEAL_FRAME_BYTES + 16 * maxIndexEntries(sealAt);
+export function maxSealFrameBytes(sealAt: number, dataStart: number): number {
+  return MAX_FRAME_HEADER_BYTES + SEAL_PAYLOAD_START + 4 +
+    SEAL_ENTRY_BYTES * maxIndexEntries(sealAt, dataStart);
+}
+
+/** What a seal records. */
+export interface SealFields {
+  /** CRC-32 of the log id (the frame's CRC seed). */
+  idCrc: number;
+  /** One past the segment's last record: the seal's own sequence number. */
+  endSeq: number;
+  /** Timestamp of the segment's first record. */
+  firstTimestamp: number;
+  /** Timestamp of its last record. */
+  lastTimestamp: number;
+  /** When it was sealed (at least `lastTimestamp`). */
+  sealTimestamp: number;
+  /** Its sparse index. */
+  index: SparseIndex;
 }
 
 /**
- * Encodes the seal frame of a segment whose next sequence number is `nextSeq`.
+ * Encodes the seal frame of a segment.
  *
  * @example
  * ```ts
  * import { encodeSealFrame } from "./seal.ts";
  * import { SparseIndex } from "./sparse_index.ts";
- * const seal = encodeSealFrame(64, Date.now(), new SparseIndex());
- * if (seal.length !== 36) throw new Error(`${seal.length}`); // header, count, trailer
+ * const index = new SparseIndex();
+ * index.push(0, 160, 0);
+ * const seal = encodeSealFrame({ idCrc: 0, endSeq: 1, firstTimestamp: 5, lastTimestamp: 5,
+ *   sealTimestamp: 6, index });
+ * if (seal.length !== 7 + 56) throw new Error(`${seal.length}`); // frame header, payload
  * ```
  */
-export function encodeSealFrame(
-  nextSeq: number,
-  timestamp: number,
-  index: SparseIndex,
-): Uint8Array {
-  const payload = new Uint8Array(8 + 16 * index.length);
-  writeU32(payload, 0, index.length);
-  let o = 4;
-  for (let i = 0; i < index.length; i++, o += 16) {
-    writeU64(payload, o, index.seqAt(i));
-    writeU64(payload, o + 8, index.offsetAt(i));
+export function encodeSealFrame(s: SealFields): Uint8Array {
+  const n = s.index.length;
+  const payload = new Uint8Array(SEAL_PAYLOAD_START + SEAL_ENTRY_BYTES * n + 4);
+  writeU64(payload, 0, s.endSeq);
+  writeU64(payload, 8, s.firstTimestamp);
+  writeU64(payload, 16, s.lastTimestamp);
+  writeU32(payload, 24, n);
+  let o = SEAL_PAYLOAD_START;
+  for (let i = 0; i < n; i++, o += SEAL_ENTRY_BYTES) {
+    writeU64(payload, o, s.index.seqAt(i));
+    writeU64(payload, o + 8, s.index.offsetAt(i));
+    writeU64(payload, o + 16, s.index.timestampAt(i));
   }
-  writeU32(payload, o, FRAME_HEADER_BYTES + payload.length);
-  return encodeFrame(FRAME_SEAL, nextSeq, timestamp, payload);
+  const delta = s.sealTimestamp - s.lastTimestamp;
+  writeU32(payload, o, frameBytes(payload.length, delta));
+  return encodeFrame(FRAME_SEAL, s.idCrc, s.endSeq, delta, payload);
 }
 
-/** Where a seal sits, which bounds what its index may say. */
+/** Where a seal sits, which bounds what it may say. */
 export interface SealBounds {
   /** The segment's first sequence number. */
   firstSeq: number;
-  /** The seal's sequence number (one past the last record). */
+  /** The seal's sequence number, which seeded its CRC: the payload must say the same. */
   endSeq: number;
   /** Byte offset of the seal frame (the end of the records). */
   sealAt: number;
+  /** Offset of the segment's first frame. */
+  dataStart: number;
+  /** The segment's base timestamp. */
+  baseTimestamp: number;
+}
+
+/** A decoded seal. */
+export interface Seal {
+  /** Timestamp of the first record. */
+  firstTimestamp: number;
+  /** Timestamp of the last record. */
+  lastTimestamp: number;
+  /** The sparse index. */
+  index: SparseIndex;
 }
 
 /**
- * Decodes a seal payload (already checksum-verified as part of its frame of `frameBytes` bytes) and
- * checks that its index fits the segment: at most {@linkcode maxIndexEntries} entries, ascending,
- * sequence numbers in `[firstSeq, endSeq)`, offsets in `[32, sealAt)`. Returns the index, or the
- * reason it is malformed.
+ * What a v2 seal frame says its sequence number and last record timestamp are, read before its
+ * CRC can be checked (the CRC is seeded with the seq, and the frame's delta counts from that
+ * timestamp): decoding the frame with them then proves both. Null if the bytes cannot be a seal.
+ *
+ * @example
+ * ```ts
+ * import { encodeSealFrame, peekSeal } from "./seal.ts";
+ * import { SparseIndex } from "./sparse_index.ts";
+ * const index = new SparseIndex();
+ * index.push(4, 160, 0);
+ * const f = encodeSealFrame({ idCrc: 1, endSeq: 9, firstTimestamp: 2, lastTimestamp: 3,
+ *   sealTimestamp: 3, index });
+ * if (peekSeal(f)?.endSeq !== 9) throw new Error("peek");
+ * ```
+ */
+export function peekSeal(frame: Uint8Array): { endSeq: number; lastTimestamp: number } | null {
+  if (frame.length < 7 || frame[4] !== FRAME_SEAL) return null;
+  if (readVarint(frame, 5, frame.length, 5) < 0) return null;
+  if (readVarint(frame, varintEnd, frame.length, 8) < 0) return null;
+  const at = varintEnd;
+  if (frame.length < at + SEAL_PAYLOAD_START) return null;
+  return { endSeq: readU64(frame, at), lastTimestamp: readU64(frame, at + 16) };
+}
+
+/**
+ * Decodes a seal payload (already checksum-verified as part of its frame of `frameBytes` bytes)
+ * and checks that it fits the segment (FORMAT.md, "Seal"). Returns the seal, or why it is
+ * malformed.
  *
  * @example
  * ```ts
  * import { decodeSealPayload } from "./seal.ts";
- * const r = decodeSealPayload(new Uint8Array(3), 31, { firstSeq: 0, endSeq: 1, sealAt: 64 });
+ * const bounds = { firstSeq: 0, endSeq: 1, sealAt: 200, dataStart: 160, baseTimestamp: 0 };
+ * const r = decodeSealPayload(new Uint8Array(3), 10, bounds);
  * if (r !== "seal payload too short") throw new Error(String(r));
  * ```
  */
 export function decodeSealPayload(
   payload: Uint8Array,
   frameBytes: number,
-  bounds: SealBounds,
-): SparseIndex | string {
-  if (payload.length < 8) return "seal payload too short";
-  const n = readU32(payload, 0);
-  if (payload.length !== 8 + 16 * n) return "seal index length does not match its entry count";
-  if (readU32(payload, payload.length - 4) !== frameBytes) return "seal trailer mismatch";
-  if (n > maxIndexEntries(bounds.sealAt)) {
-    return `seal index lists ${n} entries, more than ${maxIndexEntries(bounds.sealAt)} fit`;
+  b: SealBounds,
+): Seal | string {
+  if (payload.length < SEAL_PAYLOAD_START + 4) return "seal payload too short";
+  const n = readU32(payload, 24);
+  if (payload.length !== SEAL_PAYLOAD_START + SEAL_ENTRY_BYTES * n + 4) {
+    return "seal index length does not match its entry count";
   }
+  if (readU32(payload, payload.length - 4) !== frameBytes) return "seal trailer mismatch";
+  if (readU64(payload, 0) !== b.endSeq) return "seal sequence number does not match its position";
+  if (b.endSeq <= b.firstSeq) return "seal of a segment without records";
+  const firstTimestamp = readU64(payload, 8);
+  const lastTimestamp = readU64(payload, 16);
+  if (!(firstTimestamp >= b.baseTimestamp && lastTimestamp >= firstTimestamp)) {
+    return "seal timestamps out of order";
+  }
+  const most = maxIndexEntries(b.sealAt, b.dataStart);
+  if (n < 1 || n > most) return `seal index lists ${n} entries, not 1 to ${most}`;
   const index = new SparseIndex(n);
-  let prevSeq = bounds.firstSeq - 1;
-  let prevOffset = HEADER_BYTES - 1;
-  for (let i = 0, o = 4; i < n; i++, o += 16) {
+  let prev = { seq: b.firstSeq - 1, offset: b.dataStart - 1, ts: b.baseTimestamp };
+  for (let i = 0, o = SEAL_PAYLOAD_START; i < n; i++, o += SEAL_ENTRY_BYTES) {
     const seq = readU64(payload, o);
     const offset = readU64(payload, o + 8);
-    if (!(seq > prevSeq && seq < bounds.endSeq && offset > prevOffset && offset < bounds.sealAt)) {
+    const ts = readU64(payload, o + 16);
+    const first = i > 0 ||
+      (seq === b.firstSeq && offset === b.dataStart && ts === b.baseTimestamp);
+    if (
+      !first || !(seq > prev.seq && seq < b.endSeq && offset > prev.offset && offset < b.sealAt &&
+        ts >= prev.ts && ts <= lastTimestamp)
+    ) {
       return `seal index entry ${i} (seq ${seq}, offset ${offset}) is out of order or range`;
     }
-    index.push(seq, offset);
-    prevSeq = seq;
-    prevOffset = offset;
+    index.push(seq, offset, ts);
+    prev = { seq, offset, ts };
   }
-  return index;
-}
-
-/** Reads the trailing u32 of a sealed segment: the size of its seal frame. */
-export function sealSizeFromTrailer(last4: Uint8Array): number {
-  return readU32(last4, 0);
+  return { firstTimestamp, lastTimestamp, index };
 }

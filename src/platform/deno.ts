@@ -6,9 +6,13 @@
  * without Deno's type declarations. Deno's errors carry `code` (`ENOENT`, `ENOSPC`, ...) as well as a
  * class name (`NotFound`, ...), which `fromOsError` maps either way.
  *
- * Deno has no `writev` and no positional read: {@linkcode PlatformFile.writev} writes the chunks as
- * one buffer (one `write(2)`), and `readAt` seeks and then reads; with `O_APPEND` the kernel appends
- * regardless of the seek position.
+ * Deno has no `writev` and no positional read or write (`Deno.FsFile` has no `pwrite`):
+ * {@linkcode PlatformFile.writev} writes the chunks as one buffer (one `write(2)`), and `readAt`,
+ * `writeAt` and the appends (`write`, `writev`) seek and then read or write. Files are opened
+ * read-write without `append` (`O_APPEND` would make every write append, whatever the seek): the
+ * handle keeps the end of the file itself, and the descriptor's offset, so a seek is issued only
+ * when the offset is not already where the next call reads or writes (back-to-back appends are one
+ * `write(2)` each).
  *
  * Nor can `Deno.openSync` take `O_NOFOLLOW` or `O_NONBLOCK`, so `open` refuses what is not a regular
  * file by an `lstat` before the open (which neither follows a link nor blocks on a FIFO), and then
@@ -33,7 +37,7 @@
  */
 import { FileTypeError, fromOsError } from "../errors.ts";
 import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
-import { concatChunks, writeAll } from "./write_all.ts";
+import { checkPosition, concatChunks, writeAll } from "./write_all.ts";
 import { acquireLock } from "./lock.ts";
 import { type FileKind, fileTypeName, HandleGate, syncDirectory } from "./handle.ts";
 import { errorCode, osCall, osCallAsync } from "./os_call.ts";
@@ -61,7 +65,7 @@ interface DenoFsFile {
 /** The subset of `Deno.OpenOptions` used here. */
 interface DenoOpenOptions {
   read?: boolean;
-  append?: boolean;
+  write?: boolean;
   createNew?: boolean;
   mode?: number;
 }
@@ -87,15 +91,18 @@ function deno(): DenoNs {
 
 const SEEK_START = 0; // Deno.SeekMode.Start
 
-/** Deno's `open` options per {@linkcode OpenMode}; `append` implies write access. */
+/**
+ * Deno's `open` options per {@linkcode OpenMode}: read-write (`O_RDWR`), never Deno's `append`
+ * (`O_APPEND`); see the module documentation.
+ */
 function options(how: OpenMode, mode: number | undefined): DenoOpenOptions {
   switch (how) {
     case "read":
       return { read: true };
     case "append":
-      return { read: true, append: true };
+      return { read: true, write: true };
     case "createExclusive":
-      return { read: true, append: true, createNew: true, mode: mode ?? 0o666 };
+      return { read: true, write: true, createNew: true, mode: mode ?? 0o666 };
   }
 }
 
@@ -108,7 +115,12 @@ function isNotFound(err: unknown): boolean {
  * Opens `path` only if it is a regular file; see the module documentation. An exclusive create
  * needs no lstat: `O_CREAT|O_EXCL` makes a new regular file or fails, even on a dangling link.
  */
-function openRegular(D: DenoNs, path: string, how: OpenMode, mode?: number): DenoFsFile {
+function openRegular(
+  D: DenoNs,
+  path: string,
+  how: OpenMode,
+  mode?: number,
+): { file: DenoFsFile; size: number } {
   const seen = how === "createExclusive" ? null : D.lstatSync(path);
   if (seen && !seen.isFile) throw new FileTypeError({ path, found: fileTypeName(seen) });
   const file = D.openSync(path, options(how, mode));
@@ -121,7 +133,7 @@ function openRegular(D: DenoNs, path: string, how: OpenMode, mode?: number): Den
         found: "another file than the one checked (replaced during the open)",
       });
     }
-    return file;
+    return { file, size: st.size };
   } catch (err) {
     file.close();
     throw err;
@@ -131,44 +143,93 @@ function openRegular(D: DenoNs, path: string, how: OpenMode, mode?: number): Den
 /**
  * An open `Deno.FsFile`. Its {@linkcode HandleGate} defers a `close()` made during a pending sync
  * until the sync settles, so the sync cannot land on a recycled descriptor.
+ *
+ * `#end` is the end of the file as this handle knows it (the size at open, moved by each byte
+ * written past it and by `truncate`): where `write` and `writev` write. `#offset` is the
+ * descriptor's offset when known, -1 after a failed call (which may have moved it by any amount).
  */
 class DenoFile implements PlatformFile {
   readonly path: string;
   readonly #gate: HandleGate<DenoFsFile>;
+  #end: number;
+  #offset = 0;
 
-  constructor(path: string, file: DenoFsFile) {
+  constructor(path: string, file: DenoFsFile, size: number) {
     this.path = path;
     this.#gate = new HandleGate(path, file, (f) => f.close());
+    this.#end = size;
   }
 
   #check(): DenoFsFile {
     return this.#gate.get();
   }
 
+  /** Moves the descriptor's offset to `position`, unless it is there already. */
+  #seek(f: DenoFsFile, position: number): void {
+    if (this.#offset === position) return;
+    this.#offset = -1;
+    this.#offset = f.seekSync(position, SEEK_START);
+  }
+
   write(data: Uint8Array): void {
-    const f = this.#check();
-    osCall("write", this.path, () => writeAll((b) => f.writeSync(b), data, "write", this.path));
+    this.#writeAt(this.#check(), "write", data, this.#end);
   }
 
   writev(chunks: readonly Uint8Array[]): void {
     const f = this.#check();
-    if (chunks.length === 1) return this.write(chunks[0]);
     // No writev in Deno: one copy is far cheaper than one syscall per chunk, and keeps the append a
     // single write(2) where the kernel allows.
-    const buf = concatChunks(chunks);
-    osCall("writev", this.path, () => writeAll((b) => f.writeSync(b), buf, "writev", this.path));
+    this.#writeAt(f, "writev", chunks.length === 1 ? chunks[0] : concatChunks(chunks), this.#end);
+  }
+
+  writeAt(data: Uint8Array, position: number): void {
+    const f = this.#check();
+    this.#writeAt(f, "pwrite", data, checkPosition(position, "pwrite", this.path));
+  }
+
+  writevAt(chunks: readonly Uint8Array[], position: number): void {
+    const f = this.#check();
+    const at = checkPosition(position, "pwritev", this.path);
+    this.#writeAt(f, "pwritev", chunks.length === 1 ? chunks[0] : concatChunks(chunks), at);
+  }
+
+  /** Seeks to `position` (if needed) and writes all of `data`, moving `#end` past new bytes. */
+  #writeAt(f: DenoFsFile, op: string, data: Uint8Array, position: number): void {
+    if (data.length === 0) return;
+    let at = position;
+    try {
+      osCall(op, this.path, () => {
+        this.#seek(f, position);
+        this.#offset = -1; // unknown until every write returned
+        writeAll(
+          (b) => {
+            const n = f.writeSync(b);
+            at += n;
+            return n;
+          },
+          data,
+          op,
+          this.path,
+        );
+        this.#offset = at;
+      });
+    } finally {
+      if (at > this.#end) this.#end = at; // past what was written, even after a failure
+    }
   }
 
   readAt(buf: Uint8Array, position: number): number {
     const f = this.#check();
     return osCall("read", this.path, () => {
+      this.#seek(f, position);
+      this.#offset = -1; // unknown until every read returned
       let got = 0;
-      f.seekSync(position, SEEK_START);
       while (got < buf.length) {
         const n = f.readSync(got === 0 ? buf : buf.subarray(got));
         if (n === null || n === 0) break;
         got += n;
       }
+      this.#offset = position + got;
       return got;
     });
   }
@@ -181,6 +242,7 @@ class DenoFile implements PlatformFile {
   truncate(length: number): void {
     const f = this.#check();
     osCall("ftruncate", this.path, () => f.truncateSync(length));
+    this.#end = length; // ftruncate(2) leaves the descriptor's offset where it was
   }
 
   datasync(): Promise<void> {
@@ -235,9 +297,8 @@ export function createDenoPlatform(): Platform {
 
     open(path: string, how: OpenMode, mode?: number): Promise<PlatformFile> {
       try {
-        return Promise.resolve(
-          new DenoFile(path, osCall("open", path, () => openRegular(D, path, how, mode))),
-        );
+        const { file, size } = osCall("open", path, () => openRegular(D, path, how, mode));
+        return Promise.resolve(new DenoFile(path, file, size));
       } catch (err) {
         return Promise.reject(err);
       }

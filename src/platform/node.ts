@@ -27,7 +27,7 @@ import * as fs from "node:fs";
 import process from "node:process";
 import { FileTypeError, fromOsError } from "../errors.ts";
 import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
-import { writeAll, writevAll } from "./write_all.ts";
+import { checkPosition, writeAll, writevAll } from "./write_all.ts";
 import { acquireLock } from "./lock.ts";
 import { type FileKind, fileTypeName, HandleGate, syncDirectory } from "./handle.ts";
 import { errorCode, osCall, osCallAsync } from "./os_call.ts";
@@ -42,11 +42,15 @@ const C = fs.constants;
  */
 const REGULAR_ONLY = (C.O_NOFOLLOW ?? 0) | (C.O_NONBLOCK ?? 0);
 
-/** `open(2)` flags per {@linkcode OpenMode}. `append` must not create: only the durable helper creates. */
+/**
+ * `open(2)` flags per {@linkcode OpenMode}. `append` must not create: only the durable helper creates.
+ * No `O_APPEND`: Linux's pwrite(2) ignores the offset on an `O_APPEND` descriptor and appends, which
+ * would break `writeAt`; `write` appends at the end the file tracks instead (see {@linkcode NodeFile}).
+ */
 const FLAGS: Record<OpenMode, number> = {
   read: C.O_RDONLY | REGULAR_ONLY,
-  append: C.O_RDWR | C.O_APPEND | REGULAR_ONLY,
-  createExclusive: C.O_RDWR | C.O_APPEND | C.O_CREAT | C.O_EXCL | REGULAR_ONLY,
+  append: C.O_RDWR | REGULAR_ONLY,
+  createExclusive: C.O_RDWR | C.O_CREAT | C.O_EXCL | REGULAR_ONLY,
 };
 
 /**
@@ -92,8 +96,11 @@ function openError(err: unknown, path: string): Error {
   return fromOsError(err, "open", path);
 }
 
-/** Opens `path` and returns the descriptor only if it is a regular file; see {@linkcode REGULAR_ONLY}. */
-function openRegular(path: string, flags: number, mode: number): number {
+/**
+ * Opens `path` and returns the descriptor and the file's size, only if it is a regular file; see
+ * {@linkcode REGULAR_ONLY}.
+ */
+function openRegular(path: string, flags: number, mode: number): { fd: number; size: number } {
   let fd: number;
   try {
     fd = fs.openSync(path, flags, mode);
@@ -103,7 +110,7 @@ function openRegular(path: string, flags: number, mode: number): number {
   try {
     const st = osCall("fstat", path, () => fs.fstatSync(fd));
     if (!st.isFile()) throw new FileTypeError({ path, found: fileTypeName(kindOf(st)) });
-    return fd;
+    return { fd, size: st.size };
   } catch (err) {
     fs.closeSync(fd);
     throw err;
@@ -125,14 +132,21 @@ function fdatasyncAsync(fd: number): Promise<void> {
 /**
  * An open `node:fs` descriptor. Its {@linkcode HandleGate} defers a `close()` made while a sync is
  * in flight until the sync settles, so the sync cannot land on a recycled descriptor.
+ *
+ * Every write is positional (`pwrite`/`pwritev`): `write`/`writev` write at `#end`, the file's end
+ * as this handle knows it (the size at open, moved by each byte written past it and by
+ * `truncate`), so the descriptor's own offset is never used.
  */
 class NodeFile implements PlatformFile {
   readonly path: string;
   readonly #gate: HandleGate<number>;
+  /** The end of the file: where `write` and `writev` write. */
+  #end: number;
 
-  constructor(path: string, fd: number) {
+  constructor(path: string, fd: number, size: number) {
     this.path = path;
     this.#gate = new HandleGate(path, fd, (h) => fs.closeSync(h));
+    this.#end = size;
   }
 
   #check(): number {
@@ -140,21 +154,66 @@ class NodeFile implements PlatformFile {
   }
 
   write(data: Uint8Array): void {
-    const fd = this.#check();
-    osCall(
-      "write",
-      this.path,
-      () => writeAll((b) => fs.writeSync(fd, b), data, "write", this.path),
-    );
+    this.#pwrite(this.#check(), "write", data, this.#end);
   }
 
   writev(chunks: readonly Uint8Array[]): void {
+    this.#pwritev(this.#check(), "writev", chunks, this.#end);
+  }
+
+  writeAt(data: Uint8Array, position: number): void {
     const fd = this.#check();
-    osCall(
-      "writev",
-      this.path,
-      () => writevAll((cs) => fs.writevSync(fd, cs), chunks, "writev", this.path),
-    );
+    this.#pwrite(fd, "pwrite", data, checkPosition(position, "pwrite", this.path));
+  }
+
+  writevAt(chunks: readonly Uint8Array[], position: number): void {
+    const fd = this.#check();
+    this.#pwritev(fd, "pwritev", chunks, checkPosition(position, "pwritev", this.path));
+  }
+
+  /**
+   * pwrite(2)s all of `data` at `position`, then moves `#end` past the bytes written (also after a
+   * failure, past the prefix that was). The shape is measured: on Node 20 (V8 11.3) a write loop
+   * that touched `#end`, or whose closure was made outside the `osCall` arrow, made every 100-byte
+   * `write` ~35% slower than before positional writes; this one is as fast as a plain `write(2)`.
+   */
+  #pwrite(fd: number, op: string, data: Uint8Array, position: number): void {
+    let at = position;
+    try {
+      osCall(op, this.path, () =>
+        writeAll(
+          (b) => {
+            const n = fs.writeSync(fd, b, 0, b.length, at);
+            at += n;
+            return n;
+          },
+          data,
+          op,
+          this.path,
+        ));
+    } finally {
+      if (at > this.#end) this.#end = at;
+    }
+  }
+
+  /** pwritev(2)s all of `chunks` at `position`, moving `#end` as {@linkcode NodeFile.#pwrite} does. */
+  #pwritev(fd: number, op: string, chunks: readonly Uint8Array[], position: number): void {
+    let at = position;
+    try {
+      osCall(op, this.path, () =>
+        writevAll(
+          (cs) => {
+            const n = fs.writevSync(fd, cs, at);
+            at += n;
+            return n;
+          },
+          chunks,
+          op,
+          this.path,
+        ));
+    } finally {
+      if (at > this.#end) this.#end = at;
+    }
   }
 
   readAt(buf: Uint8Array, position: number): number {
@@ -179,6 +238,7 @@ class NodeFile implements PlatformFile {
   truncate(length: number): void {
     const fd = this.#check();
     osCall("ftruncate", this.path, () => fs.ftruncateSync(fd, length));
+    this.#end = length;
   }
 
   datasync(): Promise<void> {
@@ -227,7 +287,8 @@ export function createNodePlatform(name: string = "node"): Platform {
     open(path: string, how: OpenMode, mode: number = 0o666): Promise<PlatformFile> {
       // openSync + fstatSync are two syscalls, ~20x cheaper than a thread-pool round trip each.
       try {
-        return Promise.resolve(new NodeFile(path, openRegular(path, FLAGS[how], mode)));
+        const { fd, size } = openRegular(path, FLAGS[how], mode);
+        return Promise.resolve(new NodeFile(path, fd, size));
       } catch (err) {
         return Promise.reject(err);
       }

@@ -30,8 +30,14 @@
 
 /**
  * How to open a file.
- * - `read`: read-only; the file must exist.
- * - `append`: read + write, every write lands at the end of the file (`O_APPEND`); must exist.
+ * - `read`: read-only; the file must exist. Writes through it fail (`IoError`, `EBADF`).
+ * - `append`: read + write; the file must exist. `write`/`writev` land at the end of the file and
+ *   `writeAt`/`writevAt` wherever they are told. The file is **not** opened `O_APPEND` (Linux's
+ *   `pwrite(2)` would ignore the offset on such a descriptor and append): the handle keeps the end
+ *   itself, from the size at open, moved by its own writes past the end and by its `truncate`. So
+ *   writes through another handle or process are not seen by this one; there is only ever one
+ *   writer per file, as the store lock guarantees one writing process and the core opens one
+ *   writable handle per file.
  * - `createExclusive`: like `append`, but the file is created and must not exist (`O_CREAT|O_EXCL`).
  *   Only the durable helper `createFileDurable` uses this mode.
  */
@@ -41,13 +47,57 @@ export type OpenMode = "read" | "append" | "createExclusive";
 export interface PlatformFile {
   /** The path it was opened with. */
   readonly path: string;
-  /** Appends every byte of `data` at the end of the file, looping on partial writes. */
+  /**
+   * Writes every byte of `data` at the end of the file (see {@linkcode OpenMode}: the end this
+   * handle knows), looping on partial writes. On failure some prefix of the bytes may have reached
+   * the file, and the end is past that prefix.
+   */
   write(data: Uint8Array): void;
   /**
-   * Appends the chunks in order, as one `writev` where the runtime has one, looping on partial
-   * writes. On failure some prefix of the bytes may have reached the file.
+   * Writes the chunks in order at the end of the file, as one `writev` where the runtime has one,
+   * looping on partial writes. On failure some prefix of the bytes may have reached the file.
    */
   writev(chunks: readonly Uint8Array[]): void;
+  /**
+   * Writes every byte of `data` at offset `position`, like `pwrite(2)`, looping on partial writes:
+   * bytes already there are overwritten in place, and a write past the end extends the file (a gap
+   * between the old end and `position` reads as zeros). It does not move where `write` appends,
+   * except that a write past the end moves the end past it. Throws `IoError` `EINVAL` for a
+   * position that is not a safe integer ≥ 0, and `EBADF` on a file opened `read`. On failure some
+   * prefix of the bytes may have reached the file. Not durable until `datasync`.
+   *
+   * @example Overwriting in place, writing past the end, then appending
+   * ```ts
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const f = await new SimPlatform().open("/seg", "createExclusive");
+   * f.write(new Uint8Array([1, 2, 3, 4]));
+   * f.writeAt(new Uint8Array([9]), 1); // in place: the size stays 4
+   * f.writeAt(new Uint8Array([7]), 6); // past the end: bytes 4 and 5 read as zeros
+   * f.write(new Uint8Array([8])); // still lands at the end, now 7
+   * const bytes = new Uint8Array(f.size());
+   * f.readAt(bytes, 0);
+   * if (bytes.join() !== "1,9,3,4,0,0,7,8") throw new Error(bytes.join());
+   * ```
+   */
+  writeAt(data: Uint8Array, position: number): void;
+  /**
+   * Writes the chunks in order at offset `position` as **one** write operation, like
+   * `pwritev(2)` (`fs.writevSync(fd, chunks, position)` on `node:fs`; one buffer on Deno, which has
+   * no `writev`), looping on partial writes; otherwise exactly {@linkcode PlatformFile.writeAt}.
+   *
+   * @example A frame written as header + payload over preallocated zeros
+   * ```ts
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const sim = new SimPlatform();
+   * sim.setFileBytes("/seg", new Uint8Array(8)); // eight durable zeros
+   * const f = await sim.open("/seg", "append");
+   * f.writevAt([new Uint8Array([2]), new Uint8Array([5, 6])], 3);
+   * await f.datasync();
+   * const bytes = sim.crash("none").fileBytes("/seg");
+   * if (bytes?.join() !== "0,0,0,2,5,6,0,0") throw new Error(String(bytes));
+   * ```
+   */
+  writevAt(chunks: readonly Uint8Array[], position: number): void;
   /**
    * Reads `buf.length` bytes at `position` into `buf` and returns the count: the buffer is filled
    * unless the file ends first (then the count is what was left; 0 at or past the end). Adapters
@@ -56,7 +106,10 @@ export interface PlatformFile {
   readAt(buf: Uint8Array, position: number): number;
   /** The file's current size in bytes. */
   size(): number;
-  /** Cuts (or zero-extends) the file to `length` bytes. Not durable until `datasync`. */
+  /**
+   * Cuts (or zero-extends) the file to `length` bytes, which becomes the end `write` appends at.
+   * Not durable until `datasync`.
+   */
   truncate(length: number): void;
   /** fdatasync(2): the file's data and size reach the device. */
   datasync(): Promise<void>;

@@ -127,6 +127,32 @@ export function writevAll(
 }
 
 /**
+ * Returns `position` if it is a file offset a positional write can take (a safe integer ≥ 0), and
+ * throws an {@linkcode IoError} with `osCode: "EINVAL"` (what `pwrite(2)` says of a negative
+ * offset) otherwise. `node:fs` would take a negative or fractional position for "the current
+ * offset" or round it, so every adapter checks before writing.
+ *
+ * @example
+ * ```ts
+ * import { IoError } from "@khipu/log";
+ * import { checkPosition } from "./write_all.ts";
+ * if (checkPosition(4096, "pwrite", "/tmp/x") !== 4096) throw new Error("changed the offset");
+ * for (const bad of [-1, 0.5, NaN, 2 ** 53]) {
+ *   try {
+ *     checkPosition(bad, "pwrite", "/tmp/x");
+ *     throw new Error(`took ${bad}`);
+ *   } catch (e) {
+ *     if (!(e instanceof IoError) || e.osCode !== "EINVAL") throw e;
+ *   }
+ * }
+ * ```
+ */
+export function checkPosition(position: number, op: string, path: string): number {
+  if (Number.isSafeInteger(position) && position >= 0) return position;
+  throw new IoError({ op, path, osCode: "EINVAL" });
+}
+
+/**
  * The chunks' bytes in one new buffer: how a platform without `writev` (Deno) keeps an append a
  * single `write(2)`, and how a wrapper sees what a `writev` would have written.
  *

@@ -1,9 +1,10 @@
 /**
  * A wrapping {@linkcode Platform} that injects I/O errors on chosen calls, for testing error paths:
- * EIO or ENOSPC on a write (optionally after part of the bytes reached the file), EIO on fdatasync,
- * a failing directory fsync, rename or unlink. Injected errors are the same typed errors the real
- * platforms raise: each is built by `fromOsError` from an error object carrying the OS `code`, so
- * ENOSPC is a `NoSpaceError`, EIO an `IoError` with `osCode: "EIO"`, and so on.
+ * EIO or ENOSPC on a write (`write`, `writev`, `writeAt`, `writevAt`; optionally after part of the
+ * bytes reached the file), EIO on fdatasync, a failing directory fsync, rename or unlink. Injected
+ * errors are the same typed errors the real platforms raise: each is built by `fromOsError` from an
+ * error object carrying the OS `code`, so ENOSPC is a `NoSpaceError`, EIO an `IoError` with
+ * `osCode: "EIO"`, and so on.
  *
  * Wrap any platform; wrapping the simulator ({@linkcode SimPlatform} in `./sim.ts`) lets a test
  * inject a fault and then crash the file system to check what survived.
@@ -35,7 +36,9 @@ import type {
 } from "../platform/types.ts";
 
 /**
- * The calls a fault can be injected into.
+ * The calls a fault can be injected into, named as the methods are: the four writes are `write`,
+ * `writev` (appends), `writeAt` and `writevAt` (positional), so a rule for every write names all
+ * four.
  *
  * @example
  * ```ts
@@ -90,7 +93,10 @@ export interface FaultRule {
   after?: number;
   /** How many matching calls fail (default 1; `Infinity` for all later ones). */
   times?: number;
-  /** `write`/`writev` only: this many leading bytes reach the file before the error (default 0). */
+  /**
+   * Writes only (`write`, `writev`, `writeAt`, `writevAt`): this many leading bytes reach the file
+   * (at the position the call was given, for the positional ones) before the error (default 0).
+   */
   partial?: number;
   /**
    * Perform the real call before raising the error (default false: the call has no effect).
@@ -327,11 +333,17 @@ class FaultyFile implements PlatformFile {
     throw this.error(rule, op);
   }
 
-  /** Writes `partial` leading bytes of a failing write, then throws. */
-  private failWrite(rule: FaultRule, op: FaultOp, data: Uint8Array): never {
-    const n = Math.max(0, Math.min(rule.partial ?? 0, data.length));
-    if (rule.performed) this.inner.write(data);
-    else if (n > 0) this.inner.write(data.subarray(0, n));
+  /**
+   * Writes `partial` leading bytes of a failing write (all of them if `performed`), at `position`
+   * or at the end of the file, then throws.
+   */
+  private failWrite(rule: FaultRule, op: FaultOp, data: Uint8Array, position?: number): never {
+    const n = rule.performed ? data.length : Math.max(0, Math.min(rule.partial ?? 0, data.length));
+    if (n > 0 || rule.performed) {
+      const part = n === data.length ? data : data.subarray(0, n);
+      if (position === undefined) this.inner.write(part);
+      else this.inner.writeAt(part, position);
+    }
     throw this.error(rule, op);
   }
 
@@ -345,6 +357,18 @@ class FaultyFile implements PlatformFile {
     const rule = this.fire("writev");
     if (!rule) return this.inner.writev(chunks);
     this.failWrite(rule, "writev", concatChunks(chunks));
+  }
+
+  writeAt(data: Uint8Array, position: number): void {
+    const rule = this.fire("writeAt");
+    if (!rule) return this.inner.writeAt(data, position);
+    this.failWrite(rule, "writeAt", data, position);
+  }
+
+  writevAt(chunks: readonly Uint8Array[], position: number): void {
+    const rule = this.fire("writevAt");
+    if (!rule) return this.inner.writevAt(chunks, position);
+    this.failWrite(rule, "writevAt", concatChunks(chunks), position);
   }
 
   readAt(buf: Uint8Array, position: number): number {

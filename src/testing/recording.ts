@@ -51,9 +51,12 @@ export interface RecordedCall {
   to?: string;
   /** Mode of an `open`. */
   how?: OpenMode;
-  /** Bytes asked to write (`write`, `writev`), to read (`readAt`), or the new length (`truncate`). */
+  /**
+   * Bytes asked to write (`write`, `writev`, `writeAt`, `writevAt`), to read (`readAt`), or the new
+   * length (`truncate`).
+   */
   bytes?: number;
-  /** Offset of a `readAt`. */
+  /** Offset of a `readAt`, `writeAt` or `writevAt`. */
   position?: number;
   /** `pending` until the call returns. */
   outcome: "pending" | "ok" | "error";
@@ -163,6 +166,16 @@ export function recordingPlatform(
         runSync(
           { op: "writev", path, bytes: chunks.reduce((s, c) => s + c.length, 0) },
           () => f.writev(chunks),
+        ),
+      writeAt: (data: Uint8Array, position: number) =>
+        runSync(
+          { op: "writeAt", path, bytes: data.length, position },
+          () => f.writeAt(data, position),
+        ),
+      writevAt: (chunks: readonly Uint8Array[], position: number) =>
+        runSync(
+          { op: "writevAt", path, bytes: chunks.reduce((s, c) => s + c.length, 0), position },
+          () => f.writevAt(chunks, position),
         ),
       readAt: (buf: Uint8Array, position: number) =>
         runSync({ op: "readAt", path, bytes: buf.length, position }, () => f.readAt(buf, position)),

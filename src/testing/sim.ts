@@ -5,7 +5,7 @@
  * The simulator keeps, for every file and directory, two states: what is **durable** (on the
  * device) and what is only in the **page cache**. Every mutating call records an operation:
  *
- * - `write`, `writev` and `truncate` change only the cache;
+ * - `write`, `writev`, `writeAt`, `writevAt` and `truncate` change only the cache;
  * - `datasync()` / `sync()` of a file make that file's data and size durable (the model has no other
  *   metadata, so both do the same thing);
  * - `syncDir(dir)` makes that directory's entries durable: creates, renames and unlinks in it.
@@ -64,22 +64,33 @@ import type {
   PlatformLock,
   PlatformStat,
 } from "../platform/types.ts";
+import { checkPosition, concatChunks } from "../platform/write_all.ts";
 
 /**
  * What survives a simulated power cut, on top of the durable state. Only operations that were
  * not made durable by a `datasync`/`sync` (file data) or `syncDir` (directory entries) are ever
  * dropped or damaged: the model never corrupts durable data.
  *
+ * Writes at an offset (`writeAt`, `writevAt`) are the same write operations as appends, and a write
+ * that lands inside the file's previous length (an overwrite) is modelled as the device does it: a
+ * sector is written whole or not at all, and a lost or torn overwrite leaves the bytes that were
+ * there before. Zeros (and a torn write's garbage) only ever appear in bytes that extend the file
+ * past the length it had before that write: blocks newly allocated whose data never arrived. No
+ * mode zeroes old data.
+ *
  * - `none`: no un-synced operation survives.
  * - `all`: every operation survives (what a process crash, `kill -9`, looks like).
  * - `prefix`: a prefix of the un-synced operations survives, in order.
  * - `subset`: an arbitrary subset survives (reordering). File writes are split at 4 KiB page
  *   boundaries and each page keeps some prefix of its own writes, as page-cache write-back does,
- *   so a later page may reach the disk while an earlier one reads back as zeros.
+ *   so a later page may reach the disk while an earlier one reads back as zeros (past the file's
+ *   previous length) or as its previous bytes (an overwritten page).
  * - `torn`: everything survives except the last write to one file, which is torn at a sector
- *   boundary (512 B or 4 KiB); the rest of it is cut off, zero-filled or garbage.
+ *   boundary (512 B or 4 KiB); the rest of it is cut off, zero-filled or garbage past the file's
+ *   previous length, and keeps its previous bytes inside it (whatever the tail).
  * - `zeros`: the file sizes grow as written but, from some write on, the new bytes are all 0x00
- *   (an extended size reached the journal, the data blocks did not).
+ *   (an extended size reached the journal, the data blocks did not). Only bytes past the file's
+ *   length before the write are new: a lost overwrite keeps the previous bytes.
  * - `emptyCreate`: every directory operation survives, but a file whose data was never synced
  *   (a newly created one) exists with zero length; other files keep all their writes.
  * - `undoDirOps`: all file data survives, but every rename and unlink whose directory was not
@@ -93,6 +104,21 @@ import type {
  * f.write(new Uint8Array([1, 2])); // never synced
  * const survives = (mode: CrashMode) => sim.crash(mode, 1).fileBytes("/x") !== null;
  * if (survives("none") || !survives("all")) throw new Error("none drops it, all keeps it");
+ * ```
+ *
+ * @example A lost overwrite keeps the old bytes, in every mode
+ * ```ts
+ * import { CRASH_MODES, SimPlatform } from "@khipu/log/testing";
+ * const sim = new SimPlatform();
+ * sim.setFileBytes("/seg", new Uint8Array([1, 2, 3, 4])); // durable
+ * const f = await sim.open("/seg", "append");
+ * f.writeAt(new Uint8Array([9, 9]), 1); // an overwrite in one sector, never synced
+ * for (const mode of CRASH_MODES) {
+ *   for (let seed = 0; seed < 10; seed++) {
+ *     const bytes = sim.crash(mode, seed).fileBytes("/seg")?.join();
+ *     if (bytes !== "1,2,3,4" && bytes !== "1,9,9,4") throw new Error(`${mode}: ${bytes}`);
+ *   }
+ * }
  * ```
  */
 export type CrashMode =
@@ -150,7 +176,10 @@ export interface CrashOptions {
   keep?: number;
   /** `torn`: the sector size at which the last write tears. */
   sector?: 512 | 4096;
-  /** `torn`: what follows the tear: nothing (size cut), zeros, or garbage up to the full size. */
+  /**
+   * `torn`: what follows the tear past the file's previous length: nothing (size cut), zeros, or
+   * garbage up to the full size. Inside the previous length the previous bytes stay.
+   */
   tail?: "cut" | "zeros" | "garbage";
   /** `subset`: the page size at which write-back happens (default 4096). */
   pageSize?: number;
@@ -555,7 +584,8 @@ export class SimSnapshot {
         let w = 0;
         for (const op of P) {
           if (op.t === "write" && w++ >= from) {
-            // The size reached the disk, the data did not: only bytes past the end are new.
+            // The size reached the disk, the data did not: only bytes past the end are new (zeros);
+            // an overwrite inside the file is simply lost, so the previous bytes stay.
             const f = image.file(op.ino);
             const end = op.off + op.data.length;
             if (end > f.len) f.resize(end);
@@ -662,12 +692,15 @@ function crashTorn(image: Image, P: readonly Op[], rnd: () => number, opts: Cras
     for (let b = (Math.floor(op.off / sector) + 1) * sector; b < end; b += sector) cuts.push(b);
     const at = cuts[randInt(rnd, cuts.length)];
     const f = image.file(op.ino);
+    // Sectors past the tear never arrived: inside the previous length they keep their bytes; past
+    // it (blocks the write allocated) the tail decides.
+    const fresh = Math.max(at, f.len);
     f.writeAt(op.off, op.data.subarray(0, at - op.off));
     if (tail === "zeros" && end > f.len) f.resize(end);
-    if (tail === "garbage") {
-      const junk = new Uint8Array(end - at);
+    if (tail === "garbage" && end > fresh) {
+      const junk = new Uint8Array(end - fresh);
       for (let j = 0; j < junk.length; j++) junk[j] = randInt(rnd, 256);
-      f.writeAt(at, junk);
+      f.writeAt(fresh, junk);
     }
     detail = `ino=${op.ino} write=[${op.off},${end}) sector=${sector} at=${at} tail=${tail}`;
   });
@@ -1163,8 +1196,8 @@ export class SimPlatform implements Platform {
   /** What a {@linkcode SimFile} may do to its file system. */
   private host: FileHost = {
     count: (op, path, mutates) => this.count(op, path, mutates),
-    write: (node, data) => {
-      const off = node.cache.len;
+    write: (node, data, at) => {
+      const off = at ?? node.cache.len;
       const copy = data.slice();
       node.cache.writeAt(off, copy);
       node.mtimeMs = Date.now();
@@ -1182,7 +1215,8 @@ export class SimPlatform implements Platform {
 
 interface FileHost {
   count(op: string, path: string, mutates: boolean): void;
-  write(node: FileNode, data: Uint8Array): void;
+  /** Records a write of `data` at `at`, or at the end of the file. */
+  write(node: FileNode, data: Uint8Array, at?: number): void;
   truncate(node: FileNode, len: number): void;
   sync(node: FileNode): void;
   closed(): void;
@@ -1214,19 +1248,34 @@ class SimFile implements PlatformFile {
 
   writev(chunks: readonly Uint8Array[]): void {
     this.check("writev", true);
+    this.#writeChunks("writev", chunks);
+  }
+
+  writeAt(data: Uint8Array, position: number): void {
+    this.#positioned("writeAt", position);
+    if (data.length > 0) this.fs.write(this.node, data, position);
+    this.fs.count("writeAt", this.path, data.length > 0);
+  }
+
+  writevAt(chunks: readonly Uint8Array[], position: number): void {
+    this.#positioned("writevAt", position);
+    this.#writeChunks("writevAt", chunks, position);
+  }
+
+  /** The checks of a positional write, in the real adapters' order: closed, position, writable. */
+  #positioned(op: string, position: number): void {
+    this.check(op);
+    checkPosition(position, op, this.path);
+    this.check(op, true);
+  }
+
+  /** Records the chunks as one write operation (at `at`, or at the end), and counts the call. */
+  #writeChunks(op: string, chunks: readonly Uint8Array[], at?: number): void {
     let total = 0;
     for (const c of chunks) total += c.length;
-    if (total > 0) {
-      // One writev is one write operation: it can tear, but not reorder within itself.
-      const all = new Uint8Array(total);
-      let off = 0;
-      for (const c of chunks) {
-        all.set(c, off);
-        off += c.length;
-      }
-      this.fs.write(this.node, all);
-    }
-    this.fs.count("writev", this.path, total > 0);
+    // One writev is one write operation: it can tear, but not reorder within itself.
+    if (total > 0) this.fs.write(this.node, concatChunks(chunks), at);
+    this.fs.count(op, this.path, total > 0);
   }
 
   readAt(buf: Uint8Array, position: number): number {
