@@ -22,6 +22,7 @@
  *     const f = await inner.open(path, how, mode);
  *     return {
  *       path: f.path, write: (d) => f.write(d), writev: (c) => f.writev(c),
+ *       writeAt: (d, p) => f.writeAt(d, p), writevAt: (c, p) => f.writevAt(c, p),
  *       readAt: (b, p) => f.readAt(b, p), size: () => f.size(), truncate: (n) => f.truncate(n),
  *       datasync: () => (syncs++, f.datasync()), sync: () => f.sync(), close: () => f.close(),
  *     };

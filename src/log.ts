@@ -36,7 +36,7 @@ import { describeValue, options as checkOptions, recordBytes, wholeNumber } from
 import { type OpenReport, recoverLog } from "./recovery.ts";
 import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
 import type { Segment } from "./segment.ts";
-import { readableEnd, type SegmentView } from "./segment_view.ts";
+import type { SegmentView } from "./segment_view.ts";
 
 /** Options of `log.follow()`. */
 export interface FollowOptions {
@@ -188,10 +188,13 @@ export class Log {
     return this.#writer.nextSeq;
   }
 
-  /** Bytes in the log's segment files on disk (what has been flushed, seals included). */
+  /**
+   * Bytes of the log's segment files on disk: sealed segments whole, and the active one as large
+   * as it is, preallocated zeros included (what the files take, not just what records hold).
+   */
   get byteSize(): number {
     let n = 0;
-    for (const s of this.#writer.segments) n += readableEnd(s);
+    for (const s of this.#writer.segments) n += s.kind === "sealed" ? s.bytes : s.writer.diskBytes;
     return n;
   }
 

@@ -57,6 +57,12 @@ import { SparseIndex } from "./format/sparse_index.ts";
 /** How far ahead of the data a segment's file is zero-filled. */
 export const PREALLOCATE_BYTES: number = 1 << 20;
 
+/**
+ * At close, a last mark slot (and its fdatasync) is written only if the data after the newest
+ * slot is at least this long: the next open scans at most this much that a mark could have spared.
+ */
+export const MARK_ON_CLOSE_BYTES: number = 1 << 20;
+
 /** Sizes a segment works with. */
 export interface SegmentOptions {
   /** User-space buffer size in bytes. */
@@ -334,6 +340,11 @@ export class Segment {
     return this.#sealed;
   }
 
+  /** Size of the file on disk: its frames, then the seal or the preallocated zeros. */
+  get diskBytes(): number {
+    return this.#file ? Math.max(this.#allocEnd, this.fileBytes) : 0;
+  }
+
   /** Bytes of the file's frames, and the seal once written (not the preallocated zeros). */
   get fileBytes(): number {
     return this.flushedBytes + this.#sealBytes;
@@ -507,12 +518,14 @@ export class Segment {
 
   /**
    * Writes a last mark slot for what the last fdatasync covered, and fdatasyncs it, so the next
-   * open starts at the end: a cleanly closed segment opens without a scan. No-op if the newest
-   * slot already says so.
+   * open starts at the end instead of scanning the data since the newest slot. Done only when
+   * that data is at least {@linkcode MARK_ON_CLOSE_BYTES} long (else the scan costs less than
+   * the fdatasync).
    */
   async markClean(): Promise<void> {
     if (this.#closed || this.#poison || !this.#file || this.#sealed) return;
-    if (this.#durable.end <= this.#mark.end) return;
+    // A short unmarked tail costs the next open less than this fdatasync costs every close.
+    if (this.#durable.end - this.#mark.end < MARK_ON_CLOSE_BYTES) return;
     this.#writeMark(this.#file);
     await this.#fdatasync(this.#file);
   }

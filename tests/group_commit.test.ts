@@ -152,7 +152,7 @@ describe("group commit under always()", () => {
     const rec = recordingPlatform(gated);
     const store = await Store.open("/s", { platform: rec, syncPolicy: SyncPolicy.always() });
     const log = await store.log("ev");
-    const obs = new SyncObserver(rec, L);
+    const obs = new SyncObserver(rec, L, (p) => sim.fileBytes(p));
     await obs.track(log.append(payload())); // creates the segment; not gated
     gated.closed = true;
     const syncsBefore = rec.count("datasync");

@@ -18,6 +18,8 @@ export function wrapFile(f: PlatformFile, overrides: Partial<PlatformFile>): Pla
     path: f.path,
     write: (d) => f.write(d),
     writev: (c) => f.writev(c),
+    writeAt: (d, p) => f.writeAt(d, p),
+    writevAt: (c, p) => f.writevAt(c, p),
     readAt: (b, p) => f.readAt(b, p),
     size: () => f.size(),
     truncate: (n) => f.truncate(n),

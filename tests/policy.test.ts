@@ -47,7 +47,9 @@ async function observed(backend: "sim" | "disk", syncPolicy: SyncPolicy, segment
   const rec = recordingPlatform(inner);
   const store = await Store.open(dir, { platform: rec, syncPolicy, segmentBytes });
   const log = await store.log("ev");
-  return { rec, store, log, obs: new SyncObserver(rec, L) };
+  const sim = inner instanceof SimPlatform ? inner : null;
+  const obs = new SyncObserver(rec, L, sim ? (p) => sim.fileBytes(p) : undefined);
+  return { rec, store, log, obs };
 }
 
 /**
