@@ -404,6 +404,7 @@ export class Segment {
       offset += c.used;
     }
     const end = offset;
+    const indexed = this.index.length;
     try {
       const views = full.map((c) => c.bytes.subarray(0, c.used));
       if (views.length === 1) file.writeAt(views[0], this.flushedBytes);
@@ -416,7 +417,9 @@ export class Segment {
       }
       this.#persistEntries(file);
     } catch (err) {
-      this.index.truncate(this.#persisted);
+      // Entries of the records cut back go too (the file's copies lie past any mark's count).
+      this.index.truncate(indexed);
+      this.#persisted = Math.min(this.#persisted, indexed);
       this.#cutBack(file);
       throw err;
     }
@@ -426,7 +429,10 @@ export class Segment {
     this.#resetBuffer();
   }
 
-  /** Zeros from the end of the data to 1 MiB past it, once the data passes the allocated end. */
+  /**
+   * Zeros from the end of the data to the next 1 MiB boundary past it (at most `segmentBytes`),
+   * once the data passes the allocated end. A failure is ignored: the records were written.
+   */
   #preallocate(file: PlatformFile, end: number): void {
     if (end <= this.#allocEnd) return;
     const target = Math.min(
@@ -436,8 +442,13 @@ export class Segment {
     this.#allocEnd = end;
     if (target <= end) return;
     zeros ??= new Uint8Array(PREALLOCATE_BYTES);
-    file.writeAt(zeros.subarray(0, target - end), end);
-    this.#allocEnd = target;
+    try {
+      file.writeAt(zeros.subarray(0, target - end), end);
+      this.#allocEnd = target;
+    } catch {
+      // Only a speed-up: a full disk may refuse the zeros yet take the records. Zeros that did
+      // land past the data are preallocated space like any other.
+    }
   }
 
   /** Writes the index entries not yet in the file (those past its room stay in memory only). */

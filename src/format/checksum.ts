@@ -59,10 +59,17 @@ const TABLE: Int32Array = (() => {
  * ```
  */
 export function crc32U64(value: number, previous = 0): number {
+  const t = TABLE;
+  const lo = value >>> 0;
+  const hi = (value / 0x1_0000_0000) >>> 0;
   let c = ~previous;
-  let lo = value >>> 0;
-  let hi = Math.floor(value / 0x1_0000_0000) >>> 0;
-  for (let i = 0; i < 4; i++, lo >>>= 8) c = TABLE[(c ^ lo) & 0xff] ^ (c >>> 8);
-  for (let i = 0; i < 4; i++, hi >>>= 8) c = TABLE[(c ^ hi) & 0xff] ^ (c >>> 8);
+  c = t[(c ^ lo) & 0xff] ^ (c >>> 8);
+  c = t[(c ^ (lo >>> 8)) & 0xff] ^ (c >>> 8);
+  c = t[(c ^ (lo >>> 16)) & 0xff] ^ (c >>> 8);
+  c = t[(c ^ (lo >>> 24)) & 0xff] ^ (c >>> 8);
+  c = t[(c ^ hi) & 0xff] ^ (c >>> 8);
+  c = t[(c ^ (hi >>> 8)) & 0xff] ^ (c >>> 8);
+  c = t[(c ^ (hi >>> 16)) & 0xff] ^ (c >>> 8);
+  c = t[(c ^ (hi >>> 24)) & 0xff] ^ (c >>> 8);
   return ~c >>> 0;
 }

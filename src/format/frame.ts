@@ -169,16 +169,27 @@ export function decodeFrame(
   if (type !== FRAME_RECORD && type !== FRAME_RECORD_MORE && type !== FRAME_SEAL) {
     return { status: "bad", reason: `bad frame type ${type}` };
   }
-  const length = readVarint(buf, off + 5, end, 5);
-  if (length < 0) return varintProblem(length, "length", end - off);
+  // One-byte varints (lengths below 128, deltas below 128 ms) are the common case: no call.
+  let length = buf[off + 5];
+  let p = off + 6;
+  if (length >= 128) {
+    length = readVarint(buf, off + 5, end, 5);
+    if (length < 0) return varintProblem(length, "length", end - off);
+    p = varintEnd;
+  }
   const cap = type === FRAME_SEAL ? MAX_SEAL_PAYLOAD : maxPayload;
   if (length > cap) return { status: "bad", reason: `length ${length} exceeds ${cap}` };
-  const deltaAt = varintEnd;
-  const delta = readVarint(buf, deltaAt, end, 8);
-  if (delta < 0) return varintProblem(delta, "timestamp delta", end - off);
+  if (p >= end) return { status: "short", need: p - off + 1 };
+  let delta = buf[p];
+  if (delta < 128) p++;
+  else {
+    delta = readVarint(buf, p, end, 8);
+    if (delta < 0) return varintProblem(delta, "timestamp delta", end - off);
+    p = varintEnd;
+  }
   const timestamp = prevTimestamp + delta;
   if (timestamp > Number.MAX_SAFE_INTEGER) return { status: "bad", reason: "timestamp too large" };
-  const payloadStart = varintEnd;
+  const payloadStart = p;
   const payloadEnd = payloadStart + length;
   const bytes = payloadEnd - off;
   if (end < payloadEnd) return { status: "short", need: bytes };
