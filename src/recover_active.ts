@@ -11,7 +11,7 @@
  * ```ts
  * import { SimPlatform } from "@khipu/log/testing";
  * import { recoverActive } from "./recover_active.ts";
- * import { LogIdCheck } from "./recovery.ts";
+ * import { LogIdCheck } from "./open_context.ts";
  * const sim = new SimPlatform();
  * await sim.mkdir("/l");
  * sim.setFileBytes("/l/00000000000000000000.seg", new Uint8Array(0)); // created, header lost
@@ -46,8 +46,7 @@ import {
   decodeSealPayload as decodeSealPayloadV1,
   encodeSealFrame as encodeSealFrameV1,
 } from "./format/v1/seal.ts";
-import type { NewestContext, NewestResult } from "./recovery.ts";
-import { readHeader } from "./recovery.ts";
+import { type NewestContext, type NewestResult, readHeader } from "./open_context.ts";
 import { indexCapacityFor, Segment, type SegmentStart } from "./segment.ts";
 import type { SealedSegment } from "./segment_view.ts";
 import { isZeroRange, judgeTail } from "./torn_tail.ts";
@@ -229,7 +228,11 @@ async function recoverV2(
     }
     prevTimestamp = step.timestamp;
     if (step.type === FRAME_RECORD) {
-      last = { end: step.offset + step.frameBytes, nextSeq: step.seq + 1, lastTimestamp: step.timestamp };
+      last = {
+        end: step.offset + step.frameBytes,
+        nextSeq: step.seq + 1,
+        lastTimestamp: step.timestamp,
+      };
     }
   }
   const end = seal ? seal.end : last.end;
@@ -364,7 +367,12 @@ async function recoverV1(
         step = { kind: "bad", offset: step.offset, reason: idx };
         break;
       }
-      seal = { seq: step.seq, end: step.offset + step.frameBytes, index: idx, timestamp: step.timestamp };
+      seal = {
+        seq: step.seq,
+        end: step.offset + step.frameBytes,
+        index: idx,
+        timestamp: step.timestamp,
+      };
       step = scanner.next();
       break;
     }
@@ -378,7 +386,9 @@ async function recoverV1(
   const nextSeq = seal ? seal.seq : scanner.expectedSeq;
   if (step.kind !== "end") {
     // Anything after a seal is a torn tail: the next segment was never created.
-    const verdict = seal ? { kind: "torn" as const } : judgeTail(file, validEnd, size, nextSeq, max);
+    const verdict = seal
+      ? { kind: "torn" as const }
+      : judgeTail(file, validEnd, size, nextSeq, max);
     if (verdict.kind === "damage") {
       const reason = step.kind === "bad" ? step.reason : "truncated frame";
       const damage = new CorruptionError({
@@ -395,7 +405,10 @@ async function recoverV1(
     ctx.report.tornHole = verdict.kind === "hole";
   }
   if (!seal && nextSeq === firstSeq) {
-    return { kind: "active", active: await resetAsEmpty(platform, file, startAfter(firstSeq, ctx), ctx) };
+    return {
+      kind: "active",
+      active: await resetAsEmpty(platform, file, startAfter(firstSeq, ctx), ctx),
+    };
   }
   let bytes = validEnd;
   const sealTime = seal?.timestamp ?? Math.max(Date.now(), lastTimestamp);

@@ -12,6 +12,8 @@
  * import { Store } from "@khipu/log";
  * import { SimPlatform } from "@khipu/log/testing";
  * const sim = new SimPlatform();
+ * await sim.mkdir("/s");
+ * await sim.mkdir("/s/l");
  * sim.setFileBytes("/s/l/00000000000000000000.seg", new Uint8Array(200).fill(7)); // not a segment
  * const store = await Store.open("/s", { platform: sim, repair: true });
  * const log = await store.log("l");
@@ -32,8 +34,7 @@ import { FrameScanner, SCAN_CHUNK_BYTES } from "./format/scanner.ts";
 import { encodeSealFrame } from "./format/seal.ts";
 import { SparseIndex } from "./format/sparse_index.ts";
 import { encodeSealFrame as encodeSealFrameV1 } from "./format/v1/seal.ts";
-import type { LogIdCheck, PrevEnd, RecoverOptions } from "./recovery.ts";
-import { readHeader } from "./recovery.ts";
+import { type LogIdCheck, type PrevEnd, readHeader, type RecoverOptions } from "./open_context.ts";
 import { parseSegmentFileName, Segment } from "./segment.ts";
 import type { SealedSegment } from "./segment_view.ts";
 
@@ -189,16 +190,14 @@ async function sealPrefix(
 ): Promise<SealedSegment> {
   const h = p.header;
   const sealTime = Math.max(p.lastTimestamp, Date.now());
-  const seal = h.version === 1
-    ? encodeSealFrameV1(p.nextSeq, sealTime, p.index)
-    : encodeSealFrame({
-      idCrc: t.ids.identity().idCrc,
-      endSeq: p.nextSeq,
-      firstTimestamp: p.firstTimestamp,
-      lastTimestamp: p.lastTimestamp,
-      sealTimestamp: sealTime,
-      index: p.index,
-    });
+  const seal = h.version === 1 ? encodeSealFrameV1(p.nextSeq, sealTime, p.index) : encodeSealFrame({
+    idCrc: t.ids.identity().idCrc,
+    endSeq: p.nextSeq,
+    firstTimestamp: p.firstTimestamp,
+    lastTimestamp: p.lastTimestamp,
+    sealTimestamp: sealTime,
+    index: p.index,
+  });
   const tmp = `${path}${REPAIR_SUFFIX}`;
   await platform.remove(tmp);
   const file = await platform.open(path, "read");

@@ -218,7 +218,13 @@ export class Segment {
   #mark: { generation: number; end: number };
   #durable: DurableState;
 
-  private constructor(init: Omit<RecoveredSegment, "file"> & { path: string; file: PlatformFile | null; allocEnd: number }) {
+  private constructor(
+    init: Omit<RecoveredSegment, "file"> & {
+      path: string;
+      file: PlatformFile | null;
+      allocEnd: number;
+    },
+  ) {
     this.#platform = init.platform;
     this.path = init.path;
     this.start = init.start;

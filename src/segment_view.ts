@@ -68,9 +68,12 @@ export type SegmentView = SealedSegment | LiveSegment;
  * @example
  * ```ts
  * import { liveView } from "./segment_view.ts";
- * import { Segment } from "./segment.ts";
+ * import { newLogId } from "./format/header.ts";
+ * import { logIdentity, Segment } from "./segment.ts";
  * import { SimPlatform } from "@khipu/log/testing";
- * const seg = Segment.pending(new SimPlatform(), "/log", 7, { bufferBytes: 4096, maxRecordBytes: 1024 });
+ * const start = { firstSeq: 7, prevEndSeq: 7, baseTimestamp: 0, log: logIdentity(newLogId()) };
+ * const opts = { bufferBytes: 4096, maxRecordBytes: 1024, segmentBytes: 4096 };
+ * const seg = Segment.pending(new SimPlatform(), "/log", start, opts);
  * if (liveView(seg).firstSeq !== 7) throw new Error("firstSeq");
  * ```
  */
@@ -108,12 +111,15 @@ function writerCodec(writer: Segment): FrameCodec {
  * @example
  * ```ts
  * import { sealedView } from "./segment_view.ts";
- * import { Segment } from "./segment.ts";
+ * import { newLogId } from "./format/header.ts";
+ * import { logIdentity, Segment } from "./segment.ts";
  * import { SimPlatform } from "@khipu/log/testing";
  * const sim = new SimPlatform();
  * await sim.mkdir("/log");
- * const seg = Segment.pending(sim, "/log", 0, { bufferBytes: 4096, maxRecordBytes: 1024 });
- * seg.append(0, 1, new Uint8Array(4));
+ * const start = { firstSeq: 0, prevEndSeq: 0, baseTimestamp: 0, log: logIdentity(newLogId()) };
+ * const opts = { bufferBytes: 4096, maxRecordBytes: 1024, segmentBytes: 4096 };
+ * const seg = Segment.pending(sim, "/log", start, opts);
+ * seg.append(0, 1, new Uint8Array(4), true);
  * await seg.seal(2);
  * const view = sealedView(seg);
  * if (view.endSeq !== 1 || view.bytes !== sim.fileBytes(seg.path)?.length) throw new Error("view");
@@ -143,10 +149,16 @@ export function sealedView(writer: Segment): SealedSegment {
  * @example
  * ```ts
  * import { readableEnd, type SealedSegment } from "./segment_view.ts";
+ * import { codecFor } from "./format/codec.ts";
+ * import { decodeHeader, encodeHeader, newLogId } from "./format/header.ts";
  * import { SparseIndex } from "./format/sparse_index.ts";
+ * const h = decodeHeader(encodeHeader({ firstSeq: 0, maxRecordBytes: 1024, logId: newLogId(),
+ *   prevEndSeq: 0, baseTimestamp: 0, indexCapacity: 0 }));
+ * if (!h.ok) throw new Error(h.reason);
  * const sealed: SealedSegment = {
  *   kind: "sealed", firstSeq: 0, path: "/log/0.seg", index: new SparseIndex(),
- *   maxRecordBytes: 1024, endSeq: 3, bytes: 200,
+ *   maxRecordBytes: 1024, endSeq: 3, bytes: 200, codec: codecFor(h.header), dataStart: 160,
+ *   firstTimestamp: 0, lastTimestamp: 0,
  * };
  * if (readableEnd(sealed) !== 200) throw new Error("a sealed file is read whole");
  * ```
@@ -162,9 +174,12 @@ export function readableEnd(view: SegmentView): number {
  * @example
  * ```ts
  * import { endSeqOf, liveView } from "./segment_view.ts";
- * import { Segment } from "./segment.ts";
+ * import { newLogId } from "./format/header.ts";
+ * import { logIdentity, Segment } from "./segment.ts";
  * import { SimPlatform } from "@khipu/log/testing";
- * const seg = Segment.pending(new SimPlatform(), "/log", 0, { bufferBytes: 4096, maxRecordBytes: 1024 });
+ * const start = { firstSeq: 0, prevEndSeq: 0, baseTimestamp: 0, log: logIdentity(newLogId()) };
+ * const opts = { bufferBytes: 4096, maxRecordBytes: 1024, segmentBytes: 4096 };
+ * const seg = Segment.pending(new SimPlatform(), "/log", start, opts);
  * if (endSeqOf(liveView(seg)) !== null) throw new Error("a live segment can grow");
  * ```
  */

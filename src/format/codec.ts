@@ -21,7 +21,13 @@
  * @module
  */
 import { crc32 } from "./checksum.ts";
-import { decodeFrame, FRAME_RECORD, FRAME_RECORD_MORE, FRAME_SEAL, type FrameResult } from "./frame.ts";
+import {
+  decodeFrame,
+  FRAME_RECORD,
+  FRAME_RECORD_MORE,
+  FRAME_SEAL,
+  type FrameResult,
+} from "./frame.ts";
 import type { SegmentHeader } from "./header.ts";
 import { decodeFrame as decodeFrameV1 } from "./v1/frame.ts";
 

@@ -193,10 +193,20 @@ export function decodeFrame(
   const payloadEnd = payloadStart + length;
   const bytes = payloadEnd - off;
   if (end < payloadEnd) return { status: "short", need: bytes };
-  if (readU32(buf, off) !== crc32(buf.subarray(off + 4, payloadEnd), crc32U64(expectedSeq, idCrc))) {
+  if (
+    readU32(buf, off) !== crc32(buf.subarray(off + 4, payloadEnd), crc32U64(expectedSeq, idCrc))
+  ) {
     return { status: "bad", reason: "checksum mismatch" };
   }
-  return { status: "ok", type, seq: expectedSeq, timestamp, payloadStart, payloadEnd, frameBytes: bytes };
+  return {
+    status: "ok",
+    type,
+    seq: expectedSeq,
+    timestamp,
+    payloadStart,
+    payloadEnd,
+    frameBytes: bytes,
+  };
 }
 
 /** A varint that ran past the available bytes needs more of them; any other problem is bad. */

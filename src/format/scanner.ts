@@ -28,7 +28,7 @@
  * @module
  */
 import type { PlatformFile } from "../platform/types.ts";
-import { endsBatch, type FrameCodec, FRAME_SEAL } from "./codec.ts";
+import { endsBatch, FRAME_SEAL, type FrameCodec } from "./codec.ts";
 
 /** Default read-buffer size. */
 export const SCAN_CHUNK_BYTES: number = 256 * 1024;

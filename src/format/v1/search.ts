@@ -15,7 +15,13 @@
  * @module
  */
 import type { PlatformFile } from "../../platform/types.ts";
-import { decodeFrame, FRAME_HEADER_BYTES, FRAME_RECORD, FRAME_SEAL, frameHeaderProblem } from "./frame.ts";
+import {
+  decodeFrame,
+  FRAME_HEADER_BYTES,
+  FRAME_RECORD,
+  FRAME_SEAL,
+  frameHeaderProblem,
+} from "./frame.ts";
 import { readU32, readU64 } from "../bytes.ts";
 import { SCAN_CHUNK_BYTES } from "../scanner.ts";
 
