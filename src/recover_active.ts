@@ -146,13 +146,16 @@ interface BatchEnd {
   lastTimestamp: number;
 }
 
-async function recoverV2(
+/** Recovers a newest segment of one format version, its file open and its header decoded. */
+type VersionRecovery = (
   platform: Platform,
   file: PlatformFile,
   size: number,
   header: SegmentHeader,
   ctx: NewestContext,
-): Promise<ActiveResult> {
+) => Promise<ActiveResult>;
+
+const recoverV2: VersionRecovery = async (platform, file, size, header, ctx) => {
   const path = file.path;
   const firstSeq = header.firstSeq;
   const seed = seedOf(header.logId!, firstSeq);
@@ -296,7 +299,7 @@ async function recoverV2(
       mark: { generation: mark.generation, end: mark.durableEnd },
     }),
   };
-}
+};
 
 /**
  * The index entries the mark vouches for: entry 0 (implied), then the stored ones, which must be
@@ -334,13 +337,7 @@ function readStoredIndex(
  * damage); then a segment with records is sealed (v1 seal) so that the log continues in v2, and an
  * empty one is rewritten as an empty v2 segment.
  */
-async function recoverV1(
-  platform: Platform,
-  file: PlatformFile,
-  size: number,
-  header: SegmentHeader,
-  ctx: NewestContext,
-): Promise<ActiveResult> {
+const recoverV1: VersionRecovery = async (platform, file, size, header, ctx) => {
   const path = file.path;
   const firstSeq = header.firstSeq;
   const max = header.maxRecordBytes;
@@ -435,4 +432,4 @@ async function recoverV1(
       lastTimestamp: sealTime,
     },
   };
-}
+};

@@ -22,6 +22,7 @@
 import { crc32 } from "../checksum.ts";
 import { readU32, readU64, writeU32, writeU64 } from "../bytes.ts";
 import { MAX_SEAL_PAYLOAD } from "../limits.ts";
+import type { FrameResult } from "../frame.ts";
 
 /** Bytes in a frame header. */
 export const FRAME_HEADER_BYTES = 28;
@@ -30,42 +31,8 @@ export const FRAME_RECORD = 1;
 /** Frame type of the seal that ends a sealed segment. */
 export const FRAME_SEAL = 2;
 
-/** A frame that checked out. Payload is `buf[payloadStart, payloadEnd)`. */
-export interface FrameOk {
-  /** Frame is whole and valid. */
-  status: "ok";
-  /** {@linkcode FRAME_RECORD} or {@linkcode FRAME_SEAL}. */
-  type: number;
-  /** Sequence number (equal to the expected one). */
-  seq: number;
-  /** Milliseconds since the epoch. */
-  timestamp: number;
-  /** Start of the payload in the buffer. */
-  payloadStart: number;
-  /** End (exclusive) of the payload in the buffer. */
-  payloadEnd: number;
-  /** Whole frame size, header included. */
-  frameBytes: number;
-}
-
-/** The bytes available end before the frame does; `need` is the frame size known so far. */
-export interface FrameShort {
-  /** More bytes are needed. */
-  status: "short";
-  /** Bytes the frame needs from its start (28 until the header is readable). */
-  need: number;
-}
-
-/** The bytes at this offset are not a valid frame for this position. */
-export interface FrameBad {
-  /** Not a frame. */
-  status: "bad";
-  /** Why, for error messages. */
-  reason: string;
-}
-
-/** Result of {@linkcode decodeFrame}. */
-export type FrameResult = FrameOk | FrameShort | FrameBad;
+/** What {@linkcode decodeFrame} returns: the same shapes as a version 2 frame's decoding. */
+export type { FrameResult };
 
 /**
  * Encodes one frame into `buf` at `off` and returns the offset after it. `buf` must have room for
