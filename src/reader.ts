@@ -208,8 +208,12 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
       for (let r: LogRecord | number = first;; r = this.#step()) {
         if (typeof r === "object") return { done: false, value: r };
         if (r === END) return this.#finish();
-        if (r === OPEN) this.#cur = await openAt(this.#src, this.#seq);
-        else if (await waitForChange(this.#src, this.#opts.signal)) {
+        if (r === OPEN) {
+          this.#cur = await openAt(this.#src, this.#seq);
+          // Past a range of seqs the log skipped (repair set records aside), the next record is
+          // the next segment's first.
+          this.#seq = Math.max(this.#seq, this.#cur.ref.firstSeq);
+        } else if (await waitForChange(this.#src, this.#opts.signal)) {
           this.#visibleEnd = this.#src.flushedEnd();
         } else return this.#finish();
       }
@@ -290,9 +294,6 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
           });
         }
         this.#release();
-        // The next segment may start past this one's end: seqs the log skipped.
-        const next = src.segments().find((s) => endSeq !== null && s.firstSeq >= endSeq);
-        if (next && next.firstSeq > this.#seq) this.#seq = next.firstSeq;
         continue;
       }
       if (step.kind === "end") {

@@ -213,7 +213,8 @@ export class Segment {
   #closed = false;
   #sealed = false;
   #sealBytes = 0;
-  #allocEnd: number;
+  /** The file's size: what the writer wrote to it, preallocated zeros included. */
+  #fileSize: number;
   #persisted: number;
   #mark: { generation: number; end: number };
   #durable: DurableState;
@@ -222,7 +223,7 @@ export class Segment {
     init: Omit<RecoveredSegment, "file"> & {
       path: string;
       file: PlatformFile | null;
-      allocEnd: number;
+      fileSize: number;
     },
   ) {
     this.#platform = init.platform;
@@ -241,7 +242,7 @@ export class Segment {
     this.flushedTimestamp = init.lastTimestamp;
     this.firstTimestamp = init.firstTimestamp;
     this.index = init.index;
-    this.#allocEnd = init.allocEnd;
+    this.#fileSize = init.fileSize;
     this.#persisted = init.persistedEntries;
     this.#mark = init.mark;
     // Recovery fdatasynced what it kept; a new segment's data starts empty and synced.
@@ -278,7 +279,7 @@ export class Segment {
       index,
       persistedEntries: 1,
       mark: { generation: 0, end: dataStart },
-      allocEnd: HEADER_BYTES,
+      fileSize: HEADER_BYTES,
     });
   }
 
@@ -308,7 +309,7 @@ export class Segment {
 
   /** Adopts a recovered file open for writing, holding whole batches up to `flushedBytes`. */
   static recovered(init: RecoveredSegment): Segment {
-    return new Segment({ ...init, path: init.file.path, allocEnd: init.file.size() });
+    return new Segment({ ...init, path: init.file.path, fileSize: init.file.size() });
   }
 
   /** Largest payload this segment's header allows; larger records need a new segment. */
@@ -348,7 +349,7 @@ export class Segment {
 
   /** Size of the file on disk: its frames, then the seal or the preallocated zeros. */
   get diskBytes(): number {
-    return this.#file ? Math.max(this.#allocEnd, this.fileBytes) : 0;
+    return this.#file ? this.#fileSize : 0;
   }
 
   /** Bytes of the file's frames, and the seal once written (not the preallocated zeros). */
@@ -440,20 +441,21 @@ export class Segment {
    * once the data passes the allocated end. A failure is ignored: the records were written.
    */
   #preallocate(file: PlatformFile, end: number): void {
-    if (end <= this.#allocEnd) return;
+    if (end <= this.#fileSize) return;
+    this.#fileSize = end;
     const target = Math.min(
       Math.max(end, this.#opts.segmentBytes),
       (Math.floor(end / PREALLOCATE_BYTES) + 1) * PREALLOCATE_BYTES,
     );
-    this.#allocEnd = end;
     if (target <= end) return;
     zeros ??= new Uint8Array(PREALLOCATE_BYTES);
     try {
       file.writeAt(zeros.subarray(0, target - end), end);
-      this.#allocEnd = target;
+      this.#fileSize = target;
     } catch {
       // Only a speed-up: a full disk may refuse the zeros yet take the records. Zeros that did
       // land past the data are preallocated space like any other.
+      this.#fileSize = file.size();
     }
   }
 
@@ -597,6 +599,7 @@ export class Segment {
     try {
       file.writeAt(seal, this.flushedBytes);
       file.truncate(this.flushedBytes + seal.length);
+      this.#fileSize = this.flushedBytes + seal.length;
     } catch (err) {
       this.#cutBack(file);
       throw err;
@@ -616,7 +619,7 @@ export class Segment {
   #cutBack(file: PlatformFile): void {
     try {
       file.truncate(this.flushedBytes);
-      this.#allocEnd = this.flushedBytes;
+      this.#fileSize = this.flushedBytes;
     } catch (truncErr) {
       // The file may now end in a partial frame that a later flush would complete: unusable.
       this.#poison = new PoisonedError({ path: this.path, cause: truncErr });

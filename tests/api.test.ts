@@ -238,6 +238,7 @@ describe("store and log housekeeping", () => {
     await invalid(() => store.deleteLog("../x"), /invalid log name/);
     const again = await store.log("scratch");
     assert.equal(again.nextSeq, 0, "a new log of the same name starts empty");
+    assert.notEqual(again.id, log.id, "and is another log: a new log id");
     await store.close();
     for (const mode of CRASH_MODES) {
       const after = await Store.open("/s", { platform: sim.crash(mode, 7) });
@@ -266,21 +267,32 @@ describe("store and log housekeeping", () => {
     await reopened.close();
   });
 
-  it("log.byteSize equals the bytes of the segment files on disk, seals included", async () => {
+  it("log.byteSize equals the bytes of the segment files on disk, seals and preallocated zeros included", async () => {
     const dir = disk.tempDir();
-    const store = await Store.open(dir, { segmentBytes: 4096, syncPolicy: SyncPolicy.osManaged() });
-    const log = await store.log("l");
-    const onDisk = () =>
-      readdirSync(join(dir, "l")).filter((n) => n.endsWith(".seg")).reduce(
-        (n, f) => n + statSync(join(dir, "l", f)).size,
+    const onDisk = (name: string) =>
+      readdirSync(join(dir, name)).filter((n) => n.endsWith(".seg")).reduce(
+        (n, f) => n + statSync(join(dir, name, f)).size,
         0,
       );
-    assert.equal(log.byteSize, onDisk(), "empty log");
+    let store = await Store.open(dir, { segmentBytes: 4096, syncPolicy: SyncPolicy.osManaged() });
+    let log = await store.log("l");
+    assert.equal(log.byteSize, onDisk("l"), "empty log (a new segment holds just its header)");
     for (let i = 0; i < 40; i++) {
       await log.append(new Uint8Array(300).fill(i));
-      assert.equal(log.byteSize, onDisk(), `after append ${i} (${log.segmentCount} segments)`);
+      assert.equal(log.byteSize, onDisk("l"), `after append ${i} (${log.segmentCount} segments)`);
     }
     assert.ok(log.segmentCount > 2, "rolled over, so sealed segments are counted");
+    await store.close();
+    // Segments larger than the 1 MiB preallocation step: the active file runs ahead of its data.
+    store = await Store.open(dir, { segmentBytes: 4 << 20, syncPolicy: SyncPolicy.osManaged() });
+    log = await store.log("l");
+    assert.equal(log.byteSize, onDisk("l"), "reopened");
+    const big = await store.log("big");
+    for (let i = 0; i < 25; i++) {
+      await big.append(new Uint8Array(100_000).fill(i));
+      assert.equal(big.byteSize, onDisk("big"), `after big append ${i}`);
+    }
+    assert.equal(onDisk("big"), 3 << 20, "2.5 MB of records, preallocated to 3 MiB");
     await store.close();
   });
 

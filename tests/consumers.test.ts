@@ -453,6 +453,12 @@ export async function demo${kind}(dir: string): Promise<number> {
   await log.sync();
   const first: number = log.firstSeq;
   const next: number = log.nextSeq;
+  // Format v2's API: the log id, the bytes on disk, the seqs a repair skipped.
+  const id: string = log.id;
+  const onDisk: number = log.byteSize;
+  const skipped: { from: number; to: number } | null = log.openReport.skippedSeqs;
+  // @ts-expect-error: the log id is read-only
+  log.id = "another";
   await store.sync();
   await store.close();
   await using disposable = await Store.open(dir);
@@ -462,6 +468,7 @@ export async function demo${kind}(dir: string): Promise<number> {
     SyncPolicy.everyN(),
     SyncPolicy.interval(10),
     SyncPolicy.osManaged(),
+    SyncPolicy.everyN(8, { maxDelayMs: 5 }),
   ];
   // @ts-expect-error: records are bytes or strings (proves the types are not \`any\`)
   await log.append(42);
@@ -493,7 +500,7 @@ export async function demo${kind}(dir: string): Promise<number> {
   await file.close();
   await afterCut.mkdir("/elsewhere");
   return seq + more + seqs.length + total + first + next + policies.length + calls +
-    dirModeFor(0o644) + same.name.length;
+    dirModeFor(0o644) + same.name.length + id.length + onDisk + (skipped?.to ?? 0);
 }
 `;
     const tsDir = path.join(app, "typed");

@@ -1,15 +1,23 @@
-// Fault injection: EIO and ENOSPC on write (also after part of the bytes went out), EIO
-// on fdatasync, failure of the directory fsync, of rename and of unlink. Each must reach the caller
-// as a clear typed error naming the file, lose no record that had resolved, leave no partial frame
-// in the file, and let the store reopen cleanly, both after a process crash (the page cache
-// survives: crash mode `all`) and after a power cut (only synced data survives: mode `none`).
+// Fault injection: EIO and ENOSPC on write (also after part of the bytes went out), on the seal
+// and on the next segment's header at rollover, on the zero-fill ahead of the data and on a stored
+// index entry, EIO on fdatasync, failure of the directory fsync, of rename and of unlink. Each must
+// reach the caller as a clear typed error naming the file, lose no record that had resolved, leave
+// no partial frame in the file, and let the store reopen cleanly, both after a process crash (the
+// page cache survives: crash mode `all`) and after a power cut (only synced data survives: mode
+// `none`). The writer writes data, slots, index entries and zeros with writeAt/writevAt, so every
+// rule for "a write" names all four write calls.
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { KhipuError, Store, SyncPolicy } from "../mod.ts";
 import { SimPlatform } from "../src/testing/sim.ts";
-import { type FaultRule, FaultyPlatform } from "../src/testing/faulty.ts";
+import { type FaultOp, type FaultRule, FaultyPlatform } from "../src/testing/faulty.ts";
+import { fromOsError } from "../src/errors.ts";
+import type { Platform } from "../src/platform/types.ts";
+import { segmentFileName } from "../src/segment.ts";
+import { wrapFile } from "./helpers.ts";
 
 const DIR = "/s";
+const WRITES: FaultOp[] = ["write", "writev", "writeAt", "writevAt"];
 let injected = 0;
 let scenarios = 0;
 let checkedRecords = 0;
@@ -29,13 +37,13 @@ const payload = (seq: number, n = 700) => new Uint8Array(n).fill((seq * 37 + 1) 
 
 async function setup(
   policy: SyncPolicy,
-  extra: { repair?: boolean; segmentBytes?: number } = {},
+  extra: { repair?: boolean; segmentBytes?: number; wrap?: (p: Platform) => Platform } = {},
 ): Promise<Setup> {
   const sim = new SimPlatform();
   const faulty = new FaultyPlatform(sim);
   const store = await Store.open(DIR, {
     syncPolicy: policy,
-    platform: faulty,
+    platform: extra.wrap ? extra.wrap(faulty) : faulty,
     segmentBytes: extra.segmentBytes ?? 4096,
     bufferBytes: 1024,
     repair: extra.repair,
@@ -55,6 +63,47 @@ async function appendOk(s: Setup, n = 1, size = 700): Promise<void> {
 
 function arm(s: Setup, rule: FaultRule): void {
   s.faulty.inject(rule);
+}
+
+/**
+ * A platform whose file writes at an offset fail once with ENOSPC, when armed, on the first call
+ * `hit` picks (after `partial` of its bytes reached the file): FaultyPlatform picks calls by path
+ * and count, this picks them by what they write where.
+ */
+class TargetedFault {
+  armed = false;
+  fired: { path: string; position: number; bytes: number }[] = [];
+  readonly hit: (data: Uint8Array, position: number, path: string) => boolean;
+  readonly partial: number;
+  constructor(hit: TargetedFault["hit"], partial = 0) {
+    this.hit = hit;
+    this.partial = partial;
+  }
+  wrap(inner: Platform): Platform {
+    return new Proxy(inner, {
+      get: (target, key) => {
+        if (key === "open") {
+          return async (...args: Parameters<Platform["open"]>) => {
+            const f = await target.open(...args);
+            return wrapFile(f, {
+              writeAt: (data, position) => {
+                if (this.armed && this.hit(data, position, f.path)) {
+                  this.armed = false;
+                  this.fired.push({ path: f.path, position, bytes: data.length });
+                  if (this.partial > 0) f.writeAt(data.subarray(0, this.partial), position);
+                  const cause = Object.assign(new Error("ENOSPC"), { code: "ENOSPC" });
+                  throw fromOsError(cause, "write", f.path);
+                }
+                f.writeAt(data, position);
+              },
+            });
+          };
+        }
+        const v = Reflect.get(target, key, target);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+  }
 }
 
 /** The error is a typed KhipuError with one of `codes`, naming a path under the store. */
@@ -125,7 +174,7 @@ describe("fault injection", () => {
         const s = await setup(SyncPolicy.always(), { segmentBytes: 1 << 20 });
         await appendOk(s, 3);
         s.synced = 3;
-        arm(s, { op: ["write", "writev"], path: ".seg", code, partial });
+        arm(s, { op: WRITES, path: ".seg", code, partial });
         const err = await rejectsTyped(s.log.append(payload(3, 2000)), [
           code === "EIO" ? "IO" : "NO_SPACE",
         ]);
@@ -143,28 +192,38 @@ describe("fault injection", () => {
     }
   }
 
-  it("ENOSPC writing the seal at rollover fails that append, typed; the next one rolls over", async () => {
-    const s = await setup(SyncPolicy.always());
-    await appendOk(s, 5); // 5 x 700 B: the next append rolls over
-    s.synced = 5;
-    arm(s, { op: ["write", "writev"], code: "ENOSPC", partial: 9 });
-    await rejectsTyped(s.log.append(payload(5)), ["NO_SPACE"]);
-    assert.equal(s.log.nextSeq, 5, "the failed append's seq is given again");
-    await appendOk(s, 1);
-    assert.equal(s.log.segmentCount, 2, "the retried rollover sealed the old segment");
-    s.synced = 6;
-    await s.store.close();
-    await verifyReopen(s, "all");
-    await verifyReopen(s, "none");
-    done(s);
-  });
+  for (
+    const [what, rule] of [
+      ["the seal", { op: WRITES, path: segmentFileName(0), partial: 9 }],
+      ["the next segment's header", { op: WRITES, path: segmentFileName(5), partial: 9 }],
+    ] as const
+  ) {
+    it(`ENOSPC writing ${what} at rollover fails that append, typed; the next one rolls over`, async () => {
+      const s = await setup(SyncPolicy.always());
+      await appendOk(s, 5); // 5 x 708 B after the 160 bytes before the data: the next one rolls over
+      s.synced = 5;
+      assert.equal(s.log.segmentCount, 1);
+      arm(s, { ...rule, code: "ENOSPC" });
+      await rejectsTyped(s.log.append(payload(5)), ["NO_SPACE"]);
+      assert.equal(s.faulty.injected.length, 1);
+      assert.match(s.faulty.injected[0].path, new RegExp(rule.path));
+      assert.equal(s.log.nextSeq, 5, "the failed append's seq is given again");
+      await appendOk(s, 1);
+      assert.equal(s.log.segmentCount, 2, "the retried rollover sealed the old segment");
+      s.synced = 6;
+      await s.store.close();
+      await verifyReopen(s, "all");
+      await verifyReopen(s, "none");
+      done(s);
+    });
+  }
 
   it("ENOSPC on a write carrying many buffered frames (everyN) fails them all, keeps the rest", async () => {
     const s = await setup(SyncPolicy.everyN(4));
     await appendOk(s, 2, 100);
     await s.log.sync();
     s.synced = 2;
-    arm(s, { op: ["write", "writev"], code: "ENOSPC", partial: 150 });
+    arm(s, { op: WRITES, code: "ENOSPC", partial: 150 });
     const ps = [0, 1, 2].map((i) => s.log.append(payload(10 + i, 100)));
     const results = await Promise.allSettled(ps);
     assert.ok(results.every((r) => r.status === "rejected"), "every buffered append must fail");
@@ -174,6 +233,82 @@ describe("fault injection", () => {
     assert.equal(s.log.nextSeq, 3);
     await s.store.close();
     s.synced = 3;
+    await verifyReopen(s, "none");
+    done(s);
+  });
+
+  // 4 MiB segments: 64 stored index entries, frames from 160 + 32 * 64.
+  const BIG_SEGMENT = 4 << 20;
+  const DATA_START = 160 + 32 * 64;
+
+  it("ENOSPC on a stored index-entry write rejects only the records of that flush; the log goes on", async () => {
+    const entry = new TargetedFault((d, pos, path) =>
+      path.endsWith(".seg") && d.length === 32 && pos >= 160 && pos < DATA_START
+    );
+    const s = await setup(SyncPolicy.always(), {
+      segmentBytes: BIG_SEGMENT,
+      wrap: (p) => entry.wrap(p),
+    });
+    await appendOk(s, 6, 30_000); // one flush each: entries at ~64 KiB steps (two by now)
+    s.synced = s.log.nextSeq;
+    entry.armed = true;
+    let failedAt = -1;
+    for (let i = 0; i < 10 && failedAt < 0; i++) {
+      const seq = s.log.nextSeq;
+      await s.log.append(payload(seq, 30_000)).then(
+        () => {
+          s.resolved.set(seq, payload(seq, 30_000));
+          s.synced = seq + 1;
+        },
+        (err) => {
+          assertTyped(err, ["NO_SPACE"]);
+          failedAt = seq;
+        },
+      );
+    }
+    assert.equal(
+      entry.fired.length,
+      1,
+      "an index entry was written (and failed) within 10 flushes",
+    );
+    assert.ok(failedAt >= 0, "the append whose flush wrote it rejected");
+    assert.equal(s.log.nextSeq, failedAt, "its seq is given again");
+    // Process crash now: the entry's records were cut back with it; nothing to repair.
+    await verifyReopen(s, "all");
+    await appendOk(s, 6, 30_000); // the log goes on, and stores its next entries
+    s.synced = s.log.nextSeq;
+    await s.store.close();
+    await verifyReopen(s, "all");
+    await verifyReopen(s, "none");
+    done(s);
+  });
+
+  it("ENOSPC on the zero-fill ahead of the data keeps that flush's records (the zeros are only a speed-up); the log goes on", async () => {
+    // The zeros written past the data once it passes the allocated end (1 MiB steps); half land.
+    const zeros = new TargetedFault(
+      (d, pos, path) => path.endsWith(".seg") && pos > DATA_START && d.every((b) => b === 0),
+      4096,
+    );
+    const s = await setup(SyncPolicy.always(), {
+      segmentBytes: BIG_SEGMENT,
+      wrap: (p) => zeros.wrap(p),
+    });
+    await appendOk(s, 2, 100_000);
+    s.synced = 2;
+    zeros.armed = true;
+    // Appends up to and past the first 1 MiB boundary: one of their flushes writes zeros.
+    for (let i = 0; i < 10; i++) await appendOk(s, 1, 100_000);
+    s.synced = s.log.nextSeq;
+    assert.equal(zeros.fired.length, 1, "the flush that passed 1 MiB wrote zeros (and failed)");
+    assert.ok(zeros.fired[0].position > 1 << 20);
+    await verifyReopen(s, "all");
+    await verifyReopen(s, "none");
+    await appendOk(s, 12, 100_000); // past 2 MiB: the next zero-fill works
+    s.synced = s.log.nextSeq;
+    await s.store.close();
+    const seg = s.sim.listFiles().find((p) => p.endsWith(".seg"))!;
+    assert.equal(s.sim.crash("none").fileBytes(seg)!.length, 3 << 20, "preallocated again");
+    await verifyReopen(s, "all");
     await verifyReopen(s, "none");
     done(s);
   });
@@ -288,30 +423,50 @@ describe("fault injection", () => {
   });
 
   it("rename failing while repair mode sets a damaged segment aside: typed error, nothing lost", async () => {
-    const s = await setup(SyncPolicy.always(), { segmentBytes: 1 << 20 });
-    await appendOk(s, 4);
+    const s = await setup(SyncPolicy.always());
+    await appendOk(s, 7); // records 0..4 in a sealed segment, 5 and 6 in the active one
     await s.store.close();
-    // Damage a byte of record 1 in the (scanned) newest segment: corruption, valid frames follow.
-    const seg = s.sim.listFiles().filter((p) => p.endsWith(".seg"))[0];
+    assert.equal(s.sim.listFiles().filter((p) => p.endsWith(".seg")).length, 2);
+    // Damage a byte of the sealed segment's seal (an index entry in it): open checks sealed
+    // segments through their seal, so this is damage, and the intact records before it are kept.
+    const seg = s.sim.listFiles().filter((p) => p.endsWith(".seg")).sort()[0];
     const bytes = s.sim.fileBytes(seg)!;
-    bytes[1000] ^= 0xff;
+    bytes[bytes.length - 8] ^= 0xff;
     s.sim.setFileBytes(seg, bytes);
     const before = new Map(s.sim.listFiles().map((p) => [p, s.sim.fileBytes(p)!]));
     const faulty = new FaultyPlatform(s.sim, [{ op: "rename", times: Infinity }]);
-    const opts = { platform: faulty, repair: true, segmentBytes: 1 << 20 };
+    const opts = { platform: faulty, repair: true, segmentBytes: 4096 };
+    await assert.rejects(
+      Store.open(DIR, { ...opts, repair: false }).then(async (st) => {
+        try {
+          await st.log("f");
+        } finally {
+          await st.close();
+        }
+      }),
+      (e: unknown) => e instanceof KhipuError && e.code === "CORRUPTION",
+    );
     const store = await Store.open(DIR, opts);
     await rejectsTyped(store.log("f"), ["IO"]);
     await store.close();
+    assert.ok(faulty.injected.length > 0 && faulty.injected.every((f) => f.op === "rename"));
     for (const [p, b] of before) {
       if (p.endsWith(".seg")) assert.deepEqual(s.sim.fileBytes(p), b, `${p} changed`);
     }
+    injected += faulty.injected.length;
     faulty.clear();
     const again = await Store.open(DIR, opts);
     const log = await again.log("f");
     assert.ok(log.openReport.repaired.length > 0);
     assert.ok(s.sim.listFiles().some((p) => p.includes(".broken")));
+    const seqs: number[] = [];
+    for await (const r of log.read()) {
+      assert.deepEqual(r.data, s.resolved.get(r.seq));
+      seqs.push(r.seq);
+    }
+    assert.deepEqual(seqs, [0, 1, 2, 3, 4], "the damaged segment's records are kept");
+    assert.ok(log.nextSeq > 7, "seqs of the set-aside records are never given again");
     await again.close();
-    injected += faulty.injected.length;
     done(s);
   });
 });

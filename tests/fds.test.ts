@@ -1,7 +1,8 @@
 // close() releases every file descriptor and timer: /proc/self/fd is counted across 1,000
 // open/append/read/close cycles on Linux; the simulator's open-handle count is checked everywhere
-// (early-exited readers, aborted followers, rollovers, retention); the interval policy's timer is
-// cleared by close(), and a process that used it exits on its own.
+// (early-exited readers, aborted followers, rollovers, retention, and the opens that do more than
+// read: a v1 newest segment sealed and followed by a v2 one, a refused damaged log, a repair); the
+// interval policy's timer is cleared by close(), and a process that used it exits on its own.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
@@ -13,7 +14,8 @@ import { Store, SyncPolicy } from "../mod.ts";
 import { SimPlatform } from "../src/testing/sim.ts";
 import { defaultPlatform } from "../src/platform/detect.ts";
 import type { Platform } from "../src/platform/types.ts";
-import { wrapFile } from "./helpers.ts";
+import { concat, wrapFile } from "./helpers.ts";
+import { segName, specFrame, specHeader } from "./spec_codec.ts";
 import { ROOT, runScript } from "./fixtures/runtimes.ts";
 
 const isLinux = process.platform === "linux";
@@ -129,6 +131,57 @@ describe("file descriptors", () => {
       ac.abort();
       assert.equal(sim.openFileCount, 0, `cycle ${i}: ${sim.openFileCount} handles left open`);
     }
+  });
+});
+
+describe("file descriptors: opens that convert, refuse or repair", () => {
+  it("a v1 newest segment (sealed, a v2 segment added), a refused damaged log and a repair release every handle", async () => {
+    const sim = new SimPlatform();
+    const enc = new TextEncoder();
+    await sim.mkdir("/s");
+    await sim.mkdir("/s/ev");
+    // A v1 writer's active segment: five records, no seal (FORMAT.md's v1 layout).
+    const v1 = [0, 1, 2, 3, 4].map((i) => specFrame(1, i, 1_000 + i, enc.encode(`v1 record ${i}`)));
+    sim.setFileBytes(`/s/ev/${segName(0)}`, concat(specHeader(0, 1024), ...v1));
+    const opts = { platform: sim, segmentBytes: 4096 };
+    const seqs = async (log: Awaited<ReturnType<Store["log"]>>) => {
+      const out: number[] = [];
+      for await (const r of log.read()) out.push(r.seq);
+      return out;
+    };
+    let store = await Store.open("/s", opts);
+    let log = await store.log("ev");
+    assert.equal(log.segmentCount, 2, "the v1 segment was sealed and a v2 one added");
+    assert.deepEqual(await seqs(log), [0, 1, 2, 3, 4]);
+    for (let i = 0; i < 40; i++) await log.append(`v2 ${i} ${"z".repeat(150)}`); // rollovers
+    await store.close();
+    assert.equal(sim.openFileCount, 0, "after converting a v1 segment");
+    // Damage the seal of the second segment (the first v2 one): a sealed segment is refused...
+    const names = sim.listFiles().filter((p) => p.endsWith(".seg")).sort();
+    assert.ok(names.length >= 3, names.join()); // v1, then sealed v2 ones, then the active one
+    const b = sim.fileBytes(names[1])!;
+    b[b.length - 6] ^= 0x5a;
+    sim.setFileBytes(names[1], b);
+    store = await Store.open("/s", opts);
+    await assert.rejects(
+      store.log("ev"),
+      (e: unknown) => (e as { code?: string }).code === "CORRUPTION",
+    );
+    await store.close();
+    assert.equal(sim.openFileCount, 0, "after refusing a damaged log");
+    // ...and repaired: copied aside, its records sealed again, the later segments set aside.
+    store = await Store.open("/s", { ...opts, repair: true });
+    log = await store.log("ev");
+    assert.ok(log.openReport.repaired.length >= 2, JSON.stringify(log.openReport.repaired));
+    assert.equal((await seqs(log))[0], 0);
+    await log.append("after the repair");
+    await store.close();
+    assert.equal(sim.openFileCount, 0, "after a repair");
+    store = await Store.open("/s", opts);
+    log = await store.log("ev");
+    await log.append("and again");
+    await store.close();
+    assert.equal(sim.openFileCount, 0);
   });
 });
 

@@ -1,9 +1,12 @@
-// The on-disk format as FORMAT.md describes it. This file carries its own small encoder and decoder,
-// written from FORMAT.md with DataView and node:zlib's crc32 (not the project's encoder), and checks
-// that (1) segments built byte by byte from the spec open and read through the Store, (2) what the
-// Store writes decodes with the spec's decoder, (3) the "impossible by construction" properties hold
-// at the frame level (zeros, copied frames, huge lengths), and (4) the frame scanner works across
-// its buffer boundaries with bounded reads.
+// The on-disk format version 1 as FORMAT.md ("Version 1 (read only)") describes it: segments of
+// earlier releases, which this one still reads. This file builds v1 segments with the spec codec
+// (./spec_codec.ts, written from FORMAT.md with DataView and node:zlib's crc32, not the project's
+// encoder) and carries its own strict v1 decoder, and checks that (1) v1 segments built byte by
+// byte open and read through the Store, a v1 newest segment getting a v1 seal and a v2 segment
+// after it, (2) the "impossible by construction" properties hold for the v1 frame decoder
+// (src/format/v1/frame.ts: zeros, copied frames, huge lengths), and (3) the frame scanner works
+// across its buffer boundaries with bounded reads, for v1 and v2 frames (its codec comes from the
+// segment's header). What the Store writes (version 2) is checked in ./format_v2.test.ts.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -14,11 +17,26 @@ import { Store, SyncPolicy } from "../mod.ts";
 import { nodePlatform } from "../src/platform/node.ts";
 import { recordingPlatform } from "../src/testing/recording.ts";
 import type { PlatformFile } from "../src/platform/types.ts";
-import { decodeFrame, encodeFrame, FRAME_RECORD } from "../src/format/frame.ts";
-import { decodeHeader } from "../src/format/header.ts";
+import { codecFor } from "../src/format/codec.ts";
+import { decodeHeader, type SegmentHeader } from "../src/format/header.ts";
 import { FrameScanner, SCAN_CHUNK_BYTES } from "../src/format/scanner.ts";
+import { decodeFrame, encodeFrame, FRAME_RECORD } from "../src/format/v1/frame.ts";
 import { concat } from "./helpers.ts";
-import { FH, HEADER, MAGIC, segName, specFrame, specHeader, specSeal, u32 } from "./spec_codec.ts";
+import {
+  decodeV2Segment,
+  FH,
+  HEADER,
+  MAGIC,
+  segName,
+  specFrame,
+  specHeader,
+  specSeal,
+  T_LAST,
+  u32,
+  V2_HEADER,
+  v2Frame,
+  v2Header,
+} from "./spec_codec.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -128,8 +146,8 @@ after(() => {
 let counter = 0;
 const freshDir = () => join(root, `s${counter++}`);
 
-describe("FORMAT.md: a hand-built segment", () => {
-  it("opens and reads through the Store, and appends after it", async () => {
+describe("FORMAT.md: a hand-built version-1 segment", () => {
+  it("opens and reads through the Store; it is sealed (v1) and appends go to a v2 segment", async () => {
     const dir = freshDir();
     mkdirSync(join(dir, "events"), { recursive: true });
     const ts = 1_700_000_000_000;
@@ -161,12 +179,22 @@ describe("FORMAT.md: a hand-built segment", () => {
     assert.equal(await log.append("delta"), 1003);
     await store.close();
 
+    assert.deepEqual(readdirSync(join(dir, "events")).sort(), [segName(1000), segName(1003)]);
     const after = new Uint8Array(readFileSync(path));
     assert.deepEqual(after.subarray(0, file.length), file, "existing bytes untouched");
-    const seg = specDecode(after, false);
-    assert.equal(seg.frames.length, 4);
-    assert.equal(seg.frames[3].seq, 1003);
-    assert.equal(dec.decode(seg.frames[3].payload), "delta");
+    // The v1 newest segment got a v1 seal right after its records: one index entry, at 32.
+    const seg = specDecode(after, true);
+    assert.equal(seg.frames.length, 3);
+    assert.equal(seg.seal!.offset, file.length);
+    assert.equal(seg.seal!.seq, 1003);
+    assert.deepEqual(seg.seal!.index, [[1000, HEADER]]);
+    // The new record is in a v2 segment after it, which follows on from the seal.
+    const next = decodeV2Segment(
+      new Uint8Array(readFileSync(join(dir, "events", segName(1003)))),
+      false,
+    );
+    assert.equal(next.header.prevEndSeq, 1003);
+    assert.deepEqual(next.frames.map((f) => [f.seq, dec.decode(f.payload)]), [[1003, "delta"]]);
   });
 
   it("reads a hand-built sealed segment (seal, sparse index, trailer) and the next one", async () => {
@@ -202,88 +230,45 @@ describe("FORMAT.md: a hand-built segment", () => {
     assert.deepEqual(from3.out.map((r) => r.seq), [3, 4, 5]);
     // The sealed segment was trusted, not rewritten.
     assert.deepEqual(new Uint8Array(readFileSync(join(dir, "l", segName(0)))), seg0);
+    // The v1 newest segment was sealed at the first open (seq 6), and a v2 segment follows it,
+    // holding only its header.
+    assert.deepEqual(readdirSync(join(dir, "l")).sort(), [segName(0), segName(4), segName(6)]);
+    const sealed4 = new Uint8Array(readFileSync(join(dir, "l", segName(4))));
+    assert.deepEqual(sealed4.subarray(0, seg4.length), seg4);
+    assert.equal(specDecode(sealed4, true).seal!.seq, 6);
+    const six = new Uint8Array(readFileSync(join(dir, "l", segName(6))));
+    assert.equal(six.length, V2_HEADER);
+    assert.equal(decodeV2Segment(six, false).header.prevEndSeq, 6);
   });
 
-  it("refuses a hand-built segment of an unknown format version", async () => {
+  it("refuses a hand-built segment of an unknown format version, even a short one", async () => {
+    // A 32-byte header of version 3, then a v1 frame: 61 bytes, shorter than a v2 header, yet
+    // never taken for a torn header (which would be recreated empty).
     const dir = freshDir();
     mkdirSync(join(dir, "v"), { recursive: true });
-    writeFileSync(
-      join(dir, "v", segName(0)),
-      concat(...[specHeader(0, 4096, 2), specFrame(1, 0, 0, enc.encode("x"))]),
-    );
+    const bytes = concat(...[specHeader(0, 4096, 3), specFrame(1, 0, 0, enc.encode("x"))]);
+    writeFileSync(join(dir, "v", segName(0)), bytes);
     const store = await Store.open(dir, { platform: nodePlatform });
     try {
       await assert.rejects(store.log("v"), (e: Error & { code?: string }) => {
         assert.equal(e.code, "CORRUPTION");
-        assert.match(e.message, /version 2/);
+        assert.match(e.message, /version 3/);
         return true;
       });
     } finally {
       await store.close();
     }
+    assert.deepEqual(new Uint8Array(readFileSync(join(dir, "v", segName(0)))), bytes, "untouched");
   });
 });
 
-describe("FORMAT.md: what the Store writes decodes by the spec", () => {
-  it("headers, frames, seals, sparse index and trailers of a rolled-over log", async () => {
-    const dir = freshDir();
-    const store = await Store.open(dir, {
-      platform: nodePlatform,
-      syncPolicy: SyncPolicy.osManaged(),
-      segmentBytes: 8192,
-      maxRecordBytes: 1000,
-    });
-    const log = await store.log("r");
-    const payload = (i: number) =>
-      enc.encode(`#${i}:`.padEnd(50 + (i % 97), String.fromCharCode(97 + (i % 26))));
-    const before = Date.now();
-    for (let i = 0; i < 600; i++) await log.append(payload(i));
-    const afterTs = Date.now();
-    await store.close();
-
-    const names = readdirSync(join(dir, "r")).sort();
-    assert.ok(names.length >= 3, `rolled over: ${names.join(",")}`);
-    let seq = 0;
-    names.forEach((name, i) => {
-      assert.match(name, /^\d{20}\.seg$/);
-      const bytes = new Uint8Array(readFileSync(join(dir, "r", name)));
-      const sealed = i < names.length - 1;
-      const seg = specDecode(bytes, sealed);
-      assert.equal(seg.firstSeq, Number(name.slice(0, 20)), "header firstSeq matches the name");
-      assert.equal(seg.firstSeq, seq, "contiguous across segments");
-      assert.equal(seg.maxRecordBytes, 1000);
-      // Records stop before segmentBytes; the seal comes on top.
-      const sealSize = sealed ? bytes.length - seg.seal!.offset : 0;
-      assert.ok(bytes.length - sealSize <= 8192, "segmentBytes respected");
-      for (const f of seg.frames) {
-        assert.equal(f.seq, seq);
-        assert.deepEqual(f.payload, payload(seq));
-        assert.ok(f.timestamp >= before && f.timestamp <= afterTs);
-        seq++;
-      }
-      if (sealed) {
-        const s = seg.seal!;
-        assert.equal(s.seq, Number(names[i + 1].slice(0, 20)), "seal seq = next firstSeq");
-        assert.ok(s.index.length >= 1);
-        assert.deepEqual(s.index[0], [seg.firstSeq, HEADER], "first entry: the first frame");
-        for (const [iseq, ioff] of s.index) {
-          const f = seg.frames.find((x) => x.offset === ioff);
-          assert.ok(f, `index entry at ${ioff} is a frame start`);
-          assert.equal(f.seq, iseq);
-        }
-      }
-    });
-    assert.equal(seq, 600);
-  });
-});
-
-describe("frames: impossible by construction", () => {
+describe("version-1 frames: impossible by construction", () => {
   const MAX = 1 << 20;
 
   it("uses CRC-32 (IEEE), check value 0xCBF43926", () => {
     assert.equal(u32(crc32(enc.encode("123456789"))), 0xcbf43926);
     const f = encodeFrame(FRAME_RECORD, 3, 4, enc.encode("abc"));
-    assert.deepEqual(f, specFrame(1, 3, 4, enc.encode("abc")), "project encoder = spec encoder");
+    assert.deepEqual(f, specFrame(1, 3, 4, enc.encode("abc")), "v1 encoder = spec v1 encoder");
   });
 
   it("no offset of an all-zero region decodes as a frame, for any expected seq", () => {
@@ -339,14 +324,15 @@ describe("frames: impossible by construction", () => {
 /** An in-memory PlatformFile that records the size of every read. */
 function memFile(bytes: Uint8Array) {
   const reads: number[] = [];
+  const readOnly = () => {
+    throw new Error("read-only");
+  };
   const file: PlatformFile = {
     path: "/mem.seg",
-    write() {
-      throw new Error("read-only");
-    },
-    writev() {
-      throw new Error("read-only");
-    },
+    write: readOnly,
+    writev: readOnly,
+    writeAt: readOnly,
+    writevAt: readOnly,
     readAt(buf, position) {
       reads.push(buf.length);
       const n = Math.max(0, Math.min(buf.length, bytes.length - position));
@@ -354,9 +340,7 @@ function memFile(bytes: Uint8Array) {
       return n;
     },
     size: () => bytes.length,
-    truncate() {
-      throw new Error("read-only");
-    },
+    truncate: readOnly,
     datasync: () => Promise.resolve(),
     sync: () => Promise.resolve(),
     close() {},
@@ -364,89 +348,157 @@ function memFile(bytes: Uint8Array) {
   return { file, reads };
 }
 
-describe("FrameScanner: bounded buffer, chunk boundaries", () => {
-  /** A segment of `n` records whose sizes vary; record `big` has `bigSize` payload bytes. */
-  function build(n: number, big: number, bigSize: number) {
-    const payloads: Uint8Array[] = [];
-    for (let i = 0; i < n; i++) {
-      const len = i === big ? bigSize : (i * 37) % 300;
-      const p = new Uint8Array(len);
-      for (let k = 0; k < len; k++) p[k] = (i * 31 + k) & 0xff;
-      payloads.push(p);
-    }
-    const bytes = concat(...[
-      specHeader(0, 1 << 24),
-      ...payloads.map((p, i) => specFrame(1, i, i, p)),
-    ]);
-    return { bytes, payloads };
-  }
+const V2_ID = Uint8Array.from({ length: 16 }, (_, i) => 0x30 + i);
 
-  it("reads every frame with a 256-byte buffer, including one bigger than the buffer", () => {
-    const { bytes, payloads } = build(400, 123, 5000);
-    const { file, reads } = memFile(bytes);
-    const s = new FrameScanner(file, HEADER, bytes.length, 0, 1 << 24, 256);
-    let i = 0;
-    let off = HEADER;
-    for (let st = s.next();; st = s.next()) {
-      if (st.kind !== "frame") {
-        assert.deepEqual(st, { kind: "end", offset: bytes.length });
-        break;
+/** A segment of either version whose record `i` has timestamp `i` (v2: base 0, deltas 0 then 1). */
+interface Built {
+  bytes: Uint8Array;
+  payloads: Uint8Array[];
+  header: SegmentHeader;
+  /** Offset of each frame, then the end. */
+  offsets: number[];
+}
+
+function buildSegment(version: 1 | 2, payloads: Uint8Array[], maxRecordBytes: number): Built {
+  // Version 2: its header, then two zero slots and no index area (indexCapacity 0): dataStart 160.
+  const v2 = () =>
+    concat(
+      v2Header({
+        maxRecordBytes,
+        firstSeq: 0,
+        logId: V2_ID,
+        prevEndSeq: 0,
+        baseTimestamp: 0,
+        indexCapacity: 0,
+      }),
+      new Uint8Array(80),
+    );
+  const head = version === 1 ? specHeader(0, maxRecordBytes) : v2();
+  const frames = payloads.map((p, i) =>
+    version === 1 ? specFrame(1, i, i, p) : v2Frame(V2_ID, i, T_LAST, i === 0 ? 0 : 1, p)
+  );
+  const offsets = [head.length];
+  for (const f of frames) offsets.push(offsets[offsets.length - 1] + f.length);
+  const h = decodeHeader(head);
+  assert.ok(h.ok);
+  return { bytes: concat(head, ...frames), payloads, header: h.header, offsets };
+}
+
+/** A scanner over `bytes` from the segment's first frame up to `limit`. */
+function scanner(b: Built, file: PlatformFile, limit: number, chunk: number): FrameScanner {
+  const at = {
+    start: b.header.dataStart,
+    limit,
+    seq: 0,
+    timestamp: 0,
+    maxPayload: b.header.maxRecordBytes,
+  };
+  return new FrameScanner(file, codecFor(b.header), at, chunk);
+}
+
+for (const version of [1, 2] as const) {
+  describe(`FrameScanner, version ${version}: bounded buffer, chunk boundaries`, () => {
+    /** `n` records whose sizes vary; record `big` has `bigSize` payload bytes. */
+    function build(n: number, big: number, bigSize: number): Built {
+      const payloads: Uint8Array[] = [];
+      for (let i = 0; i < n; i++) {
+        const len = i === big ? bigSize : (i * 37) % 300;
+        const p = new Uint8Array(len);
+        for (let k = 0; k < len; k++) p[k] = (i * 31 + k) & 0xff;
+        payloads.push(p);
       }
-      assert.equal(st.seq, i);
-      assert.equal(st.offset, off);
-      assert.deepEqual(st.payload, payloads[i]);
-      off += st.frameBytes;
-      i++;
+      return buildSegment(version, payloads, 1 << 24);
     }
-    assert.equal(i, 400);
-    // The buffer grows to fit the one big frame and is then kept: memory stays bounded by
-    // max(buffer, largest frame), never by the file.
-    assert.ok(Math.max(...reads) <= FH + 5000, `largest read ${Math.max(...reads)}`);
-    assert.ok(reads.length > 40, "many small reads, not one big one");
-  });
 
-  it("a 64 KiB scanner over a 3 MiB segment never reads more than a chunk (or one big frame)", () => {
-    const { bytes, payloads } = build(20_000, 7_000, 100 * 1024);
-    assert.ok(bytes.length > 3 << 20);
-    const { file, reads } = memFile(bytes);
-    const s = new FrameScanner(file, HEADER, bytes.length, 0, 1 << 24, 64 * 1024);
-    let n = 0;
-    for (let st = s.next(); st.kind === "frame"; st = s.next()) {
-      assert.equal(st.payload.length, payloads[n].length);
-      if (n === 7_000) assert.deepEqual(st.payload, payloads[n]);
-      n++;
-    }
-    assert.equal(n, 20_000);
-    assert.ok(Math.max(...reads) <= FH + 100 * 1024, `largest read ${Math.max(...reads)}`);
-    assert.ok(reads.length > (3 << 20) / (FH + 100 * 1024), `${reads.length} reads`);
-  });
+    it("reads every frame with a 256-byte buffer, including one bigger than the buffer", () => {
+      const b = build(400, 123, 5000);
+      const { file, reads } = memFile(b.bytes);
+      const s = scanner(b, file, b.bytes.length, 256);
+      let i = 0;
+      for (let st = s.next();; st = s.next()) {
+        if (st.kind !== "frame") {
+          assert.deepEqual(st, { kind: "end", offset: b.bytes.length });
+          break;
+        }
+        assert.equal(st.seq, i);
+        assert.equal(st.timestamp, i);
+        assert.equal(st.offset, b.offsets[i]);
+        assert.deepEqual(st.payload, b.payloads[i]);
+        i++;
+      }
+      assert.equal(i, 400);
+      // The buffer grows to fit the one big frame and is then kept: memory stays bounded by
+      // max(buffer, largest frame), never by the file.
+      const bigFrame = b.offsets[124] - b.offsets[123];
+      assert.ok(Math.max(...reads) <= bigFrame, `largest read ${Math.max(...reads)}`);
+      assert.ok(reads.length > 40, "many small reads, not one big one");
+    });
 
-  it("stops at its limit (the flushed length) and continues after extendLimit", () => {
-    const { bytes } = build(10, -1, 0);
-    const { file } = memFile(bytes);
-    const s = new FrameScanner(file, HEADER, HEADER, 0, 1 << 24, 64);
-    assert.deepEqual(s.next(), { kind: "end", offset: HEADER });
-    let third = HEADER;
-    for (let i = 0; i < 3; i++) third += FH + ((i * 37) % 300);
-    s.extendLimit(third + 10); // inside the fourth frame
-    for (let i = 0; i < 3; i++) assert.equal((s.next() as { seq: number }).seq, i);
-    assert.deepEqual(s.next(), { kind: "short", offset: third });
-    s.extendLimit(bytes.length);
-    assert.equal((s.next() as { seq: number }).seq, 3);
-  });
+    it("a 64 KiB scanner over a 3 MiB segment never reads more than a chunk (or one big frame)", () => {
+      const b = build(20_000, 7_000, 100 * 1024);
+      assert.ok(b.bytes.length > 3 << 20);
+      const { file, reads } = memFile(b.bytes);
+      const s = scanner(b, file, b.bytes.length, 64 * 1024);
+      let n = 0;
+      for (let st = s.next(); st.kind === "frame"; st = s.next()) {
+        assert.equal(st.payload.length, b.payloads[n].length);
+        if (n === 7_000) assert.deepEqual(st.payload, b.payloads[n]);
+        n++;
+      }
+      assert.equal(n, 20_000);
+      const bigFrame = b.offsets[7_001] - b.offsets[7_000];
+      assert.ok(Math.max(...reads) <= bigFrame, `largest read ${Math.max(...reads)}`);
+      assert.ok(reads.length > (3 << 20) / bigFrame, `${reads.length} reads`);
+    });
 
-  it("reports bad bytes at their offset and stays there", () => {
-    const { bytes } = build(5, -1, 0);
-    const at = HEADER + FH + 0; // record 1 starts after record 0 (empty payload)
-    bytes[at + 4] = 0; // type 0
-    const { file } = memFile(bytes);
-    const s = new FrameScanner(file, HEADER, bytes.length, 0, 1 << 24, 64);
+    it("stops at its limit (the flushed length) and continues after extendLimit", () => {
+      const b = build(10, -1, 0);
+      const { file } = memFile(b.bytes);
+      const start = b.header.dataStart;
+      const s = scanner(b, file, start, 64);
+      assert.deepEqual(s.next(), { kind: "end", offset: start });
+      const third = b.offsets[3];
+      s.extendLimit(third + 10); // inside the fourth frame
+      for (let i = 0; i < 3; i++) assert.equal((s.next() as { seq: number }).seq, i);
+      assert.deepEqual(s.next(), { kind: "short", offset: third });
+      s.extendLimit(b.bytes.length);
+      assert.equal((s.next() as { seq: number }).seq, 3);
+    });
+
+    it("reports bad bytes at their offset and stays there", () => {
+      const b = build(5, -1, 0);
+      const at = b.offsets[1]; // record 1 starts after record 0 (empty payload)
+      b.bytes[at + 4] = 0; // type 0
+      const { file } = memFile(b.bytes);
+      const s = scanner(b, file, b.bytes.length, 64);
+      assert.equal(s.next().kind, "frame");
+      const bad = s.next();
+      assert.equal(bad.kind, "bad");
+      assert.equal((bad as { offset: number }).offset, at);
+      assert.deepEqual(s.next(), bad);
+      assert.equal(s.expectedSeq, 1);
+    });
+  });
+}
+
+describe("FrameScanner, version 2: a varint cut by the limit is short, not bad", () => {
+  it("a frame whose 2-byte length varint straddles the limit decodes once the limit moves", () => {
+    const payloads = [new Uint8Array(3), new Uint8Array(200).fill(9), new Uint8Array(1)];
+    const b = buildSegment(2, payloads, 1 << 20);
+    const { file } = memFile(b.bytes);
+    // Frame 1: CRC (4), type (1), then the length 200 = c8 01; the limit cuts after c8.
+    const cut = b.offsets[1] + 6;
+    assert.equal(b.bytes[cut - 1], 0xc8);
+    const s = scanner(b, file, cut, 16);
     assert.equal(s.next().kind, "frame");
-    const bad = s.next();
-    assert.equal(bad.kind, "bad");
-    assert.equal((bad as { offset: number }).offset, at);
-    assert.deepEqual(s.next(), bad);
-    assert.equal(s.expectedSeq, 1);
+    assert.deepEqual(s.next(), { kind: "short", offset: b.offsets[1] });
+    s.extendLimit(b.offsets[1] + 7); // the whole length varint, not the delta
+    assert.deepEqual(s.next(), { kind: "short", offset: b.offsets[1] });
+    s.extendLimit(b.bytes.length);
+    const f = s.next();
+    assert.ok(f.kind === "frame" && f.seq === 1 && f.payload.length === 200 && f.timestamp === 1);
+    assert.equal((s.next() as { seq: number }).seq, 2);
+    assert.deepEqual(s.next(), { kind: "end", offset: b.bytes.length });
   });
 });
 
@@ -476,11 +528,29 @@ describe("reader memory is bounded by its buffer, not the segment", () => {
   });
 });
 
-describe("header", () => {
-  it("the project's header decoder accepts the spec's bytes", () => {
+describe("version-1 header", () => {
+  it("the project's header decoder accepts the spec's v1 bytes", () => {
     const h = decodeHeader(specHeader(12345, 777));
-    assert.deepEqual(h, { ok: true, header: { firstSeq: 12345, maxRecordBytes: 777 } });
+    assert.deepEqual(h, {
+      ok: true,
+      header: {
+        version: 1,
+        firstSeq: 12345,
+        maxRecordBytes: 777,
+        dataStart: HEADER,
+        logId: null,
+        prevEndSeq: 12345,
+        baseTimestamp: 0,
+        indexCapacity: 0,
+      },
+    });
+    assert.equal(codecFor((h as { header: SegmentHeader }).header).version, 1);
     const zero = decodeHeader(new Uint8Array(HEADER));
     assert.equal(zero.ok, false);
+    // A v1 header's reserved bytes 24..27 are checked (inside its CRC).
+    const reserved = specHeader(1, 777);
+    reserved[24] = 1;
+    new DataView(reserved.buffer).setUint32(28, u32(crc32(reserved.subarray(0, 28))), true);
+    assert.equal(decodeHeader(reserved).ok, false);
   });
 });

@@ -39,6 +39,7 @@ import {
   indexCapacityFor,
   type IndexEntry,
   type Mark,
+  MARK_ON_CLOSE,
   MAX_U64,
   maxSealSize,
   readVarint,
@@ -51,14 +52,17 @@ import {
   specFrame,
   specHeader,
   specSeal,
+  storedEntryAt,
   T_LAST,
   T_MORE,
   u32,
   u64le,
+  V2_HEADER,
   v2Entry,
   v2Frame,
   v2Header,
   type V2HeaderDecoded,
+  type V2Layout,
   type V2Record,
   v2Seal,
   v2SealSize,
@@ -217,9 +221,11 @@ function dumpAfter(heading: string): Uint8Array {
   return Uint8Array.from(out);
 }
 
+/** The log id of FORMAT.md's worked example: 00 01 .. 0f. */
+const EXAMPLE_ID = Uint8Array.from({ length: 16 }, (_, i) => i);
+
 /** The worked example of FORMAT.md "Worked example (version 2)", from the codec. */
-function workedExampleV2() {
-  const logId = Uint8Array.from({ length: 16 }, (_, i) => i);
+function workedExampleV2(logId = EXAMPLE_ID) {
   return buildV2Segment({
     logId,
     firstSeq: 0,
@@ -227,9 +233,10 @@ function workedExampleV2() {
     maxRecordBytes: 16 * MiB,
     indexCapacity: indexCapacityFor(65536),
     batches: [[rec("hi", 0)], [rec("a", 5), rec("b", 0)]],
-    // Slot A before sync()'s fdatasync: what the creation's fdatasync made durable (nothing);
-    // slot B before the seal's fdatasync: what sync() made durable (both batches).
-    slots: (l) => ({ A: l.markAfter(0, 1), B: l.markAfter(2, 2) }),
+    // No slot before the fdatasync of "hi" (the creation's fdatasync made nothing durable that a
+    // slot could claim); slot A before the batch's fdatasync: what the fdatasync of "hi" made
+    // durable. The seal's fdatasync writes no slot.
+    slots: (l) => ({ A: l.markAfter(1, 1) }),
     seal: { delta: 1 },
   });
 }
@@ -238,44 +245,44 @@ describe("FORMAT.md worked examples equal the codec's bytes", () => {
   it("version 2: the hex dump in FORMAT.md is the codec's segment, byte for byte", () => {
     const doc = dumpAfter("## Worked example (version 2)");
     const seg = workedExampleV2();
-    assert.equal(indexCapacityFor(65536), 2);
-    assert.equal(dataStartFor(2), 224);
-    assert.equal(seg.bytes.length, 304, "FORMAT.md: the file is 304 bytes long");
+    assert.equal(indexCapacityFor(65536), 1);
+    assert.equal(dataStartFor(1), 192);
+    assert.equal(seg.bytes.length, 280, "FORMAT.md: the file is 280 bytes long");
     assert.equal(hex(doc), hex(seg.bytes));
-    assert.match(formatMd, /The file is 304 bytes long, and its seal starts at 304 - 55 = 249/);
+    assert.match(formatMd, /The file is 280 bytes long, and its seal starts at\s+280 - 63 = 217/);
   });
 
   it("version 2: the worked example decodes as described", () => {
     const d = decodeV2Segment(dumpAfter("## Worked example (version 2)"), true);
     assert.equal(d.header.firstSeq, 0);
     assert.equal(d.header.maxRecordBytes, 16 * MiB);
-    assert.equal(d.header.dataStart, 224);
-    assert.equal(d.header.indexCapacity, 2);
+    assert.equal(d.header.dataStart, 192);
+    assert.equal(d.header.indexCapacity, 1);
     assert.equal(d.header.prevEndSeq, 0);
     assert.equal(d.header.baseTimestamp, BASE);
     assert.equal(hex(d.header.logId), "000102030405060708090a0b0c0d0e0f");
-    assert.equal(d.markFrom, "B");
+    assert.equal(d.markFrom, "A");
     assert.deepEqual(d.mark, {
-      generation: 2,
-      durableEnd: 249,
-      nextSeq: 3,
-      lastTimestamp: BASE + 5,
-      indexCount: 1,
+      generation: 1,
+      durableEnd: 201,
+      nextSeq: 1,
+      lastTimestamp: BASE,
+      storedEntries: 0,
     });
-    assert.ok(d.slots.A.ok && d.slots.A.mark.durableEnd === 224);
-    assert.deepEqual(d.entries, [{ seq: 0, offset: 224, prevTimestamp: BASE }]);
+    assert.equal(d.slots.B.ok, false, "slot B was never written");
+    assert.deepEqual(d.entries, [{ seq: 0, offset: 192, prevTimestamp: BASE }], "entry 0 only");
     assert.deepEqual(
       d.frames.map((f) => [f.offset, f.seq, f.type, f.timestamp, dec.decode(f.payload)]),
-      [[224, 0, 1, BASE, "hi"], [233, 1, 3, BASE + 5, "a"], [241, 2, 1, BASE + 5, "b"]],
+      [[192, 0, 1, BASE, "hi"], [201, 1, 3, BASE + 5, "a"], [209, 2, 1, BASE + 5, "b"]],
     );
-    assert.equal(d.seal!.offset, 249);
+    assert.equal(d.seal!.offset, 217);
     assert.equal(d.seal!.seq, 3);
-    assert.equal(d.seal!.size, 55);
+    assert.equal(d.seal!.size, 63);
     assert.equal(d.seal!.timestamp, BASE + 6);
     assert.deepEqual(d.seal!.body, {
       firstTimestamp: BASE,
       lastTimestamp: BASE + 5,
-      entries: [{ seq: 0, offset: 224, prevTimestamp: BASE }],
+      entries: [{ seq: 0, offset: 192, prevTimestamp: BASE }],
     });
     // The CRC of "a" that FORMAT.md spells out.
     const logId = d.header.logId;
@@ -284,6 +291,41 @@ describe("FORMAT.md worked examples equal the codec's bytes", () => {
       0xbb240fe2,
     );
     assert.equal(u32(crc32(Uint8Array.of(3, 1, 5, 0x61), crc32(cat(logId, u64le(1))))), 0xbb240fe2);
+    // Had it stayed active: zeros to 65536 bytes (its preallocation), and a recovery from slot A.
+    const doc = dumpAfter("## Worked example (version 2)");
+    const active = cat(doc.subarray(0, 217), new Uint8Array(65536 - 217));
+    assert.deepEqual(recoverV2Active(active), {
+      end: 217,
+      nextSeq: 3,
+      truncatedBytes: 0,
+      sealed: false,
+    });
+  });
+
+  it("version 2: the Store writes the worked example's bytes for the steps it describes", async () => {
+    const dir = freshDir();
+    const realNow = Date.now;
+    let now = BASE;
+    let id = "";
+    const store = await open(dir, { segmentBytes: 65536 });
+    try {
+      Date.now = () => now; // the example's clock: the writer reads no other
+      const log = await store.log("w");
+      assert.equal(await log.append("hi"), 0);
+      now = BASE + 5;
+      assert.deepEqual(await log.appendBatch(["a", "b"]), [1, 2]);
+      now = BASE + 6;
+      // A record that does not fit in 65536 bytes: the log seals segment 0 and rolls over.
+      assert.equal(await log.append(new Uint8Array(65_400)), 3);
+      id = idOf(log);
+    } finally {
+      Date.now = realNow;
+      await store.close();
+    }
+    const logId = Uint8Array.from(id.match(/../g)!, (x) => parseInt(x, 16));
+    const got = fileBytes(join(dir, "w", segName(0)));
+    assert.equal(hex(got), hex(workedExampleV2(logId).bytes), "byte for byte, with its own log id");
+    assert.deepEqual(readdirSync(join(dir, "w")).sort(), [segName(0), segName(3)]);
   });
 
   it("version 1: the hex dump in FORMAT.md is the v1 codec's segment, byte for byte", () => {
@@ -383,13 +425,13 @@ describe("v2 codec: header", () => {
     assert.match(reason(v2Header(h, { reserved11: 1 })), /reserved/);
     assert.match(reason(v2Header(h, { crc1: 1 })), /32\.\.75/);
     assert.match(reason(v2Header(h, { reserved68: Uint8Array.of(1) })), /reserved/);
-    assert.match(reason(v2Header({ ...h, indexCapacity: 0 }, { dataStart: 160 })), /indexCapacity/);
     assert.match(
       reason(v2Header({ ...h, indexCapacity: 65537 }, { dataStart: dataStartFor(65537) })),
       /indexCapacity/,
     );
     assert.ok(decodeAnyHeader(v2Header({ ...h, indexCapacity: 65536 })).ok);
-    assert.ok(decodeAnyHeader(v2Header({ ...h, indexCapacity: 1 })).ok);
+    assert.ok(decodeAnyHeader(v2Header({ ...h, indexCapacity: 0 })).ok, "no stored entries");
+    assert.equal(dataStartFor(0), 160);
     assert.match(reason(v2Header(h, { dataStart: 256 + 1 })), /dataStart/);
     assert.match(reason(v2Header({ ...h, prevEndSeq: 78 })), /prevEndSeq/);
     assert.match(reason(v2Header({ ...h, baseTimestamp: 2 ** 53 })), /2\^53/);
@@ -418,56 +460,86 @@ describe("v2 codec: mark slots and index entries", () => {
     durableEnd: 400,
     nextSeq: 12,
     lastTimestamp: BASE + 9,
-    indexCount: 2,
+    storedEntries: 2,
   };
+
+  it("the index area's geometry: entry 0 is implied, stored entry i is at 160 + 32 (i - 1)", () => {
+    assert.equal(storedEntryAt(1), 160);
+    assert.equal(storedEntryAt(2), 192);
+    assert.throws(() => storedEntryAt(0));
+    assert.deepEqual(
+      [0, 4095, 65535, 65536, 131072, 64 * MiB, 4096 * MiB, 8192 * MiB].map(indexCapacityFor),
+      [0, 0, 0, 1, 2, 1024, 65536, 65536],
+    );
+    assert.equal(dataStartFor(indexCapacityFor(64 * MiB)), 32928);
+  });
 
   it("a slot round-trips in its own parity; its CRC is seeded with log id and firstSeq", () => {
     const h = hdr();
     const s = v2Slot(ID, 10, m);
     assert.equal(s.length, SLOT_BYTES);
-    assert.deepEqual(decodeV2Slot(s, h, "A"), { ok: true, mark: m });
+    assert.equal(new DataView(s.buffer).getUint32(32, true), 2, "storedEntries at 32");
+    assert.deepEqual(decodeV2Slot(s, h, "A"), { ok: true, mark: m, damage: null });
     assert.equal(decodeV2Slot(s, h, "B").ok, false, "odd generation in slot B");
     assert.equal(decodeV2Slot(v2Slot(FOREIGN, 10, m), h, "A").ok, false, "another log's slot");
     assert.equal(decodeV2Slot(v2Slot(ID, 11, m), h, "A").ok, false, "another segment's slot");
     assert.equal(decodeV2Slot(new Uint8Array(40), h, "A").ok, false, "zeros");
     assert.equal(decodeV2Slot(new Uint8Array(40), h, "B").ok, false, "zeros");
+    // Not a slot (ignored): a generation of 0 or above 2^53 - 1.
+    assert.equal(decodeV2Slot(v2Slot(ID, 10, { ...m, generation: 0 }), h, "B").ok, false);
+    assert.equal(decodeV2Slot(v2Slot(ID, 10, { ...m, generation: 2 ** 53 }), h, "B").ok, false);
+    // A slot whose mark does not fit its segment: damage, not ignored.
     for (
       const bad of [
-        { generation: 0 },
         { durableEnd: 100 },
         { nextSeq: 9 },
         { lastTimestamp: BASE - 1 },
-        { indexCount: 0 },
-        { indexCount: 5 },
+        { storedEntries: 5 },
         { durableEnd: 2 ** 53 },
       ]
     ) {
-      const b = { ...m, ...bad };
-      const which = b.generation % 2 === 1 ? "A" : "B";
-      assert.equal(decodeV2Slot(v2Slot(ID, 10, b), h, which).ok, false, JSON.stringify(bad));
+      const r = decodeV2Slot(v2Slot(ID, 10, { ...m, ...bad }), h, "A");
+      assert.ok(r.ok && r.damage !== null, JSON.stringify(bad));
     }
+    assert.equal(
+      (decodeV2Slot(v2Slot(ID, 10, { ...m, storedEntries: 4 }), h, "A") as {
+        damage: string | null;
+      }).damage,
+      null,
+      "storedEntries = indexCapacity fits",
+    );
   });
 
-  it("the mark is the valid slot with the larger generation, else the default", () => {
+  it("the mark is the slot with the larger generation, else the default", () => {
     const h = hdr();
-    const file = new Uint8Array(h.dataStart);
-    assert.deepEqual(chooseMark(file, h), {
+    const file = new Uint8Array(h.dataStart + 200);
+    const none = {
       mark: {
         generation: 0,
         durableEnd: h.dataStart,
         nextSeq: 10,
         lastTimestamp: BASE,
-        indexCount: 1,
+        storedEntries: 0,
       },
       from: null,
-    });
+      damage: null,
+    };
+    assert.deepEqual(chooseMark(file, h), none);
+    assert.deepEqual(chooseMark(file.subarray(0, V2_HEADER), h), none, "a file of its header");
     file.set(v2Slot(ID, 10, m), SLOT_A_AT);
     assert.equal(chooseMark(file, h).from, "A");
-    file.set(v2Slot(ID, 10, { ...m, generation: 4, durableEnd: 500 }), SLOT_B_AT);
+    file.set(v2Slot(ID, 10, { ...m, generation: 4, durableEnd: 450 }), SLOT_B_AT);
     assert.equal(chooseMark(file, h).from, "B");
-    assert.equal(chooseMark(file, h).mark.durableEnd, 500);
+    assert.equal(chooseMark(file, h).mark.durableEnd, 450);
+    assert.equal(chooseMark(file.subarray(0, 449), h).damage, "mark past the end of the file");
     file[SLOT_B_AT + 9] ^= 1; // a torn newer slot: the older one stands
     assert.equal(chooseMark(file, h).from, "A");
+    // A newer slot that counts but does not fit is damage: the older one does not stand in.
+    file.set(v2Slot(ID, 10, { ...m, generation: 4, nextSeq: 2 }), SLOT_B_AT);
+    assert.deepEqual(
+      [chooseMark(file, h).from, chooseMark(file, h).damage],
+      ["B", "nextSeq below firstSeq"],
+    );
   });
 
   it("an index entry round-trips; reserved bytes and other seeds are refused", () => {
@@ -600,18 +672,21 @@ describe("v2 codec: frames", () => {
 });
 
 describe("v2 codec: seals and whole segments", () => {
-  it("a seal's size, trailer and bound", () => {
-    assert.equal(v2SealSize(0, 0), 31, "the smallest seal");
-    assert.equal(v2SealSize(1, 1), 55);
+  it("a seal's size, endSeq, trailer and bound", () => {
+    assert.equal(v2SealSize(1, 1), 63, "the smallest seal: one entry");
     const s = v2Seal(ID, 3, 1, {
       firstTimestamp: BASE,
       lastTimestamp: BASE,
-      entries: [{ seq: 0, offset: 224, prevTimestamp: BASE }],
+      entries: [{ seq: 0, offset: 192, prevTimestamp: BASE }],
     });
-    assert.equal(s.length, 55);
-    assert.equal(new DataView(s.buffer).getUint32(51, true), 55);
-    assert.equal(maxSealSize(224, 224), 18 + 24 + 24);
-    assert.ok(v2SealSize(1, 2 ** 53 - 1) <= maxSealSize(224, 224));
+    assert.equal(s.length, 63);
+    const v = new DataView(s.buffer);
+    assert.equal(s[5], 56, "payload length 32 + 24 n");
+    assert.equal(Number(v.getBigUint64(7, true)), 3, "the payload starts with endSeq");
+    assert.equal(v.getUint32(59, true), 63, "the trailer is the frame size");
+    assert.equal(maxSealSize(192, 192), 18 + 32 + 24);
+    assert.equal(maxSealSize(192 + 65536, 192), 18 + 32 + 48);
+    assert.ok(v2SealSize(1, 2 ** 53 - 1) <= maxSealSize(192, 192));
   });
 
   it("round-trips sealed and active segments with batches, slots, index entries and gaps", () => {
@@ -627,8 +702,8 @@ describe("v2 codec: seals and whole segments", () => {
       baseTimestamp: BASE,
       indexCapacity: 8,
       batches,
-      slots: (l) => ({ A: l.markAfter(31, 5, 3), B: l.markAfter(30, 4, 3) }),
-      entries: (l) => l.defaultEntries().slice(0, 3),
+      slots: (l) => ({ A: l.markAfter(31, 5, 2), B: l.markAfter(30, 4, 2) }),
+      stored: (l) => l.defaultEntries().slice(1, 3),
       seal: { delta: 10 },
     });
     const d = decodeV2Segment(sealed.bytes, true);
@@ -660,15 +735,24 @@ describe("v2 codec: seals and whole segments", () => {
       truncatedBytes: 0,
       sealed: false,
     });
-    // An empty sealed segment: n = 0, seal seq = firstSeq.
+    // A sealed segment always holds a record: a seal of none (seal seq = firstSeq) is refused.
     const empty = buildV2Segment({
       logId: ID,
       firstSeq: 7,
       baseTimestamp: BASE,
       batches: [],
-      seal: { delta: 0 },
+      seal: { delta: 0, entries: (l) => [{ seq: 7, offset: l.dataStart, prevTimestamp: BASE }] },
     });
-    assert.equal(decodeV2Segment(empty.bytes, true).seal!.body.entries.length, 0);
+    assert.throws(() => decodeV2Segment(empty.bytes, true), /without records/);
+    // A new active segment holds only its header: it decodes, with nothing in it.
+    const fresh = buildV2Segment({ logId: ID, firstSeq: 7, baseTimestamp: BASE, batches: [] });
+    const h80 = decodeV2Segment(fresh.bytes.subarray(0, V2_HEADER), false);
+    assert.deepEqual([h80.end, h80.frames.length, h80.markFrom, h80.zeroTail], [
+      fresh.layout.dataStart,
+      0,
+      null,
+      true,
+    ]);
   });
 
   it("the decoder refuses what FORMAT.md forbids", () => {
@@ -690,11 +774,32 @@ describe("v2 codec: seals and whole segments", () => {
       }),
     );
     assert.throws(() => decodeV2Segment(bad, true));
+    // A seal whose payload's endSeq is not the seq its CRC was computed with.
+    const s2 = buildV2Segment({ ...base, seal: { delta: 0 } }).bytes;
+    const sealAt = s2.length - new DataView(s2.buffer).getUint32(s2.length - 4, true);
+    const wrongEnd = cat(
+      s2.subarray(0, sealAt),
+      v2Seal(ID, 3, 0, {
+        firstTimestamp: BASE + 1,
+        lastTimestamp: BASE + 3,
+        entries: [{ seq: 0, offset: 192, prevTimestamp: BASE }],
+      }, { endSeq: 4 }),
+    );
+    assert.throws(() => decodeV2Segment(wrongEnd, true), /seal/);
+    // A seal whose entry 0 is not (firstSeq, dataStart, baseTimestamp).
+    const e0 = buildV2Segment({
+      ...base,
+      seal: {
+        delta: 0,
+        entries: (lay) => [{ seq: 0, offset: lay.dataStart, prevTimestamp: BASE + 1 }],
+      },
+    });
+    assert.throws(() => decodeV2Segment(e0.bytes, true), /entry 0/);
     // A mark past the frames, or not at a batch end.
     const past = buildV2Segment({
       ...base,
       slots: () => ({
-        A: { generation: 1, durableEnd: 10_000, nextSeq: 3, lastTimestamp: BASE, indexCount: 1 },
+        A: { generation: 1, durableEnd: 10_000, nextSeq: 3, lastTimestamp: BASE, storedEntries: 0 },
       }),
     });
     assert.throws(() => decodeV2Segment(past.bytes, false), /mark/);
@@ -710,16 +815,32 @@ describe("v2 codec: seals and whole segments", () => {
       }),
     });
     assert.throws(() => decodeV2Segment(mid.bytes, false), /batch/);
-    // Index entries [0, indexCount) must be valid.
-    const idx = buildV2Segment({ ...base, slots: (lay) => ({ A: lay.markAfter(2, 1, 2) }) });
+    // Stored entries [1, storedEntries] must be valid.
+    const idx = buildV2Segment({ ...base, slots: (lay) => ({ A: lay.markAfter(2, 1, 1) }) });
     assert.throws(() => decodeV2Segment(idx.bytes, false), /index entry 1/);
     assert.throws(() => recoverV2Active(idx.bytes), /index entry 1/);
-    // A wrong entry 0.
-    const e0 = buildV2Segment({
+    // A stored entry must come after entry 0 and before the mark, prevTimestamp included.
+    for (
+      const e of [
+        (lay: V2Layout) => ({ seq: 0, offset: lay.frames[1].offset, prevTimestamp: BASE }),
+        (lay: V2Layout) => ({ seq: 1, offset: lay.dataStart, prevTimestamp: BASE }),
+        (lay: V2Layout) => ({ seq: 1, offset: lay.frames[1].offset, prevTimestamp: BASE + 99 }),
+        (lay: V2Layout) => ({ seq: 3, offset: lay.frames[1].offset, prevTimestamp: BASE }),
+      ]
+    ) {
+      const bad = buildV2Segment({
+        ...base,
+        stored: (lay) => [e(lay)],
+        slots: (lay) => ({ A: lay.markAfter(2, 1, 1) }),
+      });
+      assert.throws(() => recoverV2Active(bad.bytes), /index entry 1/);
+    }
+    const good = buildV2Segment({
       ...base,
-      entries: (lay) => [{ seq: 0, offset: lay.dataStart, prevTimestamp: BASE + 1 }],
+      stored: (lay) => [{ seq: 1, offset: lay.frames[1].offset, prevTimestamp: BASE + 1 }],
+      slots: (lay) => ({ A: lay.markAfter(2, 1, 1) }),
     });
-    assert.throws(() => decodeV2Segment(e0.bytes, false), /entry 0/);
+    assert.equal(decodeV2Segment(good.bytes, false).entries.length, 2);
   });
 
   it("recovery model: zero tail kept, torn tail and incomplete batch cut, other log's frame cut", () => {
@@ -754,9 +875,30 @@ describe("v2 codec: seals and whole segments", () => {
       truncatedBytes: foreign.length - s.bytes.length,
       sealed: false,
     });
-    // A newest segment that ends in a seal.
+    // A newest segment that ends in a seal; a seal after a type-3 frame is a torn tail.
     const sealed = buildV2Segment({ ...base, seal: { delta: 0 } });
     assert.equal(recoverV2Active(sealed.bytes).sealed, true);
+    const inBatch = cat(
+      s.bytes.subarray(0, l.frames[4].offset),
+      v2Seal(ID, 4, 0, {
+        firstTimestamp: BASE + 1,
+        lastTimestamp: l.frames[3].timestamp,
+        entries: [{ seq: 0, offset: l.dataStart, prevTimestamp: BASE }],
+      }),
+    );
+    assert.deepEqual(recoverV2Active(inBatch), {
+      end: l.batchEnds[1],
+      nextSeq: 3,
+      truncatedBytes: inBatch.length - l.batchEnds[1],
+      sealed: false,
+    });
+    // A file of its header alone: nothing to scan, nothing cut.
+    assert.deepEqual(recoverV2Active(s.bytes.subarray(0, V2_HEADER)), {
+      end: l.dataStart,
+      nextSeq: 0,
+      truncatedBytes: 0,
+      sealed: false,
+    });
   });
 });
 
@@ -821,8 +963,25 @@ describe("the Store opens hand-built v2 segments", () => {
       [11, 1],
     ]);
     assert.deepEqual(dec5.frames.slice(4).map((f) => dec.decode(f.payload)), ["r9", "x", "y"]);
-    assert.equal(dec5.mark.durableEnd, dec5.end, "a clean close leaves the mark at the end");
-    assert.equal(dec5.mark.nextSeq, 12);
+    // The slots go on from the mark found at open (slot B, generation 2), each lagging one
+    // fdatasync: before r9's, what recovery had made durable; before the batch's, r9. A clean close
+    // adds none (far less than 1 MiB lies after the newest).
+    assert.ok(dec5.slots.A.ok && dec5.slots.B.ok);
+    assert.deepEqual(dec5.slots.A.mark, {
+      generation: 3,
+      durableEnd: l5.end,
+      nextSeq: 9,
+      lastTimestamp: l5.lastTimestamp,
+      storedEntries: 0,
+    });
+    assert.equal(dec5.markFrom, "B");
+    assert.deepEqual(dec5.mark, {
+      generation: 4,
+      durableEnd: dec5.frames[5].offset,
+      nextSeq: 10,
+      lastTimestamp: dec5.frames[4].timestamp,
+      storedEntries: 0,
+    });
     assert.ok(dec5.zeroTail);
     const ts = dec5.frames.map((f) => f.timestamp);
     assert.ok(ts.every((t, i) => i === 0 || t >= ts[i - 1]), "timestamps never decrease");
@@ -857,6 +1016,10 @@ describe("the Store opens hand-built v2 segments", () => {
     assert.equal(after.frames[3].offset, seg.layout.end, "the next frame overwrites the zeros");
     assert.equal(dec.decode(after.frames[3].payload), "delta");
     assert.ok(after.zeroTail);
+    // The first slot, before the append's fdatasync: what recovery found and fdatasynced.
+    assert.equal(after.markFrom, "A");
+    assert.equal(after.mark.durableEnd, seg.layout.end);
+    assert.equal(after.mark.nextSeq, 1003);
   });
 
   for (
@@ -1069,22 +1232,119 @@ describe("the Store opens hand-built v2 segments", () => {
     const dir1 = freshDir();
     writeLog(dir1, "k", [[0, past.bytes]]);
     await expectCorruption(dir1, "k", "open");
-    const idx = buildV2Segment({ ...base, slots: (l) => ({ B: l.markAfter(2, 2, 2) }) });
+    const idx = buildV2Segment({ ...base, slots: (l) => ({ B: l.markAfter(2, 2, 1) }) });
     const dir2 = freshDir();
     writeLog(dir2, "k", [[0, idx.bytes]]);
-    await expectCorruption(dir2, "k", "open");
-    // The same entry past indexCount is ignored.
+    await expectCorruption(dir2, "k", "open", /index entry 1/);
+    // A bad stored entry past storedEntries is ignored.
     const ignored = buildV2Segment({
       ...base,
-      slots: (l) => ({ B: l.markAfter(2, 2, 1) }),
-      entries: (l) => [
-        { seq: 0, offset: l.dataStart, prevTimestamp: BASE },
-        { seq: 99, offset: 5, prevTimestamp: 1 },
-      ],
+      slots: (l) => ({ B: l.markAfter(2, 2, 0) }),
+      stored: () => [{ seq: 99, offset: 5, prevTimestamp: 1 }],
     });
     const dir3 = freshDir();
     writeLog(dir3, "k", [[0, ignored.bytes]]);
     sameRecords((await readAll(dir3, "k")).records, expected(ignored));
+    // A stored entry the mark counts, valid: the log opens and reads.
+    const counted = buildV2Segment({
+      ...base,
+      slots: (l) => ({ B: l.markAfter(2, 2, 1) }),
+      stored: (l) => [{ seq: 1, offset: l.frames[1].offset, prevTimestamp: l.frames[0].timestamp }],
+    });
+    const dir4 = freshDir();
+    writeLog(dir4, "k", [[0, counted.bytes]]);
+    sameRecords((await readAll(dir4, "k", 1)).records, expected(counted).slice(1));
+    // Counted entries out of order, or past the mark (prevTimestamp included): damage.
+    for (
+      const e of [
+        (l: V2Layout) => ({ seq: 0, offset: l.frames[1].offset, prevTimestamp: BASE }),
+        (l: V2Layout) => ({ seq: 1, offset: l.dataStart, prevTimestamp: BASE }),
+        (l: V2Layout) => ({ seq: 1, offset: l.frames[1].offset, prevTimestamp: BASE + 99 }),
+        (l: V2Layout) => ({ seq: 2, offset: l.frames[1].offset, prevTimestamp: BASE }),
+      ]
+    ) {
+      const bad = buildV2Segment({
+        ...base,
+        slots: (l) => ({ B: l.markAfter(2, 2, 1) }),
+        stored: (l) => [e(l)],
+      });
+      const dir = freshDir();
+      writeLog(dir, "k", [[0, bad.bytes]]);
+      await expectCorruption(dir, "k", "open", /index entry 1/);
+    }
+  });
+
+  it("a slot that counts but does not fit its segment is CorruptionError; a torn one is ignored", async () => {
+    const base = {
+      logId: ID,
+      firstSeq: 0,
+      baseTimestamp: BASE,
+      batches: [[rec("a", 0)], [rec("b")], [rec("c")]],
+    };
+    for (
+      const bad of [
+        { storedEntries: 2 }, // the area has room for 1
+        { nextSeq: 0, durableEnd: 100 }, // before dataStart
+        { lastTimestamp: BASE - 1 },
+      ]
+    ) {
+      // Slot A (older) is fine; the newer slot B does not fit: damage, A does not stand in.
+      const seg = buildV2Segment({
+        ...base,
+        slots: (l) => ({ A: l.markAfter(1, 1), B: { ...l.markAfter(2, 2), ...bad } }),
+      });
+      const dir = freshDir();
+      writeLog(dir, "n", [[0, seg.bytes]]);
+      await expectCorruption(dir, "n", "open", /mark slot/);
+    }
+    // A newer slot with a bad CRC (a torn slot write) is ignored: the log opens from slot A.
+    const torn = buildV2Segment({
+      ...base,
+      slots: (l) => ({ A: l.markAfter(1, 1), B: l.markAfter(2, 2) }),
+    });
+    const bytes = torn.bytes.slice();
+    bytes[SLOT_B_AT + 36] ^= 0xff;
+    const dir = freshDir();
+    writeLog(dir, "n", [[0, bytes]]);
+    const r = await readAll(dir, "n");
+    assert.equal(r.report.truncatedBytes, 0);
+    sameRecords(r.records, expected(torn));
+  });
+
+  it("a new segment holding only its header opens empty, and the next frame goes to dataStart", async () => {
+    const seg = buildV2Segment({
+      logId: ID,
+      firstSeq: 40,
+      prevEndSeq: 40,
+      baseTimestamp: BASE,
+      indexCapacity: 1024,
+      batches: [],
+    });
+    for (const size of [V2_HEADER, V2_HEADER + 7, seg.layout.dataStart - 1]) {
+      const dir = freshDir();
+      const d = writeLog(dir, "h", [[40, seg.bytes.subarray(0, size)]]);
+      const store = await open(dir);
+      const log = await store.log("h");
+      assert.deepEqual(log.openReport.truncatedAt, null, `size ${size}: nothing cut`);
+      assert.equal(log.openReport.recreatedSegment, null, `size ${size}: not a torn header`);
+      assert.equal(log.nextSeq, 40);
+      assert.equal(await log.append("first"), 40);
+      await store.close();
+      const s = decodeV2Segment(fileBytes(join(d, segName(40))), false);
+      assert.deepEqual(s.frames.map((f) => [f.offset, f.seq]), [[32928, 40]]);
+    }
+    // Shorter than dataStart, with a slot that claims data: durable data is missing.
+    const claim = buildV2Segment({
+      logId: ID,
+      firstSeq: 0,
+      baseTimestamp: BASE,
+      indexCapacity: 1024,
+      batches: [[rec("a", 0)]],
+      slots: (l) => ({ A: l.markAfter(1, 1) }),
+    });
+    const dir = freshDir();
+    writeLog(dir, "h", [[0, claim.bytes.subarray(0, 1000)]]);
+    await expectCorruption(dir, "h", "open", /durable data missing/);
   });
 
   it("damage before the mark is not cut: CorruptionError (at read)", async () => {
@@ -1105,6 +1365,22 @@ describe("the Store opens hand-built v2 segments", () => {
       bytes,
       "nothing cut",
     );
+  });
+
+  it("damage in the first record, before the mark, is CorruptionError at open (its timestamp is read)", async () => {
+    const dir = freshDir();
+    const seg = buildV2Segment({
+      logId: ID,
+      firstSeq: 0,
+      baseTimestamp: BASE,
+      batches: [[rec("aaaa", 0)], [rec("bbbb")]],
+      slots: (l) => ({ A: l.markAfter(2, 1) }),
+    });
+    const bytes = seg.bytes.slice();
+    bytes[seg.layout.frames[0].offset + 8] ^= 0x04; // a payload byte of "aaaa"
+    const d = writeLog(dir, "x", [[0, bytes]]);
+    await expectCorruption(dir, "x", "open", /first record/);
+    assert.deepEqual(fileBytes(join(d, segName(0))), bytes, "nothing cut");
   });
 
   it("a newest segment that ends in a seal: the next segment is created at the seal's seq", async () => {
@@ -1146,8 +1422,8 @@ describe("the Store opens hand-built v2 segments", () => {
       baseTimestamp: BASE,
       indexCapacity: 6,
       batches,
-      entries: (l) => l.defaultEntries(),
-      slots: (l) => ({ A: l.markAfter(300, 1, l.defaultEntries().length) }),
+      stored: (l) => l.defaultEntries().slice(1),
+      slots: (l) => ({ A: l.markAfter(300, 1, l.defaultEntries().length - 1) }),
       seal: { delta: 1 },
     });
     assert.ok(seg0.layout.defaultEntries().length >= 3);
@@ -1158,8 +1434,8 @@ describe("the Store opens hand-built v2 segments", () => {
       baseTimestamp: seg0.seal!.timestamp,
       indexCapacity: 6,
       batches,
-      entries: (l) => l.defaultEntries(),
-      slots: (l) => ({ B: l.markAfter(300, 2, l.defaultEntries().length) }),
+      stored: (l) => l.defaultEntries().slice(1),
+      slots: (l) => ({ B: l.markAfter(300, 2, l.defaultEntries().length - 1) }),
     });
     writeLog(dir, "i", [[0, seg0.bytes], [n0, seg1.bytes]]);
     const want = expected(seg0, seg1);
@@ -1222,7 +1498,7 @@ function checkWrittenLog(
     assert.equal(h.firstSeq, Number(name.slice(0, 20)), `${name}: firstSeq is the name`);
     assert.equal(hex(h.logId), opts.id, `${name}: log id = log.id`);
     assert.equal(h.maxRecordBytes, opts.maxRecordBytes);
-    assert.equal(h.indexCapacity, Math.min(indexCapacityFor(opts.segmentBytes), 65536));
+    assert.equal(h.indexCapacity, indexCapacityFor(opts.segmentBytes));
     assert.equal(h.dataStart, dataStartFor(h.indexCapacity));
     assert.equal(h.prevEndSeq, i === 0 ? h.firstSeq : segs[i - 1].dec.seal!.seq, `${name}: chain`);
     assert.equal(h.firstSeq, h.prevEndSeq, `${name}: no gap in a log never repaired`);
@@ -1239,11 +1515,12 @@ function checkWrittenLog(
       const [older, newer] = s.slots.A.mark.generation < s.slots.B.mark.generation
         ? [s.slots.A.mark, s.slots.B.mark]
         : [s.slots.B.mark, s.slots.A.mark];
-      assert.ok(older.durableEnd <= newer.durableEnd && older.nextSeq <= newer.nextSeq);
-      assert.ok(older.indexCount <= newer.indexCount);
+      assert.ok(older.durableEnd < newer.durableEnd && older.nextSeq < newer.nextSeq);
+      assert.ok(older.storedEntries <= newer.storedEntries);
+      assert.equal(newer.generation, older.generation + 1, "slots alternate");
     }
-    // Index entries (area and seal) are record-frame starts with the right seq and prevTimestamp,
-    // 64 KiB apart.
+    // Index entries (entry 0, the stored ones, the seal's) are record-frame starts with the right
+    // seq and prevTimestamp, 64 KiB apart.
     const byOffset = new Map(
       s.frames.map((
         f,
@@ -1261,7 +1538,18 @@ function checkWrittenLog(
         }
       });
     };
-    checkEntries(s.entries, "area");
+    checkEntries(s.entries, "counted");
+    // Every entry written to the area (up to the first zero one), counted by the mark or not.
+    const area: IndexEntry[] = [s.entries[0]];
+    for (let k = 1; k <= h.indexCapacity; k++) {
+      const raw = bytes.subarray(storedEntryAt(k), storedEntryAt(k) + ENTRY_BYTES);
+      if (raw.every((x) => x === 0)) break;
+      const r = decodeV2Entry(raw, h);
+      assert.ok(r.ok, `${name}: stored entry ${k} is valid`);
+      area.push(r.entry);
+    }
+    assert.ok(s.mark.storedEntries <= area.length - 1, `${name}: the mark counts written entries`);
+    checkEntries(area, "area");
     if (s.seal) {
       const sealAt = s.seal.offset;
       assert.ok(
@@ -1274,16 +1562,22 @@ function checkWrittenLog(
         s.entries.every((e) => sealOffsets.has(e.offset)),
         `${name}: area entries are in the seal`,
       );
+      // The writer stored every entry the area has room for; the seal lists them and any more.
+      assert.deepEqual(area, s.seal.body.entries.slice(0, area.length), `${name}: area = seal`);
+      assert.equal(area.length, Math.min(s.seal.body.entries.length, h.indexCapacity + 1));
       assert.equal(s.seal.body.firstTimestamp, s.frames[0]?.timestamp ?? h.baseTimestamp);
       assert.equal(s.seal.body.lastTimestamp, s.frames.at(-1)?.timestamp ?? h.baseTimestamp);
       assert.equal(s.seal.seq, Number(names[i + 1].slice(0, 20)), "seal seq = next firstSeq");
       assert.equal(bytes.length, sealAt + s.seal.size, "the file ends at its seal");
     } else {
       assert.ok(s.zeroTail, `${name}: an active segment ends in zeros`);
-      assert.equal(s.mark.durableEnd, s.end, `${name}: a clean close leaves the mark at the end`);
-      assert.equal(s.mark.nextSeq, opts.appended.length);
-      assert.equal(s.mark.lastTimestamp, s.frames.at(-1)?.timestamp ?? h.baseTimestamp);
-      assert.ok(s.markFrom !== null);
+      // Preallocated: zeros up to the next MiB boundary past the data, at most segmentBytes.
+      if (s.frames.length > 0 && opts.segmentBytes <= MiB) {
+        assert.equal(bytes.length, Math.max(s.end, opts.segmentBytes), `${name}: preallocated`);
+      }
+      // A clean close leaves less than 1 MiB after the mark (else it writes a last slot).
+      assert.ok(s.mark.durableEnd <= s.end);
+      assert.ok(s.end - s.mark.durableEnd < MARK_ON_CLOSE, `${name}: unmarked tail`);
     }
     for (const f of s.frames) frames.push(f);
   });
@@ -1392,13 +1686,16 @@ describe("what the Store writes decodes by FORMAT.md (version 2)", () => {
     });
   });
 
-  it("a new log's first segment: firstSeq 0, prevEndSeq 0, entry 0 and no frame", async () => {
+  it("a new log's first segment: its 80-byte header alone, firstSeq 0, prevEndSeq 0", async () => {
     const dir = freshDir();
     const store = await open(dir);
     const log = await store.log("e");
     const id = idOf(log);
     await store.close();
-    const s = decodeV2Segment(fileBytes(join(dir, "e", segName(0))), false);
+    const bytes = fileBytes(join(dir, "e", segName(0)));
+    assert.equal(bytes.length, V2_HEADER, "slots and index area are not written at creation");
+    const s = decodeV2Segment(bytes, false);
+    assert.equal(s.markFrom, null);
     assert.equal(s.header.firstSeq, 0);
     assert.equal(s.header.prevEndSeq, 0);
     assert.equal(hex(s.header.logId), id);
@@ -1409,10 +1706,84 @@ describe("what the Store writes decodes by FORMAT.md (version 2)", () => {
     }]);
     assert.equal(s.frames.length, 0);
     assert.ok(s.zeroTail);
-    // The default segmentBytes (64 MiB) gives 1025 entries.
-    assert.equal(s.header.indexCapacity, indexCapacityFor(64 * MiB));
+    // The default segmentBytes (64 MiB) gives room for 1024 stored entries.
+    assert.equal(s.header.indexCapacity, 1024);
+    assert.equal(s.header.dataStart, 32928);
     // Reopened: the same id.
     assert.equal((await readAll(dir, "e")).id, id);
+  });
+
+  it("the writer skips a slot that would claim nothing new; slots lag one fdatasync", async () => {
+    const dir = freshDir();
+    const store = await open(dir, { segmentBytes: 4096 });
+    const log = await store.log("k");
+    const path = join(dir, "k", segName(0));
+    const slots = () => {
+      const s = decodeV2Segment(fileBytes(path), false);
+      return {
+        from: s.markFrom,
+        A: s.slots.A.ok ? [s.slots.A.mark.generation, s.slots.A.mark.nextSeq] : null,
+        B: s.slots.B.ok ? [s.slots.B.mark.generation, s.slots.B.mark.nextSeq] : null,
+      };
+    };
+    await log.append("r0"); // the creation's fdatasync made no record durable: no slot
+    assert.deepEqual(slots(), { from: null, A: null, B: null });
+    await log.sync(); // nothing to fdatasync
+    assert.deepEqual(slots(), { from: null, A: null, B: null });
+    await log.append("r1"); // before its fdatasync: r0
+    assert.deepEqual(slots(), { from: "A", A: [1, 1], B: null });
+    await log.appendBatch(["r2", "r3"]); // before its fdatasync: r1
+    assert.deepEqual(slots(), { from: "B", A: [1, 1], B: [2, 2] });
+    await log.append("r4");
+    assert.deepEqual(slots(), { from: "A", A: [3, 4], B: [2, 2] });
+    await store.close(); // less than 1 MiB after the mark: no last slot
+    assert.deepEqual(slots(), { from: "A", A: [3, 4], B: [2, 2] });
+    const again = await readAll(dir, "k");
+    assert.equal(again.next, 5);
+    assert.equal(again.report.truncatedBytes, 0);
+    // The open fdatasynced r4; the next fdatasync's slot claims it (generation 4, slot B).
+    const store2 = await open(dir, { segmentBytes: 4096 });
+    await (await store2.log("k")).append("r5");
+    await store2.close();
+    assert.deepEqual(slots(), { from: "B", A: [3, 4], B: [4, 5] });
+  });
+
+  it("a clean close writes a last slot only if 1 MiB or more lies after the newest", async () => {
+    const payload = new Uint8Array(1000).fill(3);
+    for (const [records, marked] of [[900, false], [1200, true]] as const) {
+      const dir = freshDir();
+      const store = await open(dir, { syncPolicy: SyncPolicy.osManaged() });
+      const log = await store.log("c");
+      for (let i = 0; i < records; i += 100) {
+        await log.appendBatch(Array.from({ length: 100 }, () => payload));
+      }
+      await store.close(); // one fdatasync (no slot: none before it claimed anything), maybe a slot
+      const s = decodeV2Segment(fileBytes(join(dir, "c", segName(0))), false);
+      const unmarked = s.end - s.header.dataStart;
+      assert.equal(unmarked >= MARK_ON_CLOSE, marked, `${unmarked} bytes`);
+      if (marked) {
+        assert.equal(s.markFrom, "A");
+        assert.equal(s.mark.generation, 1);
+        assert.equal(s.mark.durableEnd, s.end, "the last slot claims the end");
+        assert.equal(s.mark.nextSeq, records);
+        assert.equal(s.mark.lastTimestamp, s.frames.at(-1)!.timestamp);
+        // One entry per flush (here one batch, ~100 KB) that starts 64 KiB or more after the last.
+        const batchBytes = s.frames[100].offset - s.frames[0].offset;
+        assert.deepEqual(
+          s.entries.map((e) => [e.seq, e.offset]),
+          Array.from(
+            { length: records / 100 },
+            (_, k) => [100 * k, s.end - (records / 100 - k) * batchBytes],
+          ),
+        );
+        assert.equal(s.mark.storedEntries, records / 100 - 1);
+      } else {
+        assert.equal(s.markFrom, null, "no slot: the next open scans the data");
+      }
+      const r = await readAll(dir, "c");
+      assert.equal(r.next, records);
+      assert.equal(r.report.truncatedBytes, 0);
+    }
   });
 });
 
@@ -1506,7 +1877,9 @@ describe("version-1 segments (read only)", () => {
     const id = idOf(log);
     await store.close();
     assert.deepEqual(readdirSync(d).sort(), [segName(0), segName(3)]);
-    const s3 = decodeV2Segment(fileBytes(join(d, segName(3))), false);
+    const b3 = fileBytes(join(d, segName(3)));
+    assert.equal(b3.length, V2_HEADER, "rewritten as a new segment: its header alone");
+    const s3 = decodeV2Segment(b3, false);
     assert.equal(s3.header.firstSeq, 3);
     assert.equal(s3.header.prevEndSeq, 3);
     assert.equal(hex(s3.header.logId), id);

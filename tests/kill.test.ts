@@ -1,10 +1,11 @@
 // Real process crashes: a child process on this test's runtime appends under always()
-// (then osManaged()) and prints every resolved sequence number; the parent kills it with SIGKILL
-// at a random moment, reopens the store, and checks that every printed record is present and
-// intact, that every record in the log is a whole, byte-exact record some run wrote, and that
-// sequence numbers are contiguous. The same store is reused across kills, so each kill also
-// tests recovery of the previous one. SIGKILL keeps the page cache: under every policy a process
-// crash must lose nothing that resolved.
+// (then osManaged()), single records and batches, and prints every resolved sequence number; the
+// parent kills it with SIGKILL at a random moment, reopens the store, and checks that every printed
+// record is present and intact, that every record in the log is a whole, byte-exact record some
+// run wrote, that every batch is there whole (appendBatch is atomic), and that sequence numbers are
+// contiguous. The same store is reused across kills, so each kill also tests recovery of the
+// previous one. SIGKILL keeps the page cache: under every policy a process crash must lose nothing
+// that resolved.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -14,7 +15,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { Store, SyncPolicy } from "../mod.ts";
 import { currentRuntime, ROOT, runtimeCommand } from "./fixtures/runtimes.ts";
-import { killPayload, parseKillPayload } from "./fixtures/kill_payload.ts";
+import { killPayload, type KillRecord, parseKillPayload } from "./fixtures/kill_payload.ts";
 import { seededRandom } from "../src/testing/sim.ts";
 
 /** Kills per policy; raise it for a long run: `KHIPU_KILLS=500 npx tsx --test tests/kill.test.ts`. */
@@ -68,6 +69,7 @@ describe(`kill -9 (${rt})`, () => {
       let kills = 0;
       let resolvedChecked = 0;
       let records = 0;
+      let batches = 0;
       for (let k = 0; k < KILLS; k++) {
         const runId = `${policy}${k}`;
         const c = startChild(storeDir, policy, runId);
@@ -90,6 +92,7 @@ describe(`kill -9 (${rt})`, () => {
           const log = await store.log("k");
           assert.equal(log.firstSeq, 0);
           const seen = new Set<number>();
+          const found: KillRecord[] = [];
           let expectSeq = 0;
           for await (const rec of log.read({ from: 0 })) {
             assert.equal(rec.seq, expectSeq++, "sequence numbers must be contiguous");
@@ -97,15 +100,36 @@ describe(`kill -9 (${rt})`, () => {
             assert.ok(who, `record ${rec.seq} is not a record any run wrote`);
             assert.deepEqual(
               rec.data,
-              killPayload(who.runId, who.n),
+              killPayload(who.runId, who.n, who.batch),
               `record ${rec.seq} (${who.runId}#${who.n}) has damaged bytes`,
             );
             const want = promised.get(rec.seq);
             if (want) {
-              assert.deepEqual(who, want, `record ${rec.seq} is not the one that resolved`);
+              assert.deepEqual(
+                { runId: who.runId, n: who.n },
+                want,
+                `record ${rec.seq} is not the one that resolved`,
+              );
             }
             seen.add(rec.seq);
+            found.push(who);
           }
+          // A batch is whole: record k of a batch of `size` has its k predecessors in the batch
+          // just before it, and the rest of the batch just after.
+          batches = 0;
+          found.forEach((who, seq) => {
+            if (!who.batch) return;
+            const { k: place, size } = who.batch;
+            if (place === 0) batches++;
+            for (let j = 0; j < size; j++) {
+              const other = found[seq - place + j];
+              assert.deepEqual(
+                other,
+                { runId: who.runId, n: who.n - place + j, batch: { k: j, size } },
+                `kill ${k} (${policy}, seed ${seed}): batch of record ${seq} is not whole`,
+              );
+            }
+          });
           assert.equal(log.nextSeq, expectSeq);
           for (const seq of promised.keys()) {
             assert.ok(
@@ -121,7 +145,7 @@ describe(`kill -9 (${rt})`, () => {
       }
       console.log(
         `kill -9 on ${rt}, ${policy}(): kills=${kills}, resolved records checked=${resolvedChecked}, ` +
-          `records in log=${records}, missing=0`,
+          `records in log=${records}, batches in log=${batches} (all whole), missing=0`,
       );
     });
   }

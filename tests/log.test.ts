@@ -1,10 +1,12 @@
-// The Log API on the real file system: payload kinds, batches, size limits, rollover across many
-// segments with reads spanning them, seeking into the middle of an old segment through its sparse
-// index, `read({ from, to })` bounds, `follow()`, retention with `truncateBefore`, reopening after
-// every kind of operation, and a failed write that must leave the log usable.
+// The Log API on the real file system: payload kinds, batches (never split across segments),
+// size limits, rollover across many segments with reads spanning them, timestamps that never go
+// backwards, the log id, seeking into the middle of an old segment through its sparse index,
+// `read({ from, to })` bounds, `follow()`, retention with `truncateBefore`, reopening after every
+// kind of operation, and a failed write that must leave the log usable. Segment contents are
+// checked by walking the files' v2 frames (dataStart from header byte 24) with the spec decoder.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -22,8 +24,8 @@ import { recordingPlatform } from "../src/testing/recording.ts";
 import { SimPlatform } from "../src/testing/sim.ts";
 import { FaultyPlatform } from "../src/testing/faulty.ts";
 import type { Platform } from "../src/platform/types.ts";
-import { HEADER_BYTES } from "../src/format/header.ts";
-import { FRAME_HEADER_BYTES } from "../src/format/frame.ts";
+import { frameBytes } from "../src/format/frame.ts";
+import { decodeV2Frame, hex, T_LAST, T_SEAL, type V2FrameOk } from "./spec_codec.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -60,6 +62,101 @@ const seqsOf = (rs: LogRecord[]) => rs.map((r) => r.seq);
 /** Segment files of log `ev` in store `dir`, sorted. */
 function segFiles(dir: string): string[] {
   return readdirSync(join(dir, "ev")).filter((f) => f.endsWith(".seg")).sort();
+}
+
+interface SegmentFile {
+  dataStart: number;
+  logId: string;
+  /** Record frames from dataStart, as far as they decode. */
+  frames: V2FrameOk[];
+  /** End of the last record frame. */
+  dataEnd: number;
+  /** The seal frame, if the records end in one. */
+  seal: V2FrameOk | null;
+  size: number;
+}
+
+/** A v2 segment file's frames, walked from dataStart (header byte 24) with the spec decoder. */
+function readSegment(bytes: Uint8Array): SegmentFile {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  assert.equal(v.getUint16(8, true), 2, "a v2 segment");
+  const dataStart = v.getUint32(24, true);
+  const logId = bytes.slice(32, 48);
+  const ctx = {
+    logId,
+    seq: Number(v.getBigUint64(16, true)),
+    prevTimestamp: Number(v.getBigUint64(56, true)),
+    maxRecordBytes: v.getUint32(12, true),
+  };
+  const frames: V2FrameOk[] = [];
+  let seal: V2FrameOk | null = null;
+  let off = dataStart;
+  for (;;) {
+    const f = decodeV2Frame(bytes, off, bytes.length, ctx);
+    if (f.status !== "ok") break;
+    if (f.type === T_SEAL) {
+      seal = f;
+      break;
+    }
+    frames.push(f);
+    off += f.size;
+    ctx.seq++;
+    ctx.prevTimestamp = f.timestamp;
+  }
+  return { dataStart, logId: hex(logId), frames, dataEnd: off, seal, size: bytes.length };
+}
+
+/** Every segment of log `ev` in `dir`, oldest first. */
+function segmentsOf(dir: string): SegmentFile[] {
+  return segFiles(dir).map((f) => readSegment(new Uint8Array(readFileSync(join(dir, "ev", f)))));
+}
+
+/** The batches of a segment: runs of frames, each ended by a type-1 frame. */
+function batchesOf(s: SegmentFile): V2FrameOk[][] {
+  const out: V2FrameOk[][] = [];
+  let cur: V2FrameOk[] = [];
+  for (const f of s.frames) {
+    cur.push(f);
+    if (f.type === T_LAST) {
+      out.push(cur);
+      cur = [];
+    }
+  }
+  assert.deepEqual(cur, [], "the segment ends inside a batch");
+  return out;
+}
+
+/**
+ * Checks the rollover rule on the files: every segment but the last is sealed right after its
+ * records, holds at most segmentBytes of them unless it is one batch alone, and rolled over only
+ * because the next batch (as it would have been encoded there) did not fit.
+ */
+function checkFill(segs: SegmentFile[], segmentBytes: number): void {
+  segs.forEach((s, i) => {
+    const label = `segment ${i} of ${segs.length}`;
+    const batches = batchesOf(s);
+    assert.ok(batches.length >= 1, `${label} holds no record`);
+    if (i + 1 === segs.length) {
+      assert.equal(s.seal, null, `${label}: the newest segment is not sealed`);
+      assert.ok(s.size >= s.dataEnd);
+      return;
+    }
+    assert.ok(s.seal, `${label} is sealed`);
+    assert.equal(s.size, s.dataEnd + s.seal.size, `${label} ends at its seal (no zeros)`);
+    assert.ok(
+      s.dataEnd <= segmentBytes || batches.length === 1,
+      `${label} is over-full (${s.dataEnd} bytes in ${batches.length} batches)`,
+    );
+    const next = batchesOf(segs[i + 1])[0];
+    const last = s.frames[s.frames.length - 1];
+    // Here the batch's first frame would count its delta from this segment's last record.
+    const nextBytes = next.reduce(
+      (n, f, j) =>
+        n + (j === 0 ? frameBytes(f.payload.length, f.timestamp - last.timestamp) : f.size),
+      0,
+    );
+    assert.ok(s.dataEnd + nextBytes > segmentBytes, `${label} rolled over early`);
+  });
 }
 
 describe("appends: payload kinds, batches and limits", () => {
@@ -175,18 +272,51 @@ describe("appends: payload kinds, batches and limits", () => {
       const dir = freshDir();
       const { store, log } = await open(dir, { segmentBytes: 4096 });
       const count = Math.ceil((5 * 4096) / size);
-      await log.appendBatch(range(count).map((i) => bytesFor(i, size)));
-      for (let i = 0; i < 20; i++) await log.append(bytesFor(count + i, size));
-      const firsts = segFiles(dir).map((f) => Number(f.slice(0, 20)));
-      const perRecord = FRAME_HEADER_BYTES + size;
-      const fit = Math.floor((4096 - HEADER_BYTES) / perRecord);
-      for (let i = 0; i + 1 < firsts.length; i++) {
-        assert.equal(firsts[i + 1] - firsts[i], fit, `segment ${i} of ${firsts.length}`);
+      // Concurrent appends (one flush a turn, each record its own batch), then sequential ones.
+      for (let i = 0; i < count; i += 16) {
+        await Promise.all(
+          range(Math.min(16, count - i), i).map((j) => log.append(bytesFor(j, size))),
+        );
       }
-      assert.ok(log.nextSeq - firsts.at(-1)! <= fit);
+      for (let i = 0; i < 20; i++) await log.append(bytesFor(count + i, size));
       await store.close();
+      const segs = segmentsOf(dir);
+      assert.ok(segs.length >= 5, `${segs.length} segments`);
+      checkFill(segs, 4096);
+      const firsts = segFiles(dir).map((f) => Number(f.slice(0, 20)));
+      segs.forEach((s, i) => assert.equal(s.frames[0].seq, firsts[i], "named by its first seq"));
+      assert.deepEqual(segs.flatMap((s) => s.frames.map((f) => f.seq)), range(count + 20));
     });
   }
+
+  it("appendBatch never spans segments: the log rolls over before a batch that does not fit", async () => {
+    const dir = freshDir();
+    let { store, log } = await open(dir, { segmentBytes: 4096 });
+    for (let i = 0; i < 20; i++) await log.append(bytesFor(i)); // 20 x 107 B: 2300 of 4096 bytes
+    assert.equal(log.segmentCount, 1);
+    // 20 more records would fit one by one up to 4096; as one batch they do not fit what is left.
+    assert.deepEqual(await log.appendBatch(range(20, 20).map((i) => bytesFor(i))), range(20, 20));
+    assert.equal(log.segmentCount, 2, "rolled over before the batch");
+    // A batch larger than a whole segment gets one of its own, and the next record rolls over.
+    await log.appendBatch(range(60, 40).map((i) => bytesFor(i)));
+    await log.append(bytesFor(100));
+    assert.equal(log.segmentCount, 4);
+    await store.close();
+    const segs = segmentsOf(dir);
+    assert.deepEqual(segs.map((s) => batchesOf(s).map((b) => b.length)), [
+      Array(20).fill(1),
+      [20],
+      [60],
+      [1],
+    ]);
+    assert.ok(segs[2].dataEnd > 4096, "the big batch is over-full, alone");
+    checkFill(segs, 4096);
+    ({ store, log } = await open(dir, { segmentBytes: 4096 }));
+    const recs = await collect(log.read());
+    assert.deepEqual(seqsOf(recs), range(101));
+    recs.forEach((r) => assert.deepEqual(r.data, bytesFor(r.seq)));
+    await store.close();
+  });
 
   it("a record larger than segmentBytes gets a segment of its own", async () => {
     const dir = freshDir();
@@ -200,6 +330,92 @@ describe("appends: payload kinds, batches and limits", () => {
     const recs = await collect(log.read());
     assert.deepEqual(recs[1].data, bytesFor(3, 10_000));
     assert.equal(dec.decode(recs[2].data), "after");
+    await store.close();
+  });
+});
+
+describe("timestamps and the log id", () => {
+  it("timestamps never decrease, even when Date.now goes backwards (across rollovers and reopens)", async () => {
+    const realNow = Date.now;
+    const T = 1_700_000_000_000;
+    let clock = T;
+    Date.now = () => clock;
+    try {
+      const sim = new SimPlatform();
+      const opts: StoreOptions = {
+        platform: sim,
+        segmentBytes: 4096,
+        syncPolicy: SyncPolicy.osManaged(),
+      };
+      let store = await Store.open("/t", opts);
+      let log = await store.log("ev");
+      const want: number[] = [];
+      let high = T; // the empty segment's base timestamp: the clock at open
+      const at = async (t: number, n = 1) => {
+        clock = t;
+        high = Math.max(high, t);
+        const first = want.length;
+        if (n === 1) await log.append(bytesFor(first, 300));
+        else await log.appendBatch(range(n, first).map((i) => bytesFor(i, 300)));
+        for (let i = 0; i < n; i++) want.push(high);
+      };
+      await at(T - 10); // before the base timestamp: gets the base
+      await at(T + 5000);
+      await at(T + 1000); // the clock went back 4 s
+      await at(T + 1000, 3);
+      await at(T + 9000);
+      for (let i = 0; i < 30; i++) await at(T + 2000 + i); // rollovers, the clock behind
+      assert.ok(log.segmentCount >= 3, `${log.segmentCount} segments`);
+      await at(T + 12_000, 2);
+      await store.close();
+      clock = T; // reopened with the clock far behind
+      store = await Store.open("/t", opts);
+      log = await store.log("ev");
+      await at(T + 3);
+      await at(T + 12_500);
+      await at(T + 12_400, 14); // a batch that rolls over, the clock behind again
+      const recs = await collect(log.read());
+      assert.deepEqual(seqsOf(recs), range(want.length));
+      assert.deepEqual(recs.map((r) => r.timestamp), want);
+      await store.close();
+      // In the files too: each seal is no older than its segment's last record.
+      for (const f of sim.listFiles().filter((p) => p.endsWith(".seg")).sort()) {
+        const s = readSegment(sim.fileBytes(f)!);
+        const last = s.frames[s.frames.length - 1];
+        if (s.seal) assert.ok(s.seal.timestamp >= last.timestamp, `${f}: seal older than a record`);
+      }
+    } finally {
+      Date.now = realNow;
+    }
+  });
+
+  it("log.id: 32 hex digits in every segment header, stable across reopens, different between logs", async () => {
+    const dir = freshDir();
+    const opts: StoreOptions = { segmentBytes: 4096 };
+    let store = await Store.open(dir, opts);
+    let [ev, other] = [await store.log("ev"), await store.log("other")];
+    const id = ev.id;
+    const otherId = other.id;
+    assert.match(id, /^[0-9a-f]{32}$/);
+    assert.match(otherId, /^[0-9a-f]{32}$/);
+    assert.notEqual(id, otherId, "two logs, two ids");
+    for (let i = 0; i < 40; i++) await ev.append(bytesFor(i, 300));
+    await other.append("x");
+    assert.equal(ev.id, id, "the same while appending");
+    await store.close();
+    const segs = segmentsOf(dir);
+    assert.ok(segs.length > 2);
+    for (const s of segs) assert.equal(s.logId, id, "every segment header carries the log id");
+    store = await Store.open(dir, opts);
+    [ev, other] = [await store.log("ev"), await store.log("other")];
+    assert.equal(ev.id, id, "stable across reopen");
+    assert.equal(other.id, otherId);
+    // With every sealed segment deleted, the active one still carries it.
+    await ev.truncateBefore(1_000);
+    assert.equal(ev.segmentCount, 1);
+    await store.close();
+    store = await Store.open(dir, opts);
+    assert.equal((await store.log("ev")).id, id, "stable after retention");
     await store.close();
   });
 });
@@ -273,24 +489,18 @@ describe("rollover and reads", () => {
   it("rolls over into many segments, each starting where the previous one ended", async () => {
     const { store, log } = await open(dir, { segmentBytes: 4096 });
     const files = segFiles(dir);
-    assert.ok(files.length >= 25, `only ${files.length} segments`);
+    assert.ok(files.length >= 20, `only ${files.length} segments`); // 107-byte frames, ~36 a segment
     assert.equal(log.segmentCount, files.length);
     assert.equal(log.firstSeq, 0);
     assert.equal(log.nextSeq, N);
     const firsts = files.map((f) => Number(f.slice(0, 20)));
     assert.equal(firsts[0], 0);
-    const perRecord = FRAME_HEADER_BYTES + 100;
-    for (let i = 0; i < files.length; i++) {
-      const size = statSync(join(dir, "ev", files[i])).size;
-      const count = (i + 1 < firsts.length ? firsts[i + 1] : N) - firsts[i];
-      assert.ok(count >= 1);
-      // Whole records up to segmentBytes (sealed segments also carry their seal).
-      assert.ok(HEADER_BYTES + count * perRecord <= 4096, `segment ${files[i]} is over-full`);
-      if (i + 1 < files.length) {
-        assert.ok(HEADER_BYTES + (count + 1) * perRecord > 4096, `${files[i]} rolled over early`);
-      }
-      assert.ok(size >= HEADER_BYTES + count * perRecord);
-    }
+    const segs = segmentsOf(dir);
+    // Whole batches up to segmentBytes (the 200-record batch alone in an over-full one).
+    checkFill(segs, 4096);
+    segs.forEach((s, i) => assert.equal(s.frames[0]?.seq, firsts[i], `${files[i]} first seq`));
+    assert.deepEqual(segs.flatMap((s) => s.frames.map((f) => f.seq)), range(N));
+    assert.ok(segs.some((s) => batchesOf(s).some((b) => b.length === 200)), "the batch is whole");
     let total = 0;
     for (const f of files) total += statSync(join(dir, "ev", f)).size;
     assert.equal(log.byteSize, total);
@@ -368,8 +578,10 @@ describe("read({ from }) seeks into an old segment through its sparse index", ()
       assert.ok(reads.length > 0);
       assert.ok(reads.every((c) => c.path === files[0]), `${label}: read another segment`);
       const firstAt = Math.min(...reads.map((c) => c.position!));
-      const target = HEADER_BYTES + from * (FRAME_HEADER_BYTES + 1000);
-      assert.ok(firstAt > HEADER_BYTES, `${label}: scanned from the start of the segment`);
+      const seg0 = readSegment(new Uint8Array(readFileSync(files[0])));
+      const target = seg0.frames[from].offset;
+      assert.ok(target > 4 * 65536, "the record is far into its segment");
+      assert.ok(firstAt > seg0.dataStart, `${label}: scanned from the start of the segment`);
       assert.ok(target - firstAt <= 2 * 65536, `${label}: started ${target - firstAt} bytes early`);
       // From the second segment: nothing of the first is touched.
       const second = Number(files[1].slice(-24, -4));
@@ -631,7 +843,7 @@ describe("a failed write leaves the log usable", () => {
     const s1 = await Store.open("/s", opts);
     const log = await s1.log("ev");
     await log.appendBatch(["a", "b"]);
-    faulty.inject({ op: ["write", "writev"], code: "ENOSPC", partial: 10 });
+    faulty.inject({ op: ["writeAt", "writevAt"], code: "ENOSPC", partial: 10 });
     const failed = await Promise.allSettled([log.append("c"), log.append("d")]);
     for (const r of failed) {
       assert.equal(r.status, "rejected");

@@ -147,8 +147,8 @@ export function decodeV1Segment(bytes: Uint8Array, sealed: boolean): {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Format version 2 (FORMAT.md "Segment layout" .. "Seal"), from the document alone. The version-1
-// helpers above stay as they are: FORMAT.md "Version 1 (read only)".
+// Format version 2 (FORMAT.md "Segment layout" .. "What open checks"), from the document alone.
+// The version-1 helpers above stay as they are: FORMAT.md "Version 1 (read only)".
 // ---------------------------------------------------------------------------------------------
 
 /** The largest value a u64 field may hold (FORMAT.md: larger values are invalid). */
@@ -161,6 +161,8 @@ export const SLOT_B_AT = 120;
 export const SLOT_BYTES = 40;
 export const INDEX_AT = 160;
 export const ENTRY_BYTES = 32;
+/** The most stored index entries a header may give room for. */
+export const MAX_INDEX_CAPACITY = 65536;
 /** The smallest v2 frame: CRC 4, type 1, length varint 1, delta varint 1, empty payload. */
 export const MIN_FRAME = 7;
 /** Frame types. */
@@ -175,6 +177,12 @@ export const RECORD_CAP: number = 256 << 20;
 /** Varint byte limits. */
 export const LEN_VARINT_MAX = 5;
 export const DELTA_VARINT_MAX = 8;
+/** Seal payload bytes before its entries (endSeq, firstTimestamp, lastTimestamp, n). */
+export const SEAL_HEAD = 28;
+/** Bytes of one seal entry. */
+export const SEAL_ENTRY = 24;
+/** FORMAT.md "Mark slots": the writer adds a slot at a clean close only past this much data. */
+export const MARK_ON_CLOSE = 1 << 20;
 
 const dview = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
@@ -206,14 +214,30 @@ export function u64le(n: number): Uint8Array {
   return b;
 }
 
-/** FORMAT.md "indexCapacity": what a writer chooses for a given segmentBytes. */
+/**
+ * `length` bytes of `file` from `at`, bytes past its end read as zeros (FORMAT.md: slots and the
+ * index area of a file shorter than `dataStart`).
+ */
+export function bytesAt(file: Uint8Array, at: number, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  if (at < file.length) out.set(file.subarray(at, Math.min(file.length, at + length)));
+  return out;
+}
+
+/** FORMAT.md "Segment layout": the indexCapacity a writer chooses for a given segmentBytes. */
 export function indexCapacityFor(segmentBytes: number): number {
-  return Math.floor(segmentBytes / INDEX_SPACING) + 1;
+  return Math.min(MAX_INDEX_CAPACITY, Math.floor(segmentBytes / INDEX_SPACING));
 }
 
 /** FORMAT.md: dataStart = 160 + 32 * indexCapacity. */
 export function dataStartFor(indexCapacity: number): number {
   return INDEX_AT + ENTRY_BYTES * indexCapacity;
+}
+
+/** FORMAT.md "Index area": where stored entry `i` (i >= 1; entry 0 is implied) lives. */
+export function storedEntryAt(i: number): number {
+  if (i < 1) throw new Error("entry 0 is implied, never stored");
+  return INDEX_AT + ENTRY_BYTES * (i - 1);
 }
 
 /** FORMAT.md "Seeded CRC": CRC-32 of seed ‖ bytes (one CRC over the concatenation). */
@@ -349,7 +373,7 @@ export function decodeAnyHeader(b: Uint8Array): HeaderResult {
   }
   for (let i = 68; i < 76; i++) if (b[i] !== 0) return bad("bad reserved field");
   const indexCapacity = v.getUint32(64, true);
-  if (indexCapacity < 1 || indexCapacity > 65536) return bad("bad indexCapacity");
+  if (indexCapacity > MAX_INDEX_CAPACITY) return bad("bad indexCapacity");
   const dataStart = v.getUint32(24, true);
   if (dataStart !== dataStartFor(indexCapacity)) return bad("bad dataStart");
   const firstSeq = getU64(v, 16);
@@ -383,7 +407,8 @@ export interface Mark {
   durableEnd: number;
   nextSeq: number;
   lastTimestamp: number;
-  indexCount: number;
+  /** Stored index entries [1, storedEntries] are durable (entry 0 is implied). */
+  storedEntries: number;
 }
 
 /** FORMAT.md "Mark slots": 40 bytes, CRC-32 of (log id ‖ u64 firstSeq ‖ bytes 0..35). */
@@ -394,63 +419,79 @@ export function v2Slot(logId: Uint8Array, firstSeq: number, m: Mark): Uint8Array
   putU64(v, 8, m.durableEnd);
   putU64(v, 16, m.nextSeq);
   putU64(v, 24, m.lastTimestamp);
-  v.setUint32(32, m.indexCount, true);
+  v.setUint32(32, m.storedEntries, true);
   v.setUint32(36, seededCrc(seed(logId, firstSeq), b.subarray(0, 36)), true);
   return b;
 }
 
-/** A slot's mark if it is valid (FORMAT.md's slot checks, in order), else why not. */
-export function decodeV2Slot(
-  b: Uint8Array,
-  h: V2HeaderDecoded,
-  which: "A" | "B",
-): { ok: true; mark: Mark } | { ok: false; reason: string } {
+export type SlotResult =
+  /** Not a slot (never written, torn, stale, another segment's): ignored. */
+  | { ok: false; reason: string }
+  /** A slot: `damage` says why its mark does not fit the segment (null if it does). */
+  | { ok: true; mark: Mark; damage: string | null };
+
+/**
+ * FORMAT.md "Mark slots": a slot counts if its CRC matches and its generation is 1..2^53-1 with
+ * the slot's parity (A odd, B even); otherwise it is ignored. A slot that counts must fit the
+ * segment (u64 ranges, durableEnd >= dataStart, nextSeq >= firstSeq, lastTimestamp >=
+ * baseTimestamp, storedEntries <= indexCapacity): if the mark does not, the segment is damaged.
+ * (durableEnd against the file's size is checked by {@linkcode chooseMark}.)
+ */
+export function decodeV2Slot(b: Uint8Array, h: V2HeaderDecoded, which: "A" | "B"): SlotResult {
   const v = dview(b);
   if (v.getUint32(36, true) !== seededCrc(seed(h.logId, h.firstSeq), b.subarray(0, 36))) {
     return { ok: false, reason: "bad slot checksum" };
   }
-  const [generation, durableEnd, nextSeq, lastTimestamp] = [0, 8, 16, 24].map((o) => getU64(v, o));
-  const indexCount = v.getUint32(32, true);
-  if (generation === null || durableEnd === null || nextSeq === null || lastTimestamp === null) {
-    return { ok: false, reason: "u64 above 2^53 - 1" };
-  }
-  if (generation < 1 || generation % 2 !== (which === "A" ? 1 : 0)) {
+  const generation = getU64(v, 0);
+  if (generation === null || generation < 1 || generation % 2 !== (which === "A" ? 1 : 0)) {
     return { ok: false, reason: "bad generation" };
   }
-  if (durableEnd < h.dataStart) return { ok: false, reason: "durableEnd below dataStart" };
-  if (nextSeq < h.firstSeq) return { ok: false, reason: "nextSeq below firstSeq" };
-  if (lastTimestamp < h.baseTimestamp) return { ok: false, reason: "lastTimestamp below base" };
-  if (indexCount < 1 || indexCount > h.indexCapacity) {
-    return { ok: false, reason: "bad indexCount" };
-  }
-  return { ok: true, mark: { generation, durableEnd, nextSeq, lastTimestamp, indexCount } };
+  const raw = (at: number) => Number(v.getBigUint64(at, true));
+  const mark: Mark = {
+    generation,
+    durableEnd: raw(8),
+    nextSeq: raw(16),
+    lastTimestamp: raw(24),
+    storedEntries: v.getUint32(32, true),
+  };
+  let damage: string | null = null;
+  if ([8, 16, 24].some((o) => getU64(v, o) === null)) damage = "u64 above 2^53 - 1";
+  else if (mark.durableEnd < h.dataStart) damage = "durableEnd below dataStart";
+  else if (mark.nextSeq < h.firstSeq) damage = "nextSeq below firstSeq";
+  else if (mark.lastTimestamp < h.baseTimestamp) damage = "lastTimestamp below baseTimestamp";
+  else if (mark.storedEntries > h.indexCapacity) damage = "storedEntries above indexCapacity";
+  return { ok: true, mark, damage };
 }
 
-/** FORMAT.md: the mark is the valid slot with the larger generation, else the default mark. */
+/** FORMAT.md: the mark when neither slot counts. */
+export function defaultMark(h: V2HeaderDecoded): Mark {
+  return {
+    generation: 0,
+    durableEnd: h.dataStart,
+    nextSeq: h.firstSeq,
+    lastTimestamp: h.baseTimestamp,
+    storedEntries: 0,
+  };
+}
+
+/**
+ * FORMAT.md: the mark is the slot that counts with the larger generation, else the default mark.
+ * `damage` is why it does not fit the segment (including a durableEnd past the end of the file),
+ * or null. Slots past the end of the file read as zeros.
+ */
 export function chooseMark(
   file: Uint8Array,
   h: V2HeaderDecoded,
-): { mark: Mark; from: "A" | "B" | null } {
-  const a = file.length >= SLOT_A_AT + SLOT_BYTES
-    ? decodeV2Slot(file.subarray(SLOT_A_AT, SLOT_A_AT + SLOT_BYTES), h, "A")
-    : null;
-  const b = file.length >= SLOT_B_AT + SLOT_BYTES
-    ? decodeV2Slot(file.subarray(SLOT_B_AT, SLOT_B_AT + SLOT_BYTES), h, "B")
-    : null;
-  const ma = a?.ok ? a.mark : null;
-  const mb = b?.ok ? b.mark : null;
-  if (ma && (!mb || ma.generation > mb.generation)) return { mark: ma, from: "A" };
-  if (mb) return { mark: mb, from: "B" };
-  return {
-    mark: {
-      generation: 0,
-      durableEnd: h.dataStart,
-      nextSeq: h.firstSeq,
-      lastTimestamp: h.baseTimestamp,
-      indexCount: 1,
-    },
-    from: null,
-  };
+): { mark: Mark; from: "A" | "B" | null; damage: string | null } {
+  const a = decodeV2Slot(bytesAt(file, SLOT_A_AT, SLOT_BYTES), h, "A");
+  const b = decodeV2Slot(bytesAt(file, SLOT_B_AT, SLOT_BYTES), h, "B");
+  let pick: { r: SlotResult & { ok: true }; from: "A" | "B" } | null = null;
+  if (a.ok && (!b.ok || a.mark.generation > b.mark.generation)) pick = { r: a, from: "A" };
+  else if (b.ok) pick = { r: b, from: "B" };
+  if (!pick) return { mark: defaultMark(h), from: null, damage: null };
+  const { mark, damage } = pick.r;
+  const past = mark.durableEnd > file.length ? "mark past the end of the file" : null;
+  return { mark, from: pick.from, damage: damage ?? past };
 }
 
 // ---- index entries ----
@@ -472,7 +513,7 @@ export function v2Entry(logId: Uint8Array, firstSeq: number, e: IndexEntry): Uin
   return b;
 }
 
-/** One index-area entry, or why it is invalid (checksum, u64 range, reserved bytes). */
+/** One stored entry, or why it is invalid (checksum, reserved bytes, u64 range). */
 export function decodeV2Entry(
   b: Uint8Array,
   h: V2HeaderDecoded,
@@ -481,40 +522,44 @@ export function decodeV2Entry(
   if (v.getUint32(24, true) !== seededCrc(seed(h.logId, h.firstSeq), b.subarray(0, 24))) {
     return { ok: false, reason: "bad index entry checksum" };
   }
+  if (v.getUint32(28, true) !== 0) return { ok: false, reason: "bad reserved field" };
   const [seq, offset, prevTimestamp] = [0, 8, 16].map((o) => getU64(v, o));
   if (seq === null || offset === null || prevTimestamp === null) {
     return { ok: false, reason: "u64 above 2^53 - 1" };
   }
-  if (v.getUint32(28, true) !== 0) return { ok: false, reason: "bad reserved field" };
   return { ok: true, entry: { seq, offset, prevTimestamp } };
 }
 
+/** FORMAT.md: entry 0, implied by the header. */
+export function entry0(h: V2HeaderDecoded | V2Header): IndexEntry {
+  return { seq: h.firstSeq, offset: dataStartFor(h.indexCapacity), prevTimestamp: h.baseTimestamp };
+}
+
 /**
- * FORMAT.md: the entries [0, indexCount) of the mark must be valid, entry 0 must be
- * (firstSeq, dataStart, baseTimestamp), strictly ascending in seq and offset, prevTimestamp
- * non-decreasing, offsets below durableEnd (entry 0 may equal dataStart == durableEnd), seqs below
- * nextSeq (or entry 0). Throws on damage.
+ * FORMAT.md "Index area": entry 0 (implied), then the stored entries [1, storedEntries] of the
+ * mark, which must be valid, strictly ascending in seq and offset after entry 0, prevTimestamp
+ * non-decreasing, and before the mark (seq < nextSeq, offset < durableEnd, prevTimestamp <=
+ * lastTimestamp). Throws on damage. Bytes past the end of the file read as zeros.
  */
-export function verifyIndexArea(file: Uint8Array, h: V2HeaderDecoded, mark: Mark): IndexEntry[] {
-  const out: IndexEntry[] = [];
-  for (let i = 0; i < mark.indexCount; i++) {
-    const at = INDEX_AT + ENTRY_BYTES * i;
-    if (file.length < at + ENTRY_BYTES) throw new Error(`spec: index entry ${i} past the file`);
-    const r = decodeV2Entry(file.subarray(at, at + ENTRY_BYTES), h);
-    if (!r.ok) throw new Error(`spec: index entry ${i}: ${r.reason}`);
+export function verifyStoredEntries(
+  file: Uint8Array,
+  h: V2HeaderDecoded,
+  mark: Mark,
+): IndexEntry[] {
+  const out: IndexEntry[] = [entry0(h)];
+  for (let i = 1; i <= mark.storedEntries; i++) {
+    const r = decodeV2Entry(bytesAt(file, storedEntryAt(i), ENTRY_BYTES), h);
+    if (!r.ok) throw new Error(`spec: stored index entry ${i}: ${r.reason}`);
     const e = r.entry;
-    if (i === 0) {
-      if (e.seq !== h.firstSeq || e.offset !== h.dataStart || e.prevTimestamp !== h.baseTimestamp) {
-        throw new Error("spec: index entry 0 is not (firstSeq, dataStart, baseTimestamp)");
-      }
-    } else {
-      const p = out[i - 1];
-      if (e.seq <= p.seq || e.offset <= p.offset || e.prevTimestamp < p.prevTimestamp) {
-        throw new Error(`spec: index entry ${i} not ascending`);
-      }
-      if (e.offset >= mark.durableEnd || e.seq >= mark.nextSeq) {
-        throw new Error(`spec: index entry ${i} past the mark`);
-      }
+    const p = out[i - 1];
+    if (e.seq <= p.seq || e.offset <= p.offset || e.prevTimestamp < p.prevTimestamp) {
+      throw new Error(`spec: stored index entry ${i} not ascending`);
+    }
+    if (e.seq >= mark.nextSeq || e.offset >= mark.durableEnd) {
+      throw new Error(`spec: stored index entry ${i} past the mark`);
+    }
+    if (e.prevTimestamp > mark.lastTimestamp) {
+      throw new Error(`spec: stored index entry ${i} prevTimestamp after the mark's`);
     }
     out.push(e);
   }
@@ -613,93 +658,140 @@ export interface SealBody {
 
 /** Size of a seal frame with `n` entries and timestamp delta `delta`. */
 export function v2SealSize(n: number, delta: number): number {
-  const plen = 24 + 24 * n;
+  const plen = SEAL_HEAD + SEAL_ENTRY * n + 4;
   return 4 + 1 + varint(plen).length + varint(delta).length + plen;
 }
 
-/** FORMAT.md: the largest seal frame a seal starting at `sealAt` may be. */
+/** FORMAT.md: the most entries a seal starting at `sealAt` may list. */
+export function maxSealEntries(sealAt: number, dataStart: number): number {
+  return Math.floor(Math.max(0, sealAt - dataStart) / INDEX_SPACING) + 1;
+}
+
+/** FORMAT.md: the largest seal frame a seal starting at `sealAt` may be (18 + 32 + 24 n). */
 export function maxSealSize(sealAt: number, dataStart: number): number {
-  return 18 + 24 + 24 * (Math.floor((sealAt - dataStart) / INDEX_SPACING) + 1);
+  return 18 + SEAL_HEAD + 4 + SEAL_ENTRY * maxSealEntries(sealAt, dataStart);
 }
 
 /**
- * FORMAT.md "Seal (version 2)": payload u64 firstTimestamp, u64 lastTimestamp, u32 n,
- * n x (u64 seq, u64 offset, u64 prevTimestamp), u32 trailer = size of the whole seal frame.
+ * FORMAT.md "Seal (version 2)": payload u64 endSeq, u64 firstTimestamp, u64 lastTimestamp, u32 n,
+ * n x (u64 seq, u64 offset, u64 prevTimestamp), u32 trailer = size of the whole seal frame. `seq`
+ * seeds the CRC and is the payload's endSeq unless `raw.endSeq` says otherwise.
  */
-export function v2Seal(logId: Uint8Array, seq: number, delta: number, body: SealBody): Uint8Array {
+export function v2Seal(
+  logId: Uint8Array,
+  seq: number,
+  delta: number,
+  body: SealBody,
+  raw: { endSeq?: number; n?: number; trailer?: number } = {},
+): Uint8Array {
   const n = body.entries.length;
-  const p = new Uint8Array(24 + 24 * n);
+  const p = new Uint8Array(SEAL_HEAD + SEAL_ENTRY * n + 4);
   const v = dview(p);
-  putU64(v, 0, body.firstTimestamp);
-  putU64(v, 8, body.lastTimestamp);
-  v.setUint32(16, n, true);
+  putU64(v, 0, raw.endSeq ?? seq);
+  putU64(v, 8, body.firstTimestamp);
+  putU64(v, 16, body.lastTimestamp);
+  v.setUint32(24, raw.n ?? n, true);
   body.entries.forEach((e, i) => {
-    putU64(v, 20 + 24 * i, e.seq);
-    putU64(v, 28 + 24 * i, e.offset);
-    putU64(v, 36 + 24 * i, e.prevTimestamp);
+    putU64(v, SEAL_HEAD + SEAL_ENTRY * i, e.seq);
+    putU64(v, SEAL_HEAD + SEAL_ENTRY * i + 8, e.offset);
+    putU64(v, SEAL_HEAD + SEAL_ENTRY * i + 16, e.prevTimestamp);
   });
-  v.setUint32(20 + 24 * n, v2SealSize(n, delta), true);
+  v.setUint32(SEAL_HEAD + SEAL_ENTRY * n, raw.trailer ?? v2SealSize(n, delta), true);
   return v2Frame(logId, seq, T_SEAL, delta, p);
 }
 
 /**
- * A seal payload's own checks (length = 24 + 24 n, trailer = frame size, u64 ranges) and, given
- * its place, FORMAT.md's seal checks. Throws on damage.
+ * FORMAT.md's seal checks, in order, for the seal frame `f` (decoded at its position, so `f.seq`
+ * is the sequence number its CRC was checked with): the seal, or why it is malformed.
  */
-export function verifySeal(
-  f: V2FrameOk,
-  h: V2HeaderDecoded,
-): SealBody {
+export function checkSeal(f: V2FrameOk, h: V2HeaderDecoded): SealBody | string {
   const p = f.payload;
-  if (p.length < 24) throw new Error("spec: seal payload too short");
+  if (p.length < SEAL_HEAD + 4) return "seal payload too short";
   const v = dview(p);
-  const n = v.getUint32(16, true);
-  if (p.length !== 24 + 24 * n) throw new Error("spec: seal payload length is not 24 + 24 n");
-  if (v.getUint32(20 + 24 * n, true) !== f.size) throw new Error("spec: trailer is not the size");
+  const n = v.getUint32(24, true);
+  if (p.length !== SEAL_HEAD + SEAL_ENTRY * n + 4) return "seal payload length is not 32 + 24 n";
+  if (v.getUint32(SEAL_HEAD + SEAL_ENTRY * n, true) !== f.size) return "trailer is not the size";
+  if (getU64(v, 0) !== f.seq) return "seal endSeq is not its sequence number";
+  if (f.seq <= h.firstSeq) return "a seal of a segment without records";
+  const firstTimestamp = getU64(v, 8);
+  const lastTimestamp = getU64(v, 16);
+  if (
+    firstTimestamp === null || lastTimestamp === null || firstTimestamp < h.baseTimestamp ||
+    lastTimestamp < firstTimestamp
+  ) return "seal timestamps out of order";
   const sealAt = f.offset;
-  if (n > Math.floor((sealAt - h.dataStart) / INDEX_SPACING) + 1) {
-    throw new Error("spec: more seal entries than the segment's size allows");
-  }
-  const firstTimestamp = getU64(v, 0);
-  const lastTimestamp = getU64(v, 8);
-  if (firstTimestamp === null || lastTimestamp === null) throw new Error("spec: u64 range");
+  if (n < 1 || n > maxSealEntries(sealAt, h.dataStart)) return `seal lists ${n} entries`;
   const entries: IndexEntry[] = [];
   for (let i = 0; i < n; i++) {
-    const [seq, offset, prevTimestamp] = [20, 28, 36].map((o) => getU64(v, o + 24 * i));
+    const at = SEAL_HEAD + SEAL_ENTRY * i;
+    const [seq, offset, prevTimestamp] = [0, 8, 16].map((o) => getU64(v, at + o));
     if (seq === null || offset === null || prevTimestamp === null) {
-      throw new Error("spec: u64 range");
+      return `seal entry ${i}: u64 above 2^53 - 1`;
     }
-    entries.push({ seq, offset, prevTimestamp });
-  }
-  const holdsRecords = f.seq > h.firstSeq;
-  if (holdsRecords) {
-    const e = entries[0];
-    if (
-      !e || e.seq !== h.firstSeq || e.offset !== h.dataStart || e.prevTimestamp !== h.baseTimestamp
-    ) {
-      throw new Error("spec: seal entry 0 is not (firstSeq, dataStart, baseTimestamp)");
-    }
-  } else if (n !== 0) throw new Error("spec: a seal of an empty segment lists entries");
-  entries.forEach((e, i) => {
-    if (i > 0) {
+    const e = { seq, offset, prevTimestamp };
+    if (i === 0) {
+      const z = entry0(h);
+      if (seq !== z.seq || offset !== z.offset || prevTimestamp !== z.prevTimestamp) {
+        return "seal entry 0 is not (firstSeq, dataStart, baseTimestamp)";
+      }
+    } else {
       const q = entries[i - 1];
-      if (e.seq <= q.seq || e.offset <= q.offset || e.prevTimestamp < q.prevTimestamp) {
-        throw new Error(`spec: seal entry ${i} not ascending`);
+      if (seq <= q.seq || offset <= q.offset || prevTimestamp < q.prevTimestamp) {
+        return `seal entry ${i} not ascending`;
       }
     }
-    if (e.seq < h.firstSeq || e.seq >= f.seq) throw new Error(`spec: seal entry ${i} seq range`);
-    if (e.offset < h.dataStart || e.offset >= sealAt) {
-      throw new Error(`spec: seal entry ${i} offset range`);
+    if (seq >= f.seq || offset >= sealAt || prevTimestamp > lastTimestamp) {
+      return `seal entry ${i} out of range`;
     }
-    if (e.prevTimestamp < h.baseTimestamp || e.prevTimestamp > lastTimestamp) {
-      throw new Error(`spec: seal entry ${i} prevTimestamp range`);
-    }
-  });
-  if (
-    !(h.baseTimestamp <= firstTimestamp && firstTimestamp <= lastTimestamp &&
-      lastTimestamp <= f.timestamp)
-  ) throw new Error("spec: seal timestamps out of order");
+    entries.push(e);
+  }
   return { firstTimestamp, lastTimestamp, entries };
+}
+
+/** {@linkcode checkSeal}, throwing on a malformed seal. */
+export function verifySeal(f: V2FrameOk, h: V2HeaderDecoded): SealBody {
+  const r = checkSeal(f, h);
+  if (typeof r === "string") throw new Error(`spec: ${r}`);
+  return r;
+}
+
+/**
+ * FORMAT.md "What open checks", a sealed segment: the seal found through the trailer, decoded with
+ * the endSeq and lastTimestamp its payload states (its CRC then proves both). Throws on damage.
+ */
+export function sealFromTrailer(
+  file: Uint8Array,
+  h: V2HeaderDecoded,
+): V2FrameOk & { body: SealBody } {
+  if (file.length < h.dataStart + 4) throw new Error("spec: no seal");
+  const trailer = dview(file).getUint32(file.length - 4, true);
+  const sealAt = file.length - trailer;
+  if (trailer < MIN_FRAME || trailer > maxSealSize(file.length, h.dataStart)) {
+    throw new Error("spec: no seal (trailer)");
+  }
+  if (sealAt < h.dataStart) throw new Error("spec: no seal");
+  const frame = file.subarray(sealAt);
+  if (frame[4] !== T_SEAL) throw new Error("spec: not a seal frame");
+  const len = readVarint(frame, 5, frame.length, LEN_VARINT_MAX);
+  if (len.status !== "ok") throw new Error("spec: not a seal frame");
+  const delta = readVarint(frame, len.next, frame.length, DELTA_VARINT_MAX);
+  if (delta.status !== "ok" || delta.next + SEAL_HEAD > frame.length) {
+    throw new Error("spec: not a seal frame");
+  }
+  const p = dview(frame.subarray(delta.next));
+  const endSeq = getU64(p, 0);
+  const lastTimestamp = getU64(p, 16);
+  if (endSeq === null || lastTimestamp === null) throw new Error("spec: seal u64 range");
+  const f = decodeV2Frame(file, sealAt, file.length, {
+    logId: h.logId,
+    seq: endSeq,
+    prevTimestamp: lastTimestamp,
+    maxRecordBytes: h.maxRecordBytes,
+  });
+  if (f.status !== "ok" || f.type !== T_SEAL || f.size !== trailer) {
+    throw new Error(`spec: bad seal at ${sealAt}: ${JSON.stringify(f)}`);
+  }
+  return { ...f, body: verifySeal(f, h) };
 }
 
 // ---- whole segments ----
@@ -733,7 +825,7 @@ export interface V2Layout {
   endSeq: number;
   lastTimestamp: number;
   /** A mark claiming every batch before `batches` (0: none), as a writer would leave it. */
-  markAfter(batches: number, generation: number, indexCount?: number): Mark;
+  markAfter(batches: number, generation: number, storedEntries?: number): Mark;
   /** Entry 0 and, per FORMAT.md's recovery rule, each first frame >= 64 KiB after the previous. */
   defaultEntries(): IndexEntry[];
 }
@@ -746,13 +838,13 @@ export interface V2SegmentSpec {
   baseTimestamp: number;
   /** Default 16 MiB. */
   maxRecordBytes?: number;
-  /** Default 2. */
+  /** Default 1 (what segmentBytes 64 KiB gives). */
   indexCapacity?: number;
   batches: V2Record[][];
   /** Slots as a writer left them (default: both zero); given the layout. */
   slots?: (l: V2Layout) => { A?: Mark; B?: Mark };
-  /** Index-area entries (default: entry 0 only); given the layout. */
-  entries?: (l: V2Layout) => IndexEntry[];
+  /** Stored index entries 1, 2, ... (default: none, the area is zeros); given the layout. */
+  stored?: (l: V2Layout) => IndexEntry[];
   /** Seal the segment: delta of the seal, and its entries (default: defaultEntries()). */
   seal?: { delta: number; entries?: (l: V2Layout) => IndexEntry[] };
   /** Zero bytes after the frames (an active segment's preallocated tail). */
@@ -774,7 +866,7 @@ export function layoutV2(s: V2SegmentSpec): V2Layout {
     logId: s.logId,
     prevEndSeq: s.prevEndSeq ?? s.firstSeq,
     baseTimestamp: s.baseTimestamp,
-    indexCapacity: s.indexCapacity ?? 2,
+    indexCapacity: s.indexCapacity ?? 1,
   };
   const dataStart = dataStartFor(header.indexCapacity);
   const frames: BuiltFrame[] = [];
@@ -809,14 +901,14 @@ export function layoutV2(s: V2SegmentSpec): V2Layout {
     end: off,
     endSeq: seq,
     lastTimestamp: ts,
-    markAfter(batches, generation, indexCount = 1) {
+    markAfter(batches, generation, storedEntries = 0) {
       if (batches === 0) {
         return {
           generation,
           durableEnd: dataStart,
           nextSeq: s.firstSeq,
           lastTimestamp: s.baseTimestamp,
-          indexCount,
+          storedEntries,
         };
       }
       const end = batchEnds[batches - 1];
@@ -826,7 +918,7 @@ export function layoutV2(s: V2SegmentSpec): V2Layout {
         durableEnd: end,
         nextSeq: last.seq + 1,
         lastTimestamp: last.timestamp,
-        indexCount,
+        storedEntries,
       };
     },
     defaultEntries() {
@@ -851,11 +943,9 @@ export function buildV2Segment(s: V2SegmentSpec): BuiltSegment {
   const slots = s.slots?.(l) ?? {};
   if (slots.A) prefix.set(v2Slot(h.logId, h.firstSeq, slots.A), SLOT_A_AT);
   if (slots.B) prefix.set(v2Slot(h.logId, h.firstSeq, slots.B), SLOT_B_AT);
-  const entries = s.entries?.(l) ??
-    [{ seq: h.firstSeq, offset: l.dataStart, prevTimestamp: h.baseTimestamp }];
-  entries.forEach((e, i) =>
-    prefix.set(v2Entry(h.logId, h.firstSeq, e), INDEX_AT + ENTRY_BYTES * i)
-  );
+  const stored = s.stored?.(l) ?? [];
+  if (stored.length > h.indexCapacity) throw new Error("more stored entries than the area holds");
+  stored.forEach((e, i) => prefix.set(v2Entry(h.logId, h.firstSeq, e), storedEntryAt(i + 1)));
   const frames = l.frames.map((f) =>
     v2Frame(h.logId, f.seq, f.type, f.timestamp - f.prevTimestamp, f.data)
   );
@@ -877,15 +967,15 @@ export function buildV2Segment(s: V2SegmentSpec): BuiltSegment {
 
 export interface DecodedV2Segment {
   header: V2HeaderDecoded;
-  /** Each slot's own verdict. */
-  slots: { A: ReturnType<typeof decodeV2Slot>; B: ReturnType<typeof decodeV2Slot> };
+  /** Each slot's own verdict (a slot past the end of the file reads as zeros). */
+  slots: { A: SlotResult; B: SlotResult };
   mark: Mark;
   markFrom: "A" | "B" | null;
-  /** Index-area entries [0, indexCount), verified. */
+  /** Entry 0 (implied) and the stored entries [1, storedEntries], verified. */
   entries: IndexEntry[];
   /** Every record frame, in order. */
   frames: V2FrameOk[];
-  /** End of the last complete batch (the log's end in this segment). */
+  /** End of the last complete batch (the log's end in this segment; dataStart if none). */
   end: number;
   seal: (V2FrameOk & { body: SealBody }) | null;
   /** Active: whether every byte from `end` to the end of the file is zero. */
@@ -896,30 +986,27 @@ export interface DecodedV2Segment {
  * Decodes a whole v2 segment strictly by FORMAT.md and throws on anything it forbids. A sealed
  * segment is found through its trailer and every frame before the seal must decode; an active one
  * is scanned from dataStart, every frame before the mark must decode, and the log ends at the last
- * complete batch (or at a seal, then `seal` is set: a sealed newest segment).
+ * complete batch (or at a seal, then `seal` is set: a sealed newest segment). The file may be
+ * shorter than dataStart (a new segment holds only its header): its slots and index area read as
+ * zeros.
  */
 export function decodeV2Segment(file: Uint8Array, sealed: boolean): DecodedV2Segment {
   const hr = decodeAnyHeader(file);
   if (!hr.ok) throw new Error(`spec: header: ${hr.reason}`);
   if (hr.header.version !== 2) throw new Error("spec: not a version-2 segment");
   const h = hr.header as V2HeaderDecoded;
-  if (file.length < h.dataStart) throw new Error("spec: file shorter than dataStart");
   const slots = {
-    A: decodeV2Slot(file.subarray(SLOT_A_AT, SLOT_A_AT + SLOT_BYTES), h, "A"),
-    B: decodeV2Slot(file.subarray(SLOT_B_AT, SLOT_B_AT + SLOT_BYTES), h, "B"),
+    A: decodeV2Slot(bytesAt(file, SLOT_A_AT, SLOT_BYTES), h, "A"),
+    B: decodeV2Slot(bytesAt(file, SLOT_B_AT, SLOT_BYTES), h, "B"),
   };
-  const { mark, from } = chooseMark(file, h);
-  if (mark.durableEnd > file.length) throw new Error("spec: mark past the end of the file");
-  const entries = verifyIndexArea(file, h, mark);
+  const { mark, from, damage } = chooseMark(file, h);
+  if (damage) throw new Error(`spec: the mark is damaged: ${damage}`);
+  const entries = verifyStoredEntries(file, h, mark);
   let limit = file.length;
+  let trailerSeal: DecodedV2Segment["seal"] = null;
   if (sealed) {
-    if (file.length < h.dataStart + 31) throw new Error("spec: no seal");
-    const trailer = dview(file).getUint32(file.length - 4, true);
-    const sealAt = file.length - trailer;
-    if (trailer < 31 || sealAt < h.dataStart || trailer > maxSealSize(sealAt, h.dataStart)) {
-      throw new Error("spec: no seal");
-    }
-    limit = sealAt;
+    trailerSeal = sealFromTrailer(file, h);
+    limit = trailerSeal.offset;
   }
   const frames: V2FrameOk[] = [];
   let off = h.dataStart;
@@ -929,14 +1016,13 @@ export function decodeV2Segment(file: Uint8Array, sealed: boolean): DecodedV2Seg
   /** Batch ends (and dataStart): offset -> [nextSeq, lastTimestamp] there. */
   const batchEnds = new Map<number, [number, number]>([[off, [seq, ts]]]);
   let seal: DecodedV2Segment["seal"] = null;
-  const ctx = (): FrameContext => ({
-    logId: h.logId,
-    seq,
-    prevTimestamp: ts,
-    maxRecordBytes: h.maxRecordBytes,
-  });
   while (off < limit) {
-    const f = decodeV2Frame(file, off, limit, ctx());
+    const f = decodeV2Frame(file, off, limit, {
+      logId: h.logId,
+      seq,
+      prevTimestamp: ts,
+      maxRecordBytes: h.maxRecordBytes,
+    });
     if (f.status !== "ok") {
       if (sealed) throw new Error(`spec: frame at ${off}: ${JSON.stringify(f)}`);
       if (off < mark.durableEnd) throw new Error(`spec: damage before the mark at ${off}`);
@@ -963,40 +1049,47 @@ export function decodeV2Segment(file: Uint8Array, sealed: boolean): DecodedV2Seg
   if (atMark[0] !== mark.nextSeq || atMark[1] !== mark.lastTimestamp) {
     throw new Error("spec: the mark disagrees with the frames at durableEnd");
   }
+  for (const e of entries.slice(1)) {
+    const f = frames.find((x) => x.offset === e.offset);
+    if (!f || f.seq !== e.seq) {
+      throw new Error(`spec: stored entry at ${e.offset} is no frame start`);
+    }
+  }
   if (sealed) {
     if (off !== limit || end !== limit) throw new Error("spec: records do not end at the seal");
-    const f = decodeV2Frame(file, limit, file.length, ctx());
-    if (f.status !== "ok" || f.type !== T_SEAL || f.offset + f.size !== file.length) {
-      throw new Error(`spec: bad seal at ${limit}: ${JSON.stringify(f)}`);
-    }
-    seal = { ...f, body: verifySeal(f, h) };
+    if (trailerSeal!.seq !== seq) throw new Error("spec: the seal's seq is not the records' end");
+    seal = trailerSeal;
   }
-  const zeroTail = seal !== null ? file.length === off : file.subarray(end).every((x) => x === 0);
+  const zeroTail = seal !== null
+    ? file.length === seal.offset + seal.size
+    : file.subarray(end).every((x) => x === 0);
   return { header: h, slots, mark, markFrom: from, entries, frames, end, seal, zeroTail };
 }
 
 /**
- * FORMAT.md "What open checks", the newest v2 segment: the mark, its index entries, a scan from
- * durableEnd, and the verdict on the bytes after the log's end. Throws on damage.
+ * FORMAT.md "What open checks", the newest v2 segment (with a valid header): the mark, its stored
+ * entries, a scan from durableEnd, the verdict on the bytes after the log's end, and the first
+ * record's frame. Throws on damage.
  */
 export function recoverV2Active(file: Uint8Array): {
   end: number;
   nextSeq: number;
-  /** Bytes a recovery cuts (0 for a zero tail or a file ending at the log's end). */
+  /** Bytes a recovery cuts and reports (0 for a zero tail or a file ending at the log's end). */
   truncatedBytes: number;
   sealed: boolean;
 } {
   const hr = decodeAnyHeader(file);
   if (!hr.ok || hr.header.version !== 2) throw new Error("spec: not a valid v2 header");
   const h = hr.header as V2HeaderDecoded;
-  const { mark } = chooseMark(file, h);
-  if (mark.durableEnd > file.length) throw new Error("spec: mark past the end of the file");
-  verifyIndexArea(file, h, mark);
+  const { mark, damage } = chooseMark(file, h);
+  if (damage) throw new Error(`spec: the mark is damaged: ${damage}`);
+  verifyStoredEntries(file, h, mark);
   let off = mark.durableEnd;
   let seq = mark.nextSeq;
   let ts = mark.lastTimestamp;
   let end = off;
   let endSeq = seq;
+  let sealEnd = -1;
   for (;;) {
     const f = decodeV2Frame(file, off, file.length, {
       logId: h.logId,
@@ -1006,11 +1099,9 @@ export function recoverV2Active(file: Uint8Array): {
     });
     if (f.status !== "ok") break;
     if (f.type === T_SEAL) {
-      if (off !== end) break; // a seal inside a batch: the log ends before the batch
-      verifySeal(f, h);
-      const after = f.offset + f.size;
-      const cut = file.subarray(after).some((x) => x !== 0) ? file.length - after : 0;
-      return { end: after, nextSeq: seq, truncatedBytes: cut, sealed: true };
+      // A seal ends the segment only directly after a complete batch, and only if well formed.
+      if (off === end && typeof checkSeal(f, h) !== "string") sealEnd = f.offset + f.size;
+      break;
     }
     off += f.size;
     seq++;
@@ -1020,8 +1111,18 @@ export function recoverV2Active(file: Uint8Array): {
       endSeq = seq;
     }
   }
-  const cut = file.subarray(end).some((x) => x !== 0) ? file.length - end : 0;
-  return { end, nextSeq: endSeq, truncatedBytes: cut, sealed: false };
+  const logEnd = sealEnd >= 0 ? sealEnd : end;
+  if (endSeq > h.firstSeq) {
+    const first = decodeV2Frame(file, h.dataStart, logEnd, {
+      logId: h.logId,
+      seq: h.firstSeq,
+      prevTimestamp: h.baseTimestamp,
+      maxRecordBytes: h.maxRecordBytes,
+    });
+    if (first.status !== "ok") throw new Error("spec: the first record does not decode");
+  }
+  const cut = file.subarray(logEnd).some((x) => x !== 0) ? file.length - logEnd : 0;
+  return { end: logEnd, nextSeq: endSeq, truncatedBytes: cut, sealed: sealEnd >= 0 };
 }
 
 /** The lowercase hex of a log id (the form of `log.id`). */

@@ -1,7 +1,8 @@
 // The Store: durable creation of its directory, log names (a bad one is InvalidArgumentError and
 // never a file outside the store), one writer per directory (LockedError in this process; the
 // cross-process and cross-runtime cases are in lock.test.ts), ClosedError on every method of a
-// closed store or log, `await using`, store.sync() touching only dirty logs, options, file mode.
+// closed store or log, `await using`, store.sync() touching only dirty logs, close() writing a last
+// mark slot only when at least 1 MiB lies after the newest one, options, file mode.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -269,6 +270,89 @@ describe("store.sync()", () => {
     assert.equal(rec.count("datasync"), 0, "a clean store was synced again");
     await store.close();
   });
+});
+
+describe("close(): the last mark slot", () => {
+  const MiB = 1 << 20;
+  const SEG = "/s/ev/00000000000000000000.seg";
+  const isSlot = (c: { op: string; position?: number; bytes?: number }) =>
+    c.op === "writeAt" && (c.position === 80 || c.position === 120) && c.bytes === 40;
+  /** Generation and durable end of the newer mark slot as a power cut now would leave them. */
+  const durableMark = (sim: SimPlatform) => {
+    const b = sim.crash("none").fileBytes(SEG)!;
+    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const slot = (at: number) => ({
+      generation: Number(v.getBigUint64(at, true)),
+      durableEnd: Number(v.getBigUint64(at + 8, true)),
+    });
+    const [a, c] = [slot(80), slot(120)];
+    return a.generation > c.generation ? a : c;
+  };
+  const dataEnd = async (sim: SimPlatform) => {
+    const store = await Store.open("/s", { platform: sim.crash("none") });
+    const log = await store.log("ev");
+    const n = log.nextSeq;
+    await store.close();
+    return n;
+  };
+
+  for (
+    const [label, kib, midSync, finalSlot] of [
+      ["2 MiB after the newest slot: a last slot and a second fdatasync", 2048, false, true],
+      ["96 KiB after it: nothing more than the fdatasync", 96, false, false],
+      [
+        "1.5 MiB written, 0.8 MiB after the slot of a sync() in between: no last slot",
+        1536,
+        true,
+        false,
+      ],
+    ] as const
+  ) {
+    it(label, async () => {
+      const sim = new SimPlatform();
+      const rec = recordingPlatform(sim);
+      const store = await Store.open("/s", {
+        platform: rec,
+        syncPolicy: SyncPolicy.osManaged(),
+        segmentBytes: 8 * MiB,
+      });
+      const log = await store.log("ev");
+      const records = kib / 8; // 8 KiB each
+      for (let i = 0; i < records; i++) {
+        await log.append(new Uint8Array(8192).fill(i & 0xff));
+        if (midSync && i === Math.floor(records * 0.45)) {
+          await log.sync(); // no slot: nothing was durable before it
+          await log.append("one more");
+          await log.sync(); // a slot for the first sync's end, ~0.7 MiB in
+        }
+      }
+      rec.clear();
+      await store.close();
+      const segCalls = rec.calls.filter((c) => c.path === SEG);
+      const slots = segCalls.filter(isSlot).length;
+      const syncs = segCalls.filter((c) => c.op === "datasync").length;
+      assert.deepEqual([slots, syncs], finalSlot ? [1, 2] : [midSync ? 1 : 0, 1]);
+      if (finalSlot) {
+        // The last slot comes after the close's fdatasync and names all of it.
+        const ops = segCalls.filter((c) => isSlot(c) || c.op === "datasync").map((c) => c.op);
+        assert.deepEqual(ops, ["datasync", "writeAt", "datasync"]);
+        const file = sim.fileBytes(SEG)!;
+        const mark = durableMark(sim);
+        assert.equal(mark.generation, 1);
+        assert.ok(mark.durableEnd > 2 * MiB && mark.durableEnd < file.length);
+        // The next open starts there: it does not read the 2 MiB of records again.
+        const reopen = recordingPlatform(sim.crash("none"));
+        const again = await Store.open("/s", { platform: reopen });
+        assert.equal((await again.log("ev")).nextSeq, records);
+        const read = reopen.calls.filter((c) => c.op === "readAt" && c.path === SEG)
+          .reduce((n, c) => n + c.bytes!, 0);
+        await again.close();
+        assert.ok(read < 1.5 * MiB, `the open read ${read} bytes of the segment`);
+      } else {
+        assert.equal(await dataEnd(sim), records + (midSync ? 1 : 0), "every record durable");
+      }
+    });
+  }
 });
 
 describe("options", () => {
