@@ -38,7 +38,14 @@ import {
   type SegmentHeader,
 } from "./format/header.ts";
 import { INDEX_INTERVAL_BYTES } from "./format/limits.ts";
-import { checkMark, decodeEntry, type Mark, readMark, SLOT_BYTES } from "./format/mark.ts";
+import {
+  checkMark,
+  decodeEntry,
+  type Mark,
+  readMark,
+  SLOT_BYTES,
+  slotOffset,
+} from "./format/mark.ts";
 import { FrameScanner } from "./format/scanner.ts";
 import { decodeSealPayload } from "./format/seal.ts";
 import { SparseIndex } from "./format/sparse_index.ts";
@@ -169,7 +176,7 @@ const recoverV2: VersionRecovery = async (platform, file, size, header, ctx) => 
   const found = readMark(slots, seed);
   if (found) {
     const problem = checkMark(found, { ...header, fileSize: size });
-    if (problem) return damage(problem, HEADER_BYTES);
+    if (problem) return damage(problem, slotOffset(found.generation));
   }
   const mark: Mark = found ?? {
     generation: 0,
