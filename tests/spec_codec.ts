@@ -182,7 +182,7 @@ export const SEAL_HEAD = 28;
 /** Bytes of one seal entry. */
 export const SEAL_ENTRY = 24;
 /** FORMAT.md "Mark slots": the writer adds a slot at a clean close only past this much data. */
-export const MARK_ON_CLOSE = 1 << 20;
+export const MARK_ON_CLOSE: number = 1 << 20;
 
 const dview = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
