@@ -350,7 +350,7 @@ async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
   // A seq in a range the log skipped (repair set records aside) reads on from the next segment.
   const end = endSeqOf(ref);
   if (end !== null && seq >= end && lo + 1 < segs.length) ref = segs[lo + 1];
-  const i = ref.index.floor(seq);
+  const i = ref.index.floor(Math.max(seq, ref.firstSeq));
   const file = await src.platform.open(ref.path, "read");
   src.opened(file);
   // Each segment is read under the cap its header was written with, not the current option.

@@ -245,6 +245,23 @@ const recoverV2: VersionRecovery = async (platform, file, size, header, ctx) => 
       };
     }
   }
+  // The seal will need the first record's timestamp; read it (and refuse damage in it) before
+  // anything is cut, so a refused open changes no byte.
+  let firstTimestamp: number | null = null;
+  if (!seal && last.nextSeq > firstSeq) {
+    const first = new FrameScanner(file, codec, {
+      start: header.dataStart,
+      limit: last.end,
+      seq: firstSeq,
+      timestamp: header.baseTimestamp,
+      maxPayload: header.maxRecordBytes,
+    }).next();
+    if (first.kind !== "frame") {
+      const why = first.kind === "bad" ? first.reason : "truncated frame";
+      return damage(`first record: ${why}`, header.dataStart, firstSeq);
+    }
+    firstTimestamp = first.timestamp;
+  }
   const end = seal ? seal.end : last.end;
   let kept = index.length;
   while (kept > 1 && index.offsetAt(kept - 1) >= last.end) kept--;
@@ -260,21 +277,7 @@ const recoverV2: VersionRecovery = async (platform, file, size, header, ctx) => 
   if (size > end && (torn || seal)) file.truncate(end);
   await file.datasync();
   if (seal) return { kind: "sealed", view: seal.view };
-  let firstTimestamp: number | null = null;
-  if (last.nextSeq > firstSeq) {
-    const first = new FrameScanner(file, codec, {
-      start: header.dataStart,
-      limit: end,
-      seq: firstSeq,
-      timestamp: header.baseTimestamp,
-      maxPayload: header.maxRecordBytes,
-    }).next();
-    if (first.kind !== "frame") {
-      const why = first.kind === "bad" ? first.reason : "truncated frame";
-      return damage(`first record: ${why}`, header.dataStart, firstSeq);
-    }
-    firstTimestamp = first.timestamp;
-  } else if (header.maxRecordBytes < ctx.opts.maxRecordBytes) {
+  if (firstTimestamp === null && header.maxRecordBytes < ctx.opts.maxRecordBytes) {
     // An empty segment whose header caps records below the current maxRecordBytes gets the new
     // cap (a non-empty one is rolled over by the log when a record needs it).
     const start = { firstSeq, prevEndSeq: header.prevEndSeq, baseTimestamp: header.baseTimestamp };
