@@ -94,7 +94,8 @@ export async function checkSealed(
     file.readAt(frame, sealAt);
     const claim = peekSeal(frame);
     if (!claim) return bad("seal invalid (not a seal frame)", sealAt);
-    const d = codecFor(header).decode(
+    const codec = codecFor(header);
+    const d = codec.decode(
       frame,
       0,
       sealBytes,
@@ -131,7 +132,7 @@ export async function checkSealed(
       index: seal.index,
       bytes: size,
       maxRecordBytes: header.maxRecordBytes,
-      codec: codecFor(header),
+      codec,
       dataStart: header.dataStart,
       firstTimestamp: seal.firstTimestamp,
       lastTimestamp: seal.lastTimestamp,

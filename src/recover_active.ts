@@ -31,7 +31,6 @@ import { codecFor, type FrameCodec } from "./format/codec.ts";
 import { FRAME_RECORD, FRAME_SEAL } from "./format/frame.ts";
 import {
   decodeHeader,
-  encodeHeader,
   HEADER_BYTES,
   INDEX_ENTRY_BYTES,
   seedOf,
@@ -54,7 +53,7 @@ import {
   encodeSealFrame as encodeSealFrameV1,
 } from "./format/v1/seal.ts";
 import { type NewestContext, type NewestResult, readHeader } from "./open_context.ts";
-import { indexCapacityFor, Segment, type SegmentStart } from "./segment.ts";
+import { Segment, type SegmentStart } from "./segment.ts";
 import type { SealedSegment } from "./segment_view.ts";
 import { isZeroRange, judgeTail } from "./torn_tail.ts";
 
@@ -85,7 +84,12 @@ export async function recoverActive(
       // A well-formed header of another format version is never "torn": refuse, don't downgrade.
       const foreign = !h.ok && h.foreignVersion !== undefined;
       if (!foreign && (size < HEADER_BYTES || isZeroRange(file, HEADER_BYTES, size))) {
-        const active = await resetAsEmpty(platform, file, startAfter(firstSeq, ctx), ctx);
+        const active = await Segment.rewriteEmpty(
+          platform,
+          file,
+          startAfter(firstSeq, ctx),
+          ctx.opts,
+        );
         ctx.report.recreatedSegment = path;
         keep = true;
         return { kind: "active", active };
@@ -114,36 +118,6 @@ function startAfter(firstSeq: number, ctx: NewestContext): SegmentStart {
     baseTimestamp: Math.max(Date.now(), ctx.prev?.lastTimestamp ?? 0),
     log: ctx.ids.identity(),
   };
-}
-
-/**
- * Rewrites `file` in place, durably, as an empty v2 segment. Never unlink + create: the name
- * carries `firstSeq`, and if this is the only segment left (after retention), a crash in between
- * would restart the log at 0; interrupted here, a short or zeroed header is recreated under the
- * same name at the next open.
- */
-async function resetAsEmpty(
-  platform: Platform,
-  file: PlatformFile,
-  start: SegmentStart,
-  ctx: NewestContext,
-): Promise<Segment> {
-  const opts = ctx.opts;
-  const indexCapacity = indexCapacityFor(opts.segmentBytes);
-  file.truncate(0);
-  file.writeAt(
-    encodeHeader({
-      firstSeq: start.firstSeq,
-      maxRecordBytes: opts.maxRecordBytes,
-      logId: start.log.id,
-      prevEndSeq: start.prevEndSeq,
-      baseTimestamp: start.baseTimestamp,
-      indexCapacity,
-    }),
-    0,
-  );
-  await file.datasync();
-  return Segment.adoptEmpty(platform, file, start, opts);
 }
 
 /** The last complete batch seen by a scan: where the log may end. */
@@ -283,7 +257,12 @@ const recoverV2: VersionRecovery = async (platform, file, size, header, ctx) => 
     const start = { firstSeq, prevEndSeq: header.prevEndSeq, baseTimestamp: header.baseTimestamp };
     return {
       kind: "active",
-      active: await resetAsEmpty(platform, file, { ...start, log: ctx.ids.identity() }, ctx),
+      active: await Segment.rewriteEmpty(
+        platform,
+        file,
+        { ...start, log: ctx.ids.identity() },
+        ctx.opts,
+      ),
     };
   }
   return {
@@ -414,7 +393,7 @@ const recoverV1: VersionRecovery = async (platform, file, size, header, ctx) => 
   if (!seal && nextSeq === firstSeq) {
     return {
       kind: "active",
-      active: await resetAsEmpty(platform, file, startAfter(firstSeq, ctx), ctx),
+      active: await Segment.rewriteEmpty(platform, file, startAfter(firstSeq, ctx), ctx.opts),
     };
   }
   let bytes = validEnd;

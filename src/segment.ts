@@ -283,14 +283,22 @@ export class Segment {
     });
   }
 
-  /** Adopts `file`, open for writing, whose v2 header for `start` was just written durably. */
-  static adoptEmpty(
+  /**
+   * Rewrites `file` (open for writing) in place, durably, as an empty segment starting at
+   * `start`, and adopts it. Never unlink + create: the name carries `firstSeq`, and if this is the
+   * only segment left (after retention), a crash in between would restart the log at 0;
+   * interrupted here, a short or zeroed header is recreated under the same name at the next open.
+   */
+  static async rewriteEmpty(
     platform: Platform,
     file: PlatformFile,
     start: SegmentStart,
     opts: SegmentOptions,
-  ): Segment {
+  ): Promise<Segment> {
     const empty = Segment.pending(platform, "", start, opts);
+    file.truncate(0);
+    file.writeAt(empty.#header(), 0);
+    await file.datasync();
     return Segment.recovered({
       platform,
       file,
@@ -499,7 +507,13 @@ export class Segment {
   async materialize(): Promise<void> {
     this.#assertUsable();
     if (this.#file) return;
-    const header = encodeHeader({
+    const header = this.#header();
+    this.#file = await createFileDurable(this.#platform, this.path, header, this.#opts.fileMode);
+  }
+
+  /** The segment's header bytes. */
+  #header(): Uint8Array {
+    return encodeHeader({
       firstSeq: this.firstSeq,
       maxRecordBytes: this.#opts.maxRecordBytes,
       logId: this.start.log.id,
@@ -507,7 +521,6 @@ export class Segment {
       baseTimestamp: this.start.baseTimestamp,
       indexCapacity: this.#indexCapacity,
     });
-    this.#file = await createFileDurable(this.#platform, this.path, header, this.#opts.fileMode);
   }
 
   /** Flushes, then fdatasyncs. A failed fdatasync poisons the segment. */

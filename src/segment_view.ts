@@ -17,7 +17,7 @@
  * ```
  * @module
  */
-import { codecFor, type FrameCodec } from "./format/codec.ts";
+import { type FrameCodec, v2Codec } from "./format/codec.ts";
 import type { SparseIndex } from "./format/sparse_index.ts";
 import type { Segment } from "./segment.ts";
 
@@ -84,25 +84,10 @@ export function liveView(writer: Segment): LiveSegment {
     path: writer.path,
     index: writer.index,
     maxRecordBytes: writer.maxRecordBytes,
-    codec: writerCodec(writer),
+    codec: v2Codec(writer.start.log.idCrc),
     dataStart: writer.dataStart,
     writer,
   };
-}
-
-/** The codec of a segment this process writes (always the current version). */
-function writerCodec(writer: Segment): FrameCodec {
-  const s = writer.start;
-  return codecFor({
-    version: 2,
-    firstSeq: s.firstSeq,
-    maxRecordBytes: writer.maxRecordBytes,
-    dataStart: writer.dataStart,
-    logId: s.log.id,
-    prevEndSeq: s.prevEndSeq,
-    baseTimestamp: s.baseTimestamp,
-    indexCapacity: 0,
-  });
 }
 
 /**
@@ -133,7 +118,7 @@ export function sealedView(writer: Segment): SealedSegment {
     path: writer.path,
     index: writer.index,
     maxRecordBytes: writer.maxRecordBytes,
-    codec: writerCodec(writer),
+    codec: v2Codec(writer.start.log.idCrc),
     dataStart: writer.dataStart,
     endSeq: writer.flushedSeq,
     bytes: writer.fileBytes,

@@ -73,7 +73,20 @@ const V1: FrameCodec = {
  */
 export function codecFor(header: SegmentHeader): FrameCodec {
   if (header.version === 1 || header.logId === null) return V1;
-  const idCrc = crc32(header.logId);
+  return v2Codec(crc32(header.logId));
+}
+
+/**
+ * The codec for version 2 segments of the log whose id has the CRC `idCrc`: what a writer's own
+ * segments decode with.
+ *
+ * @example
+ * ```ts
+ * import { v2Codec } from "./codec.ts";
+ * if (v2Codec(0).minFrameBytes !== 7) throw new Error("7-byte frames");
+ * ```
+ */
+export function v2Codec(idCrc: number): FrameCodec {
   return {
     version: 2,
     minFrameBytes: 7,
