@@ -56,5 +56,7 @@ export {
   type OsErrorDetails,
   PermissionDeniedError,
   PoisonedError,
+  ReadOnlyError,
+  RecordsRemovedError,
   RecordTooLargeError,
 } from "./src/errors.ts";

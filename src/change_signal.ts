@@ -43,6 +43,11 @@ export class ChangeSignal {
     return this.#waiting.promise;
   }
 
+  /** True while someone waits for the next notify. */
+  get waiting(): boolean {
+    return this.#waiting !== null;
+  }
+
   /** Wakes every waiter. */
   notify(): void {
     const w = this.#waiting;

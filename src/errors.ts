@@ -25,7 +25,9 @@ export type KhipuErrorCode =
   | "CORRUPTION"
   | "POISONED"
   | "FILE_TYPE"
-  | "LOG_FULL";
+  | "LOG_FULL"
+  | "READ_ONLY"
+  | "RECORDS_REMOVED";
 
 /** Where an error happened, as far as it is known. */
 export interface ErrorContext {
@@ -206,9 +208,15 @@ const OS_CODE_TEXT: Record<string, string> = {
  * ```
  */
 export class LockedError extends KhipuError {
-  /** Creates the error from the lock file's path and who holds it. */
-  constructor(d: ErrorContext & { path: string; holder: string }) {
-    super("LOCKED", `store is locked by ${d.holder}`, d);
+  /** Who holds the lock: `pid 42 on host ...`, `this process ...`. */
+  readonly holder: string;
+  /**
+   * Creates the error from the lock file's path, who holds it and what it guards (`what`,
+   * default `"store"`; a cursor's lock says `cursor "billing"`).
+   */
+  constructor(d: ErrorContext & { path: string; holder: string; what?: string }) {
+    super("LOCKED", `${d.what ?? "store"} is locked by ${d.holder}`, d);
+    this.holder = d.holder;
   }
 }
 
@@ -303,9 +311,19 @@ export class CorruptionError extends KhipuError {
  * ```
  */
 export class PoisonedError extends KhipuError {
-  /** Creates the error from the log (or file) and the failure that poisoned it. */
-  constructor(d: ErrorContext & { path: string; cause: unknown }) {
-    super("POISONED", `log is poisoned by ${describeCause(d.cause)}; reopen the store`, d);
+  /** The records the failed fdatasync was to make durable, when an fdatasync poisoned the log. */
+  readonly covering?: { from: number; to: number };
+  /**
+   * Creates the error from the log (or file), the failure that poisoned it and, for a failed
+   * fdatasync, the records `[from, to)` it covered.
+   */
+  constructor(d: ErrorContext & { path: string; cause: unknown; covering?: { from: number; to: number } }) {
+    const c = d.covering ?? (d.cause instanceof PoisonedError ? d.cause.covering : undefined);
+    const what = c
+      ? `the fdatasync of records [${c.from}, ${c.to}) failed: ${describeCause(d.cause)}`
+      : `poisoned by ${describeCause(d.cause)}`;
+    super("POISONED", `log is ${c ? "poisoned: " : ""}${what}; reopen the store`, d);
+    if (c) this.covering = c;
   }
 }
 
@@ -357,6 +375,56 @@ export class LogFullError extends KhipuError {
   /** Creates the error from the log and the sequence number that was refused. */
   constructor(d: ErrorContext & { path: string; seq: number }) {
     super("LOG_FULL", "no sequence numbers left (the last is 2^53 - 2)", d);
+  }
+}
+
+/**
+ * A write (`append`, `appendBatch`, `sync`, `truncateBefore`) was tried on a log of a store opened
+ * with `readOnly: true`. Nothing was written.
+ *
+ * @example
+ * ```ts
+ * import { ReadOnlyError } from "@khipu/log";
+ * const e = new ReadOnlyError({ op: "append", path: "/data/orders" });
+ * if (e.code !== "READ_ONLY" || e.message !== "append: the store is open read-only (/data/orders)") {
+ *   throw new Error(e.message);
+ * }
+ * ```
+ */
+export class ReadOnlyError extends KhipuError {
+  /** Creates the error from the refused call and the log. */
+  constructor(d: ErrorContext & { op: string; path: string }) {
+    super("READ_ONLY", `${d.op}: the store is open read-only`, d);
+  }
+}
+
+/**
+ * Records a consumer had not yet processed are gone: retention (or `truncateBefore`) removed the
+ * segments holding `[position, firstSeq)` before the consumer reached them. Raised instead of
+ * silently skipping them; move the cursor on with `cursor.reset(firstSeq)` to accept the loss.
+ *
+ * @example
+ * ```ts
+ * import { RecordsRemovedError } from "@khipu/log";
+ * const e = new RecordsRemovedError({ path: "/data/orders", position: 10, firstSeq: 500 });
+ * if (e.code !== "RECORDS_REMOVED" || e.position !== 10 || e.firstSeq !== 500) throw e;
+ * ```
+ */
+export class RecordsRemovedError extends KhipuError {
+  /** The next seq the reader or cursor wanted. */
+  readonly position: number;
+  /** The log's first seq now: `[position, firstSeq)` was removed. */
+  readonly firstSeq: number;
+  /** Creates the error from the log, the position wanted and the log's first seq now. */
+  constructor(d: ErrorContext & { path: string; position: number; firstSeq: number; who?: string }) {
+    super(
+      "RECORDS_REMOVED",
+      `${d.who ?? "reader"} at seq ${d.position} is behind the log's first seq ${d.firstSeq}: ` +
+        `records [${d.position}, ${d.firstSeq}) were removed before it read them`,
+      d,
+    );
+    this.position = d.position;
+    this.firstSeq = d.firstSeq;
   }
 }
 

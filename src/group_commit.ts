@@ -20,6 +20,7 @@
  *   flushedEnd: () => flushed,
  *   datasync: () => (syncs++, Promise.resolve()),
  *   failed: (err) => { throw err; },
+ *   acked: () => {},
  * }, 0);
  * const acks = [commit.append(1, 1, "a"), commit.append(2, 1, "b")];
  * flushed = 2; // both records reached the OS in one write
@@ -39,8 +40,13 @@ export interface SyncTarget {
    * now (a rollover is under way, the log is poisoned); the log asks again when that has passed.
    */
   datasync(): Promise<void> | null;
-  /** An fdatasync failed: the log poisons itself (and calls {@linkcode GroupCommit.rejectAll}). */
-  failed(err: unknown): void;
+  /**
+   * The fdatasync covering records `[from, to)` failed: the log poisons itself (and calls
+   * {@linkcode GroupCommit.rejectAll}).
+   */
+  failed(err: unknown, covering: { from: number; to: number }): void;
+  /** Appends resolved: {@linkcode GroupCommit.ackedEnd} may have moved (readers wait on it). */
+  acked(): void;
 }
 
 /** An append (or a `sync()`, with `count` 0) waiting until the records before `end` may resolve. */
@@ -64,6 +70,7 @@ interface Waiter {
  *   flushedEnd: () => 1,
  *   datasync: () => Promise.resolve(),
  *   failed: () => {},
+ *   acked: () => {},
  * }, 0);
  * const ack = commit.append(1, 1, 0);
  * commit.settle(); // osManaged: resolves once written, no fdatasync
@@ -79,6 +86,7 @@ interface Waiter {
  *   flushedEnd: () => 1,
  *   datasync: () => Promise.resolve(),
  *   failed: (err) => { throw err; },
+ *   acked: () => {},
  * }, 0);
  * const durable = () => commit.durableEnd;
  * const ack = commit.append(1, 1, "a");
@@ -103,6 +111,8 @@ export class GroupCommit {
   #syncing: Promise<void> | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #stopped = false;
+  /** Where the first append rejected by {@linkcode GroupCommit.rejectAll} began: never acked. */
+  #rejectedFrom = Infinity;
 
   /** Records `[0, durableEnd)` are on disk already (recovery fdatasynced them). */
   constructor(policy: SyncPolicy, target: SyncTarget, durableEnd: number) {
@@ -114,6 +124,26 @@ export class GroupCommit {
   /** One past the last record an fdatasync covered. */
   get durableEnd(): number {
     return this.#durableEnd;
+  }
+
+  /**
+   * One past the last record that readers may see by default: every append before it has
+   * resolved (what appenders were told is what readers see), and none at or after it was
+   * rejected. An append that resolved while an earlier one still waits (under `everyN`) becomes
+   * visible with that one.
+   */
+  get ackedEnd(): number {
+    let end = Math.min(this.#target.flushedEnd(), this.#rejectedFrom);
+    const first = this.#pending[0];
+    if (first) end = Math.min(end, first.end - first.count);
+    for (const w of this.#durable) {
+      // Appends enter #durable in seq order; sync() waiters (count 0) hold no records.
+      if (w.count > 0) {
+        end = Math.min(end, w.end - w.count);
+        break;
+      }
+    }
+    return end;
   }
 
   /** Resolves with `value` once the records before `end` may resolve under the policy. */
@@ -154,7 +184,10 @@ export class GroupCommit {
         w.resolve();
       }
     }
-    if (i > 0) this.#pending.splice(0, i);
+    if (i > 0) {
+      this.#pending.splice(0, i);
+      this.#target.acked();
+    }
     if (this.#durable.length > 0) this.#startSync();
     this.#armTimer();
   }
@@ -168,7 +201,9 @@ export class GroupCommit {
       if (w.end <= done) w.resolve();
       else still.push(w);
     }
+    const resolved = still.length < this.#durable.length;
     this.#durable = still;
+    if (resolved) this.#target.acked();
     if (this.#unsynced.length > 0) {
       const oldest = this.#unsynced[0];
       this.#unsynced = this.#unsynced.filter((w) => w.end > done);
@@ -195,8 +230,9 @@ export class GroupCommit {
     this.settle();
   }
 
-  /** Rejects every waiter with `err` (the log closed or was poisoned). */
+  /** Rejects every waiter with `err` (the log closed or was poisoned); readers never see them. */
   rejectAll(err: unknown): void {
+    this.#rejectedFrom = Math.min(this.#rejectedFrom, this.ackedEnd);
     const all = [...this.#pending, ...this.#durable];
     this.#pending = [];
     this.#durable = [];
@@ -219,7 +255,8 @@ export class GroupCommit {
   #startSync(): void {
     if (this.#syncing || this.#stopped) return;
     const target = this.#target.flushedEnd();
-    if (target <= this.#durableEnd) return;
+    const from = this.#durableEnd;
+    if (target <= from) return;
     const run = this.#target.datasync();
     if (!run) return;
     this.#syncing = run.then(
@@ -232,7 +269,7 @@ export class GroupCommit {
       },
       (err) => {
         this.#syncing = null;
-        this.#target.failed(err);
+        this.#target.failed(err, { from, to: target });
       },
     );
   }

@@ -26,10 +26,19 @@
  * ```
  * @module
  */
-import { ClosedError, InvalidArgumentError } from "./errors.ts";
+import { ClosedError, InvalidArgumentError, ReadOnlyError } from "./errors.ts";
 import type { PlatformFile } from "./platform/types.ts";
 import { ChangeSignal } from "./change_signal.ts";
+import {
+  type Cursor,
+  type CursorHost,
+  type CursorInfo,
+  deleteCursor,
+  listCursors,
+  openCursor,
+} from "./cursor.ts";
 import { logIdHex } from "./format/header.ts";
+import { LogTail } from "./log_tail.ts";
 import { LogWriter, type WriterOptions } from "./log_writer.ts";
 import { deleteSegmentsBefore } from "./retention.ts";
 import { describeValue, options as checkOptions, recordBytes, wholeNumber } from "./validate.ts";
@@ -37,13 +46,18 @@ import { type OpenReport, recoverLog } from "./recovery.ts";
 import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
 import type { Segment } from "./segment.ts";
 import type { SegmentView } from "./segment_view.ts";
+import { seqAtTime } from "./time_seek.ts";
 
 /** Options of `log.follow()`. */
 export interface FollowOptions {
-  /** First sequence number to yield (default: the next one appended). */
+  /** First sequence number to yield (default: the next one appended). Not with `fromTime`. */
   from?: number;
+  /** Start at the first record with a timestamp `>= fromTime` (see `ReadOptions.fromTime`). */
+  fromTime?: number;
   /** Ends the iteration (cleanly) when aborted. */
   signal?: AbortSignal;
+  /** Only records durable on disk (see `ReadOptions.committed`). */
+  committed?: boolean;
 }
 
 /** Settings a log runs with (the store fills in defaults). */
@@ -52,7 +66,12 @@ export interface LogOptions extends WriterOptions {
   repair: boolean;
 }
 
-type LogArgs = [string, string, LogOptions, SegmentView[], Segment, OpenReport];
+/** What a log reads and (in a writer's store) writes through. */
+type Backend =
+  | { kind: "writer"; segments: SegmentView[]; active: Segment; report: OpenReport }
+  | { kind: "tail"; tail: LogTail };
+
+type LogArgs = [string, string, LogOptions, Backend];
 let construct: (...args: LogArgs) => Log;
 let constructing = false;
 
@@ -74,8 +93,54 @@ let constructing = false;
  */
 export async function openLog(name: string, path: string, opts: LogOptions): Promise<Log> {
   const r = await recoverLog(opts.platform, path, opts);
-  return construct(name, path, opts, r.segments, r.active, r.report);
+  return construct(name, path, opts, {
+    kind: "writer",
+    segments: r.segments,
+    active: r.active,
+    report: r.report,
+  });
 }
+
+/**
+ * Opens the existing log in directory `path` read-only: no lock, nothing written, the writer (if
+ * any) in another process. Only a read-only `Store` calls this.
+ *
+ * @example
+ * ```ts
+ * import { ReadOnlyError, Store } from "@khipu/log";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * const dir = mkdtempSync(join(tmpdir(), "khipu-"));
+ * const writer = await Store.open(dir);
+ * await (await writer.log("orders")).append("#1");
+ * const reader = await Store.open(dir, { readOnly: true });
+ * const orders = await reader.log("orders"); // calls openReadOnlyLog
+ * const refused = await orders.append("#2").catch((e) => e);
+ * await reader.close();
+ * await writer.close();
+ * if (!(refused instanceof ReadOnlyError) || orders.nextSeq !== 1) throw new Error("read-only");
+ * ```
+ */
+export async function openReadOnlyLog(
+  name: string,
+  path: string,
+  opts: LogOptions,
+): Promise<Log> {
+  const tail = await LogTail.open(opts.platform, path);
+  return construct(name, path, opts, { kind: "tail", tail });
+}
+
+/** `openReport` of a read-only log: it repairs nothing. */
+const NOTHING_DONE: OpenReport = Object.freeze({
+  segments: 0,
+  truncatedBytes: 0,
+  truncatedAt: null,
+  tornHole: false,
+  recreatedSegment: null,
+  repaired: [],
+  skippedSeqs: null,
+});
 
 /**
  * An open log. Get one from `store.log(name)`.
@@ -99,10 +164,16 @@ export class Log {
   readonly name: string;
   /** The log's directory. */
   readonly path: string;
-  /** What opening the log found and repaired. */
+  /** What opening the log found and repaired (nothing, in a read-only store). */
   readonly openReport: OpenReport;
+  /** True if this log is from a store opened `readOnly`: it reads, follows and keeps cursors. */
+  readonly readOnly: boolean;
   #opts: LogOptions;
-  #writer: LogWriter;
+  #writer: LogWriter | null;
+  #tail: LogTail | null;
+  #segments: readonly SegmentView[];
+  #cursors = new Set<Cursor>();
+  #cursorHost: CursorHost;
   #closing: Promise<void> | null = null;
   #closed = false;
   #changed = new ChangeSignal();
@@ -121,14 +192,7 @@ export class Log {
     };
   }
 
-  private constructor(
-    name: string,
-    path: string,
-    opts: LogOptions,
-    segments: SegmentView[],
-    active: Segment,
-    report: OpenReport,
-  ) {
+  private constructor(name: string, path: string, opts: LogOptions, backend: Backend) {
     // Only openLog makes logs: a Log must never exist without the store lock held for it.
     if (!constructing) {
       throw new InvalidArgumentError({
@@ -138,20 +202,54 @@ export class Log {
     this.name = name;
     this.path = path;
     this.#opts = opts;
-    this.#writer = new LogWriter(path, opts, segments, active, () => this.#changed.notify());
-    this.openReport = report;
+    if (backend.kind === "writer") {
+      const { segments, active } = backend;
+      this.#writer = new LogWriter(path, opts, segments, active, () => this.#changed.notify());
+      this.#tail = null;
+      this.#segments = this.#writer.segments;
+      this.openReport = backend.report;
+    } else {
+      this.#writer = null;
+      this.#tail = backend.tail;
+      this.#segments = backend.tail.segments;
+      this.openReport = { ...NOTHING_DONE, segments: backend.tail.segments.length };
+    }
+    this.readOnly = this.#tail !== null;
+    const tail = this.#tail;
+    const writer = this.#writer;
+    const visibleEnd = tail
+      ? (committed: boolean) => committed ? tail.committedEnd : tail.nextSeq
+      : (committed: boolean) => committed ? writer!.durableEnd : writer!.ackedEnd;
     this.#source = {
       path,
       platform: opts.platform,
-      segments: () => this.#writer.segments,
-      flushedEnd: () => this.#writer.flushedEnd,
+      segments: () => this.#segments,
+      visibleEnd,
+      seqAtTime: (time) => seqAtTime(opts.platform, this.#segments, time, visibleEnd(false)),
+      failure: () => tail?.failure ?? null,
       isClosed: () => this.#closed,
-      changed: () => this.#changed.next(),
+      changed: () => tail ? tail.changed() : this.#changed.next(),
       opened: (file) => {
         if (this.#closed) file.close();
         else this.#readerFiles.add(file);
       },
       released: (file) => this.#readerFiles.delete(file),
+    };
+    this.#cursorHost = {
+      path,
+      platform: opts.platform,
+      get logId() {
+        return writer ? writer.logId : tail!.logId;
+      },
+      fileMode: opts.fileMode ?? 0o644,
+      firstSeq: () => this.firstSeq,
+      nextSeq: () => this.nextSeq,
+      readFrom: (from, o) => {
+        if (this.#closed) throw new ClosedError({ what: "log", path });
+        return readRecords(this.#source, { ...o, from }, { who: "cursor" });
+      },
+      seqAtTime: (time) => this.#source.seqAtTime(time),
+      isClosed: () => this.closed,
     };
   }
 
@@ -175,17 +273,20 @@ export class Log {
    * ```
    */
   get id(): string {
-    return logIdHex(this.#writer.logId);
+    return logIdHex(this.#cursorHost.logId);
   }
 
   /** Sequence number of the oldest record still in the log (equals `nextSeq` when empty). */
   get firstSeq(): number {
-    return this.#writer.segments[0].firstSeq;
+    return this.#segments[0]?.firstSeq ?? this.nextSeq;
   }
 
-  /** Sequence number the next append will get. */
+  /**
+   * Sequence number the next append will get; in a read-only store, one past the last record
+   * the writer has written whole, as this process last saw.
+   */
   get nextSeq(): number {
-    return this.#writer.nextSeq;
+    return this.#writer ? this.#writer.nextSeq : this.#tail!.nextSeq;
   }
 
   /**
@@ -194,13 +295,13 @@ export class Log {
    */
   get byteSize(): number {
     let n = 0;
-    for (const s of this.#writer.segments) n += s.kind === "sealed" ? s.bytes : s.writer.diskBytes;
+    for (const s of this.#segments) n += s.kind === "sealed" ? s.bytes : s.writer.diskBytes;
     return n;
   }
 
   /** Number of segment files. */
   get segmentCount(): number {
-    return this.#writer.segments.length;
+    return this.#segments.length;
   }
 
   /** True once closed. */
@@ -210,7 +311,7 @@ export class Log {
 
   /** True if appended records are not yet covered by an fdatasync. */
   get dirty(): boolean {
-    return this.#writer.nextSeq > this.#writer.durableEnd;
+    return this.#writer !== null && this.#writer.nextSeq > this.#writer.durableEnd;
   }
 
   /**
@@ -232,11 +333,11 @@ export class Log {
    */
   append(data: Uint8Array | string): Promise<number> {
     try {
-      this.#assertWritable();
+      const writer = this.#writable("append");
       const payload = recordBytes(data, this.#opts.maxRecordBytes, this.path);
-      this.#writer.assertSeqsLeft(1);
-      const seq = this.#writer.encode([payload], Date.now());
-      return this.#writer.wait(seq + 1, 1, seq);
+      writer.assertSeqsLeft(1);
+      const seq = writer.encode([payload], Date.now());
+      return writer.wait(seq + 1, 1, seq);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -262,7 +363,7 @@ export class Log {
    */
   appendBatch(items: readonly (Uint8Array | string)[]): Promise<number[]> {
     try {
-      this.#assertWritable();
+      const writer = this.#writable("appendBatch");
       if (!Array.isArray(items)) {
         throw new InvalidArgumentError({
           message: `appendBatch takes an array of Uint8Array or string records, got ${
@@ -273,10 +374,10 @@ export class Log {
       }
       const payloads = items.map((d) => recordBytes(d, this.#opts.maxRecordBytes, this.path));
       if (payloads.length === 0) return Promise.resolve([]);
-      this.#writer.assertSeqsLeft(payloads.length);
-      const first = this.#writer.encode(payloads, Date.now());
+      writer.assertSeqsLeft(payloads.length);
+      const first = writer.encode(payloads, Date.now());
       const seqs = payloads.map((_, i) => first + i);
-      return this.#writer.wait(first + seqs.length, seqs.length, seqs);
+      return writer.wait(first + seqs.length, seqs.length, seqs);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -303,8 +404,8 @@ export class Log {
    */
   sync(): Promise<void> {
     try {
-      this.#assertWritable();
-      return this.#writer.syncThrough(this.#writer.nextSeq);
+      const writer = this.#writable("sync");
+      return writer.syncThrough(writer.nextSeq);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -360,8 +461,9 @@ export class Log {
    * ```
    */
   follow(opts: FollowOptions = {}): RecordIterator {
-    const o = checkOptions("follow options", opts, ["from", "signal"]);
-    return this.read({ from: o.from ?? this.#writer.nextSeq, follow: true, signal: o.signal });
+    const o = checkOptions("follow options", opts, ["from", "fromTime", "signal", "committed"]);
+    const from = o.fromTime === undefined ? o.from ?? this.nextSeq : o.from;
+    return this.read({ ...o, from, follow: true });
   }
 
   /**
@@ -385,15 +487,14 @@ export class Log {
    * ```
    */
   truncateBefore(seq: number): Promise<void> {
+    let writer: LogWriter;
     try {
-      this.#assertWritable();
+      writer = this.#writable("truncateBefore");
       wholeNumber("truncateBefore(seq)", seq, 0, Number.MAX_SAFE_INTEGER);
     } catch (err) {
       return Promise.reject(err);
     }
-    const run = this.#retention.then(() =>
-      deleteSegmentsBefore(this.#opts.platform, seq, this.#writer)
-    );
+    const run = this.#retention.then(() => deleteSegmentsBefore(this.#opts.platform, seq, writer));
     this.#retention = run.catch(() => {});
     return run;
   }
@@ -428,15 +529,19 @@ export class Log {
 
   async #shutdown(): Promise<void> {
     let failure: unknown = null;
-    if (!this.#writer.poison) {
+    const cursors = await Promise.allSettled([...this.#cursors].map((c) => c.close()));
+    const writer = this.#writer;
+    if (writer && !writer.poison) {
       try {
-        await this.#writer.syncThrough(this.#writer.nextSeq);
+        await writer.syncThrough(writer.nextSeq);
       } catch (err) {
         failure = err;
       }
     }
     await this.#retention;
-    await this.#writer.close(new ClosedError({ what: "log", path: this.path }));
+    await writer?.close(new ClosedError({ what: "log", path: this.path }));
+    this.#tail?.close();
+    failure ??= cursors.find((r) => r.status === "rejected")?.reason ?? null;
     this.#closed = true;
     for (const f of this.#readerFiles) f.close();
     this.#readerFiles.clear();
@@ -444,10 +549,108 @@ export class Log {
     if (failure) throw failure;
   }
 
+  /**
+   * Opens (creating it at `firstSeq` if missing) the consumer position called `name`, durable on
+   * disk and locked to one holder at a time across processes (`LockedError` for a second). Works
+   * in a read-only store too: cursor state needs no writer's lock. The log closes its cursors
+   * when it closes.
+   *
+   * @example
+   * ```ts
+   * import { Store, SyncPolicy } from "@khipu/log";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
+   * const dir = mkdtempSync(join(tmpdir(), "khipu-"));
+   * const store = await Store.open(dir, { syncPolicy: SyncPolicy.always() });
+   * const orders = await store.log("orders");
+   * await orders.appendBatch(["#1", "#2", "#3"]);
+   * const billing = await orders.cursor("billing");
+   * for await (const r of billing.read()) await billing.commit(r.seq); // durable when it resolves
+   * await billing.close();
+   * const again = await orders.cursor("billing");
+   * const position = again.position;
+   * await store.close();
+   * if (position !== 3) throw new Error(`position ${position}`);
+   * ```
+   */
+  cursor(name: string): Promise<Cursor> {
+    if (this.closed) return Promise.reject(new ClosedError({ what: "log", path: this.path }));
+    return openCursor(this.#cursorHost, name).then((c) => {
+      if (this.closed) {
+        return c.close().then(() => {
+          throw new ClosedError({ what: "log", path: this.path });
+        });
+      }
+      this.#cursors.add(c);
+      const close = c.close.bind(c);
+      c.close = () => {
+        this.#cursors.delete(c);
+        return close();
+      };
+      return c;
+    });
+  }
+
+  /**
+   * Every cursor of the log (whoever holds it, in any process), with its position and its lag
+   * behind `nextSeq`, sorted by name.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@khipu/log";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
+   * const store = await Store.open(mkdtempSync(join(tmpdir(), "khipu-")));
+   * const log = await store.log("events");
+   * await log.appendBatch(["a", "b"]);
+   * await log.sync();
+   * const audit = await log.cursor("audit");
+   * await audit.commit(0);
+   * const list = await log.cursors();
+   * await store.close();
+   * if (JSON.stringify(list) !== '[{"name":"audit","position":1,"lag":1}]') {
+   *   throw new Error(JSON.stringify(list));
+   * }
+   * ```
+   */
+  cursors(): Promise<CursorInfo[]> {
+    if (this.closed) return Promise.reject(new ClosedError({ what: "log", path: this.path }));
+    return listCursors(this.#cursorHost);
+  }
+
+  /**
+   * Deletes the cursor `name` durably. `LockedError` while anyone (this process too) holds it;
+   * `NotFoundError` if there is none.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@khipu/log";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
+   * const store = await Store.open(mkdtempSync(join(tmpdir(), "khipu-")));
+   * const log = await store.log("events");
+   * await (await log.cursor("scratch")).close();
+   * await log.deleteCursor("scratch");
+   * const left = await log.cursors();
+   * await store.close();
+   * if (left.length !== 0) throw new Error(JSON.stringify(left));
+   * ```
+   */
+  deleteCursor(name: string): Promise<void> {
+    if (this.closed) return Promise.reject(new ClosedError({ what: "log", path: this.path }));
+    return deleteCursor(this.#cursorHost, name);
+  }
+
   // ---- append path ----
 
-  #assertWritable(): void {
+  /** The writer, if `op` may run now: not closed, not poisoned, not read-only. */
+  #writable(op: string): LogWriter {
     if (this.#closed || this.#closing) throw new ClosedError({ what: "log", path: this.path });
+    if (!this.#writer) throw new ReadOnlyError({ op, path: this.path });
     if (this.#writer.poison) throw this.#writer.poison;
+    return this.#writer;
   }
 }

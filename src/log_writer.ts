@@ -93,7 +93,8 @@ export class LogWriter {
         if (this.#poison || this.#writing.length !== 1 || !seg.materialized) return null;
         return seg.datasync();
       },
-      failed: (err) => this.#fail(err),
+      failed: (err, covering) => this.#fail(err, covering),
+      acked: changed,
     }, active.nextSeq);
   }
 
@@ -112,9 +113,17 @@ export class LogWriter {
     return this.#commit.durableEnd;
   }
 
-  /** One past the last record handed to the OS: what a reader may see. */
+  /** One past the last record handed to the OS. */
   get flushedEnd(): number {
     return this.#writing[0].flushedSeq;
+  }
+
+  /**
+   * One past the last record a reader sees by default: flushed, its append and every earlier one
+   * resolved, none of them rejected.
+   */
+  get ackedEnd(): number {
+    return this.#commit.ackedEnd;
   }
 
   /** The failure that poisoned the log, if one did. */
@@ -325,12 +334,15 @@ export class LogWriter {
     this.#commit.forget(from, err);
   }
 
-  /** A failed fdatasync (or a write that could not be undone) poisons the log: no retry. */
-  #fail(err: unknown): void {
+  /**
+   * A failed fdatasync (of the records `covering`) or a write that could not be undone poisons the
+   * log: no retry.
+   */
+  #fail(err: unknown, covering?: { from: number; to: number }): void {
     if (this.#poison) return;
-    this.#poison = err instanceof PoisonedError
+    this.#poison = err instanceof PoisonedError && !covering
       ? err
-      : new PoisonedError({ path: this.#dir, cause: err });
+      : new PoisonedError({ path: this.#dir, cause: err, covering });
     this.#commit.stop();
     this.#commit.rejectAll(this.#poison);
     this.#changed();

@@ -55,6 +55,11 @@ export class LogIdCheck {
     return this.#identity ??= logIdentity(newLogId());
   }
 
+  /** The identity found so far, or null before any v2 segment was met. */
+  get known(): LogIdentity | null {
+    return this.#identity;
+  }
+
   /** Damage if `header` (v2) names another log than the segments before it. */
   check(header: SegmentHeader, path: string): CorruptionError | null {
     if (header.logId === null) return null;

@@ -24,7 +24,12 @@
  * ```
  * @module
  */
-import { ClosedError, CorruptionError, InvalidArgumentError, NotFoundError } from "./errors.ts";
+import {
+  ClosedError,
+  CorruptionError,
+  InvalidArgumentError,
+  RecordsRemovedError,
+} from "./errors.ts";
 import { boolean, describeValue, options as checkOptions, wholeNumber } from "./validate.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
 import { FrameScanner } from "./format/scanner.ts";
@@ -49,12 +54,23 @@ export interface LogRecord {
 export interface ReadOptions {
   /** First sequence number to yield (default: the log's first). Below the first, reading starts there. */
   from?: number;
+  /**
+   * Start at the first record whose timestamp (ms since the Unix epoch) is `>= fromTime`, found
+   * through the segments' time index and one bounded scan, not a scan of the log. Not with `from`.
+   */
+  fromTime?: number;
   /** Stop before this sequence number (exclusive; default: no bound). */
   to?: number;
   /** Keep waiting for new records instead of ending at the last flushed one. */
   follow?: boolean;
   /** Ends the iteration (cleanly) when aborted. */
   signal?: AbortSignal;
+  /**
+   * Yield only records already durable on disk (covered by an fdatasync; in a read-only store, as
+   * far as the writer's newest mark slot says). Default false: records whose `append` resolved (in
+   * the writer's process) or that are written whole (in a read-only store).
+   */
+  committed?: boolean;
 }
 
 /** What a reader needs from its log; implemented by `Log`. */
@@ -65,16 +81,26 @@ export interface ReadSource {
   readonly platform: Platform;
   /** Current segments, oldest first. */
   segments(): readonly SegmentView[];
-  /** One past the last record handed to the OS: what a reader may see. */
-  flushedEnd(): number;
+  /** One past the last record a reader may see: every one, or only the durable ones. */
+  visibleEnd(committed: boolean): number;
+  /** Seq of the first record with timestamp >= `time` (the visible end if none). */
+  seqAtTime(time: number): Promise<number>;
+  /** Why the log can no longer be followed (a read-only store's refresh failed), or null. */
+  failure(): unknown;
   /** True once the log is closed. */
   isClosed(): boolean;
   /** A reader opened `file`; the log closes it at close if the reader has not. */
   opened(file: PlatformFile): void;
   /** A reader closed `file`. */
   released(file: PlatformFile): void;
-  /** Resolves at the next flush or at close. */
+  /** Resolves at the next change readers may see, or at close. */
   changed(): Promise<void>;
+}
+
+/** How a cursor reads: from exactly its position, never silently past removed records. */
+export interface StrictStart {
+  /** Name the reader in errors (`cursor "billing"`). */
+  who: string;
 }
 
 interface Cursor {
@@ -97,8 +123,12 @@ interface Cursor {
  * }
  * ```
  */
-export function readRecords(src: ReadSource, opts: ReadOptions): RecordIterator {
-  return new RecordIterator(src, opts);
+export function readRecords(
+  src: ReadSource,
+  opts: ReadOptions,
+  strict?: StrictStart,
+): RecordIterator {
+  return new RecordIterator(src, opts, strict);
 }
 
 /** Records at most this big share pooled blocks of {@linkcode POOL_BYTES}; larger ones are sliced. */
@@ -144,20 +174,37 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
   #argError: unknown = null;
   #pool: Uint8Array = new Uint8Array(0);
   #poolUsed = 0;
+  #committed = false;
+  #seekTime: number | null = null;
 
-  /** Use `log.read()`. Bad options reject the first `next()` with `InvalidArgumentError`. */
-  constructor(src: ReadSource, opts: ReadOptions) {
-    const first = src.segments()[0]?.firstSeq ?? 0;
+  /**
+   * Use `log.read()`. Bad options reject the first `next()` with `InvalidArgumentError`; so does
+   * a `strict` start below the log's first record, with `RecordsRemovedError`.
+   */
+  constructor(src: ReadSource, opts: ReadOptions, strict?: StrictStart) {
+    const first = src.segments()[0]?.firstSeq ?? src.visibleEnd(false);
     this.#src = src;
     this.#opts = {};
     this.#seq = first;
     this.#to = Infinity;
-    this.#visibleEnd = src.flushedEnd();
+    this.#visibleEnd = 0;
     try {
       // Reported where an async generator reports it: by the first next().
       this.#opts = checkReadOptions(opts);
-      this.#seq = Math.max(this.#opts.from ?? first, first);
+      this.#committed = this.#opts.committed === true;
+      this.#visibleEnd = src.visibleEnd(this.#committed);
+      const from = this.#opts.from ?? first;
+      if (strict && from < first) {
+        throw new RecordsRemovedError({
+          path: src.path,
+          position: from,
+          firstSeq: first,
+          who: strict.who,
+        });
+      }
+      this.#seq = Math.max(from, first);
       this.#to = this.#opts.to ?? Infinity;
+      if (this.#opts.fromTime !== undefined) this.#seekTime = this.#opts.fromTime;
     } catch (err) {
       this.#argError = err;
     }
@@ -209,12 +256,19 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
         if (typeof r === "object") return { done: false, value: r };
         if (r === END) return this.#finish();
         if (r === OPEN) {
+          if (this.#seekTime !== null) {
+            this.#seq = Math.max(this.#seq, await this.#src.seqAtTime(this.#seekTime));
+            this.#seekTime = null;
+            continue;
+          }
           this.#cur = await openAt(this.#src, this.#seq);
           // Past a range of seqs the log skipped (repair set records aside), the next record is
           // the next segment's first.
           this.#seq = Math.max(this.#seq, this.#cur.ref.firstSeq);
         } else if (await waitForChange(this.#src, this.#opts.signal)) {
-          this.#visibleEnd = this.#src.flushedEnd();
+          const failure = this.#src.failure();
+          if (failure !== null) throw failure;
+          this.#visibleEnd = this.#src.visibleEnd(this.#committed);
         } else return this.#finish();
       }
     } catch (err) {
@@ -261,11 +315,13 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
         throw new ClosedError({ what: "log", path: src.path });
       }
       if (this.#opts.signal?.aborted || this.#seq >= this.#to) return END;
+      if (this.#seekTime !== null) return OPEN;
       if (this.#seq >= this.#visibleEnd) {
         if (!this.#opts.follow) return END;
-        // Records flushed since `visibleEnd` was taken signalled no one: read them before waiting.
-        if (src.flushedEnd() > this.#visibleEnd) {
-          this.#visibleEnd = src.flushedEnd();
+        // Records made visible since `visibleEnd` was taken signalled no one: read them first.
+        const end = src.visibleEnd(this.#committed);
+        if (end > this.#visibleEnd) {
+          this.#visibleEnd = end;
           continue;
         }
         return WAIT;
@@ -311,7 +367,14 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
   }
 }
 
-const READ_OPTION_KEYS: readonly (keyof ReadOptions)[] = ["from", "to", "follow", "signal"];
+const READ_OPTION_KEYS: readonly (keyof ReadOptions)[] = [
+  "from",
+  "fromTime",
+  "to",
+  "follow",
+  "signal",
+  "committed",
+];
 
 function checkReadOptions(given: ReadOptions | undefined): ReadOptions {
   const o = checkOptions("read options", given, READ_OPTION_KEYS);
@@ -322,11 +385,19 @@ function checkReadOptions(given: ReadOptions | undefined): ReadOptions {
       message: `read: signal must be an AbortSignal, got ${describeValue(o.signal)}`,
     });
   }
+  if (o.from !== undefined && o.fromTime !== undefined) {
+    throw new InvalidArgumentError({ message: "read: give from or fromTime, not both" });
+  }
+  const fromTime = o.fromTime === undefined
+    ? undefined
+    : wholeNumber("read: fromTime", o.fromTime, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
   return {
     from: seq("from", o.from),
+    fromTime,
     to: seq("to", o.to),
     follow: o.follow === undefined ? false : boolean("read: follow", o.follow),
     signal: o.signal,
+    committed: o.committed === undefined ? false : boolean("read: committed", o.committed),
   };
 }
 
@@ -341,10 +412,11 @@ async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
   }
   let ref = segs[lo];
   if (!ref || seq < ref.firstSeq) {
-    throw new NotFoundError({
-      op:
-        `read: records from seq ${seq} were removed by truncateBefore while this reader was behind`,
+    // Retention deleted them while this reader was behind: say so, never skip them silently.
+    throw new RecordsRemovedError({
       path: src.path,
+      position: seq,
+      firstSeq: ref?.firstSeq ?? seq,
     });
   }
   // A seq in a range the log skipped (repair set records aside) reads on from the next segment.

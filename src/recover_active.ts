@@ -293,8 +293,24 @@ const recoverV2: VersionRecovery = async (platform, file, size, header, ctx) => 
 /**
  * The index entries the mark vouches for: entry 0 (implied), then the stored ones, which must be
  * valid, ascending and before the mark. Returns the index, or why the stored entries are damaged.
+ * Also what a read-only store starts a live segment's index from (`./log_tail.ts`).
+ *
+ * @example
+ * ```ts
+ * import { SimPlatform } from "@khipu/log/testing";
+ * import { decodeHeader, encodeHeader, newLogId } from "./format/header.ts";
+ * import { readStoredIndex } from "./recover_active.ts";
+ * const bytes = encodeHeader({ firstSeq: 5, maxRecordBytes: 1024, logId: newLogId(),
+ *   prevEndSeq: 5, baseTimestamp: 0, indexCapacity: 0 });
+ * const h = decodeHeader(bytes);
+ * if (!h.ok) throw new Error(h.reason);
+ * const file = await new SimPlatform().open("/s", "createExclusive");
+ * const mark = { generation: 0, durableEnd: 160, nextSeq: 5, lastTimestamp: 0, storedEntries: 0 };
+ * const index = readStoredIndex(file, h.header, mark, 0);
+ * if (typeof index === "string" || index.seqAt(0) !== 5) throw new Error("entry 0 is implied");
+ * ```
  */
-function readStoredIndex(
+export function readStoredIndex(
   file: PlatformFile,
   header: SegmentHeader,
   mark: Mark,

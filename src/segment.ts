@@ -9,9 +9,9 @@
  *
  * Preallocation: each flush that passes the allocated end writes zeros from the new end of the
  * data up to 1 MiB further (never past `segmentBytes`), so the writes and fdatasyncs that follow
- * overwrite allocated blocks instead of growing the file. The durable mark: just before each
- * fdatasync the segment writes a mark slot saying what the previous completed fdatasync covered,
- * and a clean close writes a last one; recovery starts there (see RECOVERY.md).
+ * overwrite allocated blocks instead of growing the file. The durable mark: after each fdatasync
+ * the segment writes a mark slot saying what it covered (durable with the next fdatasync, or the
+ * close's), which recovery starts from and read-only stores read as "committed" (RECOVERY.md).
  *
  * Failure rules: a failed write truncates the file back to the last whole frame, so a later flush can
  * never complete half a frame; a failed fdatasync poisons the segment (no retry: the kernel may have
@@ -217,6 +217,8 @@ export class Segment {
   #fileSize: number;
   #persisted: number;
   #mark: { generation: number; end: number };
+  /** The durable end claimed by the newest slot an fdatasync covered. */
+  #markSynced: number;
   #durable: DurableState;
 
   private constructor(
@@ -245,6 +247,7 @@ export class Segment {
     this.#fileSize = init.fileSize;
     this.#persisted = init.persistedEntries;
     this.#mark = init.mark;
+    this.#markSynced = init.mark.end;
     // Recovery fdatasynced what it kept; a new segment's data starts empty and synced.
     this.#durable = {
       end: init.flushedBytes,
@@ -531,35 +534,39 @@ export class Segment {
   }
 
   /**
-   * fdatasync of what is already flushed, after writing the mark slot of the previous one. A
-   * failure poisons the segment and throws.
+   * fdatasync of what is already flushed, then the mark slot saying what it covered. The slot is
+   * written at once (not just before the next fdatasync, which makes it durable either way) so
+   * that readers in other processes learn without delay what is durable: a read-only store's
+   * committed reads end at the newest slot. A failure poisons the segment and throws.
    */
   async datasync(): Promise<void> {
     this.#assertUsable();
     const file = this.#requireFile();
-    this.#writeMark(file);
     const covered: DurableState = {
       end: this.flushedBytes,
       nextSeq: this.flushedSeq,
       lastTimestamp: this.flushedTimestamp,
       storedEntries: Math.min(this.#persisted, this.#indexCapacity + 1) - 1,
     };
+    const markInFile = this.#mark.end;
     await this.#fdatasync(file);
+    this.#markSynced = markInFile;
     this.#durable = covered;
+    this.#writeMark(file);
   }
 
   /**
-   * Writes a last mark slot for what the last fdatasync covered, and fdatasyncs it, so the next
-   * open starts at the end instead of scanning the data since the newest slot. Done only when
-   * that data is at least {@linkcode MARK_ON_CLOSE_BYTES} long (else the scan costs less than
-   * the fdatasync).
+   * fdatasyncs the newest mark slot (written after the last fdatasync, not yet durable itself), so
+   * that the next open, even after a power cut, starts at the end instead of scanning the data
+   * since the newest durable slot. Done only when that data is at least
+   * {@linkcode MARK_ON_CLOSE_BYTES} long (else the scan costs less than the fdatasync).
    */
   async markClean(): Promise<void> {
     if (this.#closed || this.#poison || !this.#file || this.#sealed) return;
     // A short unmarked tail costs the next open less than this fdatasync costs every close.
-    if (this.#durable.end - this.#mark.end < MARK_ON_CLOSE_BYTES) return;
-    this.#writeMark(this.#file);
+    if (this.#mark.end - this.#markSynced < MARK_ON_CLOSE_BYTES) return;
     await this.#fdatasync(this.#file);
+    this.#markSynced = this.#mark.end;
   }
 
   #writeMark(file: PlatformFile): void {

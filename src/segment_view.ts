@@ -51,12 +51,29 @@ export interface SealedSegment extends ViewBase {
   readonly lastTimestamp: number;
 }
 
+/**
+ * What a live view follows: this process's writer (a `Segment`), or, in a read-only store, the
+ * scan of a segment another process writes (`./log_tail.ts`).
+ */
+export interface GrowingSegment {
+  /** Offset up to which its bytes are whole batches a reader may read. */
+  readonly flushedBytes: number;
+  /** One past the last record in those bytes. */
+  readonly flushedSeq: number;
+  /** True once its seal is written: it ends at `flushedSeq`. */
+  readonly sealed: boolean;
+  /** True once its file exists. */
+  readonly materialized: boolean;
+  /** Size of its file on disk. */
+  readonly diskBytes: number;
+}
+
 /** The segment being written: its readable end is what the writer has flushed. */
 export interface LiveSegment extends ViewBase {
   /** Still written. */
   readonly kind: "live";
-  /** Its writer. */
-  readonly writer: Segment;
+  /** Its writer, or the scan following it. */
+  readonly writer: GrowingSegment;
 }
 
 /** A segment as readers see it. */

@@ -17,8 +17,14 @@
  * ```
  * @module
  */
-import { ClosedError, FileTypeError, InvalidArgumentError, NotFoundError } from "./errors.ts";
-import { type Log, openLog } from "./log.ts";
+import {
+  ClosedError,
+  FileTypeError,
+  InvalidArgumentError,
+  NotFoundError,
+  ReadOnlyError,
+} from "./errors.ts";
+import { type Log, openLog, openReadOnlyLog } from "./log.ts";
 import { dirModeFor, mkdirDurable, renameDurable } from "./platform/durable.ts";
 import { defaultPlatform } from "./platform/detect.ts";
 import type { Platform, PlatformLock } from "./platform/types.ts";
@@ -60,12 +66,12 @@ export class Store {
   readonly path: string;
   /** The options in force. */
   readonly options: ResolvedStoreOptions;
-  #lock: PlatformLock;
+  #lock: PlatformLock | null;
   #logs = new Map<string, { name: string; log: Promise<Log | null> }>();
   #opened = new Set<Log>();
   #closing: Promise<void> | null = null;
 
-  private constructor(path: string, options: ResolvedStoreOptions, lock: PlatformLock) {
+  private constructor(path: string, options: ResolvedStoreOptions, lock: PlatformLock | null) {
     this.path = path;
     this.options = options;
     this.#lock = lock;
@@ -73,7 +79,9 @@ export class Store {
 
   /**
    * Opens the store in `dir`, creating the directory (durably) if missing, and takes its lock.
-   * Throws `LockedError` if another writer (any process, any runtime) has it open.
+   * Throws `LockedError` if another writer (any process, any runtime) has it open. With
+   * `readOnly: true`, opens an existing store beside its writer instead: no lock, no writes
+   * (`NotFoundError` if `dir` does not exist).
    *
    * @example
    * ```ts
@@ -108,6 +116,10 @@ export class Store {
         expected: "a directory (a store is a directory)",
       });
     }
+    if (resolved.readOnly) {
+      if (!existing) throw new NotFoundError({ op: "Store.open (readOnly)", path });
+      return new Store(path, resolved, null);
+    }
     if (!existing) await mkdirDurable(resolved.platform, path, dirModeFor(resolved.fileMode));
     const lock = await resolved.platform.lock(`${path}/${LOCK_FILE}`, resolved.fileMode);
     try {
@@ -134,6 +146,7 @@ export class Store {
    * ```
    */
   async log(name: string): Promise<Log> {
+    // Read-only: an existing log only (`NotFoundError` if there is none); it never creates one.
     // No await before the entry is set: two calls in one turn share the same Log.
     this.#checkUsable(name);
     // Keyed case-insensitively: on macOS and Windows "Events" and "events" are one directory, and
@@ -177,9 +190,15 @@ export class Store {
         path: `${this.path}/${twin}`,
       });
     }
-    const log = await openLog(name, `${this.path}/${name}`, this.options);
+    const open = this.options.readOnly ? openReadOnlyLog : openLog;
+    const log = await open(name, `${this.path}/${name}`, this.options);
     this.#opened.add(log);
     return log;
+  }
+
+  /** True if opened with `readOnly: true`. */
+  get readOnly(): boolean {
+    return this.options.readOnly;
   }
 
   /** Names of the logs opened through this store so far. */
@@ -240,6 +259,9 @@ export class Store {
    */
   async deleteLog(name: string): Promise<void> {
     this.#checkUsable(name);
+    if (this.options.readOnly) {
+      throw new ReadOnlyError({ op: "deleteLog", path: `${this.path}/${name}` });
+    }
     const key = name.toLowerCase();
     const prev = this.#logs.get(key)?.log ?? Promise.resolve(null);
     // Chained on the name's entry, so a store.log(name) made meanwhile waits for the outcome.
@@ -311,6 +333,7 @@ export class Store {
    */
   async sync(): Promise<void> {
     if (this.#closing) throw new ClosedError({ what: "store", path: this.path });
+    if (this.options.readOnly) throw new ReadOnlyError({ op: "sync", path: this.path });
     const logs = await Promise.all([...this.#logs.values()].map((e) => e.log));
     await Promise.all(logs.filter((l) => l?.dirty).map((l) => l!.sync()));
   }
@@ -346,7 +369,7 @@ export class Store {
       // A log whose open failed has nothing to close; its failure was the caller's to see.
       ...[...this.#logs.values()].map((e) => e.log.then((l) => l?.close(), () => {})),
     ]);
-    await this.#lock.release();
+    await this.#lock?.release();
     const failed = results.find((r) => r.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
   }

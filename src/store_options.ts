@@ -44,6 +44,13 @@ export interface StoreOptions {
    * before the damage readable, instead of failing with `CorruptionError`. Default false.
    */
   repair?: boolean;
+  /**
+   * Open for reading only, beside the writer (another process, any runtime) or with none: no
+   * lock, and nothing is ever written under the store (no torn tail cut, no directory created);
+   * `store.log(name)` opens existing logs only. Writes reject with `ReadOnlyError`; cursors still
+   * work (their own files are all that such a store writes). Not with `repair`. Default false.
+   */
+  readOnly?: boolean;
 }
 
 /** Options after defaults. */
@@ -59,6 +66,7 @@ const OPTION_KEYS: readonly (keyof StoreOptions)[] = [
   "fileMode",
   "platform",
   "repair",
+  "readOnly",
 ];
 
 /**
@@ -99,6 +107,11 @@ export function resolveOptions(
       message: `platform must be a Platform, got ${describeValue(o.platform)}`,
     });
   }
+  if (o.readOnly === true && o.repair === true) {
+    throw new InvalidArgumentError({
+      message: "readOnly and repair exclude each other: repair writes (open without readOnly)",
+    });
+  }
   const or = <T>(v: T | undefined, d: T): T => (v === undefined ? d : v);
   return {
     syncPolicy: or(o.syncPolicy, SyncPolicy.everyN(64)),
@@ -112,6 +125,7 @@ export function resolveOptions(
     ),
     fileMode: wholeNumber("fileMode", or(o.fileMode, 0o644), 0, 0o777),
     repair: boolean("repair", or(o.repair, false)),
+    readOnly: boolean("readOnly", or(o.readOnly, false)),
     platform: o.platform,
   };
 }

@@ -45,6 +45,7 @@ function withoutFileSyncs(inner: Platform): Platform {
     stat: (p) => inner.stat(p),
     lstat: (p) => inner.lstat(p),
     lock: (p, m) => inner.lock(p, m),
+    watch: (d, f) => inner.watch(d, f),
   };
 }
 

@@ -757,7 +757,7 @@ describe("retention: truncateBefore", () => {
     await store.close();
   });
 
-  it("a reader racing truncateBefore yields correct records, or stops with a NOT_FOUND error", async () => {
+  it("a reader racing truncateBefore yields correct records, or stops with a RECORDS_REMOVED error", async () => {
     const { store, log } = await open(freshDir(), { segmentBytes: 4096 });
     for (let i = 0; i < 300; i++) await log.append(bytesFor(i));
     const seen: number[] = [];
@@ -773,7 +773,7 @@ describe("retention: truncateBefore", () => {
     }
     assert.deepEqual(seen, range(seen.length));
     if (error !== null) {
-      assert.ok(error instanceof KhipuError && error.code === "NOT_FOUND", String(error));
+      assert.ok(error instanceof KhipuError && error.code === "RECORDS_REMOVED", String(error));
     } else assert.equal(seen.length, 300);
     assert.ok(log.firstSeq > 200);
     await store.close();

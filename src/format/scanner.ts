@@ -165,6 +165,16 @@ export class FrameScanner {
     if (limit > this.#limit) this.#limit = limit;
   }
 
+  /**
+   * Forgets the bytes buffered past the next frame and reads no further than `limit`: for a scan
+   * that follows a file another process writes, where bytes read as zeros or as half a frame may
+   * since have become whole frames.
+   */
+  reread(limit: number): void {
+    this.#bufLen = this.#pos - this.#bufStart;
+    this.#limit = limit;
+  }
+
   /** Reads the next frame. */
   next(): ScanStep {
     if (this.#pos >= this.#limit) return { kind: "end", offset: this.#pos };

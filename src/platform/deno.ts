@@ -36,7 +36,14 @@
  * @module
  */
 import { FileTypeError, fromOsError } from "../errors.ts";
-import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
+import type {
+  OpenMode,
+  Platform,
+  PlatformFile,
+  PlatformLock,
+  PlatformStat,
+  PlatformWatcher,
+} from "./types.ts";
 import { checkPosition, concatChunks, writeAll } from "./write_all.ts";
 import { acquireLock } from "./lock.ts";
 import { type FileKind, fileTypeName, HandleGate, syncDirectory } from "./handle.ts";
@@ -81,6 +88,9 @@ interface DenoNs {
   stat(path: string): Promise<DenoFileInfo>;
   lstat(path: string): Promise<DenoFileInfo>;
   lstatSync(path: string): DenoFileInfo;
+  watchFs(path: string, options?: { recursive?: boolean }): AsyncIterable<unknown> & {
+    close(): void;
+  };
 }
 
 function deno(): DenoNs {
@@ -366,6 +376,25 @@ export function createDenoPlatform(): Platform {
     lock(path: string, mode?: number): Promise<PlatformLock> {
       // Not Deno's flock: it would not exclude Node or Bun writers. See ./lock.ts.
       return acquireLock(platform, path, { mode });
+    },
+
+    watch(dir: string, onChange: () => void): PlatformWatcher {
+      let w: ReturnType<DenoNs["watchFs"]>;
+      try {
+        w = D.watchFs(dir, { recursive: false });
+      } catch {
+        return { close() {} };
+      }
+      let open = true;
+      (async () => {
+        for await (const _ of w) onChange();
+      })().catch(() => {}); // a watch that fails later reports nothing more: see the contract
+      return {
+        close: () => {
+          if (open) w.close();
+          open = false;
+        },
+      };
     },
   };
   return platform;

@@ -26,7 +26,14 @@
 import * as fs from "node:fs";
 import process from "node:process";
 import { FileTypeError, fromOsError } from "../errors.ts";
-import type { OpenMode, Platform, PlatformFile, PlatformLock, PlatformStat } from "./types.ts";
+import type {
+  OpenMode,
+  Platform,
+  PlatformFile,
+  PlatformLock,
+  PlatformStat,
+  PlatformWatcher,
+} from "./types.ts";
 import { checkPosition, writeAll, writevAll } from "./write_all.ts";
 import { acquireLock } from "./lock.ts";
 import { type FileKind, fileTypeName, HandleGate, syncDirectory } from "./handle.ts";
@@ -340,6 +347,17 @@ export function createNodePlatform(name: string = "node"): Platform {
 
     lock(path: string, mode?: number): Promise<PlatformLock> {
       return acquireLock(platform, path, { mode });
+    },
+
+    watch(dir: string, onChange: () => void): PlatformWatcher {
+      try {
+        const w = fs.watch(dir, { persistent: false }, () => onChange());
+        // A watch that fails later (the directory went away) reports nothing more: see the contract.
+        w.on("error", () => w.close());
+        return { close: () => w.close() };
+      } catch {
+        return { close() {} };
+      }
     },
   };
   return platform;

@@ -133,6 +133,12 @@ export interface PlatformStat {
   mtimeMs: number;
 }
 
+/** A running directory watch; see {@linkcode Platform.watch}. */
+export interface PlatformWatcher {
+  /** Stops watching. Idempotent. */
+  close(): void;
+}
+
 /** A held exclusive lock; see {@linkcode Platform.lock}. */
 export interface PlatformLock {
   /** The lock file's path. */
@@ -185,6 +191,15 @@ export interface Platform {
    * over.
    */
   lock(path: string, mode?: number): Promise<PlatformLock>;
+  /**
+   * Watches the directory `dir` (not its subdirectories): `onChange` is called, soon after and
+   * possibly once for several, when an entry in it is created, removed, renamed or written
+   * (inotify on Linux, through `fs.watch` or `Deno.watchFs`). Best effort: some file systems
+   * (network mounts) report nothing, so a caller that must not miss a change also polls, slowly.
+   * It never throws: a watch that cannot be set up, or fails later, just reports nothing more.
+   * Close it when nobody waits: on Deno an open watch keeps the process alive.
+   */
+  watch(dir: string, onChange: () => void): PlatformWatcher;
 }
 
 /** Names of the {@linkcode Platform} calls, for wrappers that record or fail them by name. */

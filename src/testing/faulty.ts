@@ -33,6 +33,7 @@ import type {
   PlatformLock,
   PlatformOp,
   PlatformStat,
+  PlatformWatcher,
 } from "../platform/types.ts";
 
 /**
@@ -55,7 +56,7 @@ import type {
  * }
  * ```
  */
-export type FaultOp = Exclude<PlatformOp | FileOp, "size" | "close">;
+export type FaultOp = Exclude<PlatformOp | FileOp, "size" | "close" | "watch">;
 
 /**
  * When and how to fail. A rule matches a call by operation and path; the first `after` matching
@@ -303,6 +304,11 @@ export class FaultyPlatform implements Platform {
   /** See {@linkcode Platform.lock}. */
   lock(path: string, mode?: number): Promise<PlatformLock> {
     return this.call("lock", [path], () => this.inner.lock(path, mode));
+  }
+
+  /** See {@linkcode Platform.watch}: passed through (a watch has no error to inject). */
+  watch(dir: string, onChange: () => void): PlatformWatcher {
+    return this.inner.watch(dir, onChange);
   }
 }
 

@@ -32,6 +32,7 @@ import type {
   PlatformLock,
   PlatformOp,
   PlatformStat,
+  PlatformWatcher,
 } from "../platform/types.ts";
 
 /** Names of recorded calls: platform calls, file calls, and `release` of a lock. */
@@ -223,6 +224,8 @@ export function recordingPlatform(
       const l = await run({ op: "lock", path }, () => inner.lock(path, mode));
       return { path: l.path, release: () => run({ op: "release", path }, () => l.release()) };
     },
+    // Not recorded: a watch changes nothing on disk.
+    watch: (dir: string, onChange: () => void): PlatformWatcher => inner.watch(dir, onChange),
   };
   return rec;
 }

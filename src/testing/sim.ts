@@ -63,6 +63,7 @@ import type {
   PlatformFile,
   PlatformLock,
   PlatformStat,
+  PlatformWatcher,
 } from "../platform/types.ts";
 import { checkPosition, concatChunks } from "../platform/write_all.ts";
 
@@ -759,6 +760,8 @@ export class SimPlatform implements Platform {
   private nextIno = ROOT + 1;
   private callCount = 0;
   private locks = new Set<string>();
+  private watchers = new Set<() => void>();
+  private watchScheduled = false;
   private openFiles = 0;
 
   /** An empty file system holding only `/`. */
@@ -880,9 +883,15 @@ export class SimPlatform implements Platform {
     return { dir, name };
   }
 
-  /** Remembers an operation that is in the cache but not durable. */
+  /** Remembers an operation that is in the cache but not durable, and tells the watchers. */
   private record(op: Op): void {
     this.pending.push(op);
+    if (this.watchers.size === 0 || this.watchScheduled) return;
+    this.watchScheduled = true;
+    queueMicrotask(() => {
+      this.watchScheduled = false;
+      for (const w of [...this.watchers]) w();
+    });
   }
 
   /** The file's durable buffer, copied first if a snapshot shares it. */
@@ -1146,6 +1155,33 @@ export class SimPlatform implements Platform {
         mtimeMs: node.mtimeMs,
       };
     });
+  }
+
+  /**
+   * See {@linkcode Platform.watch}. The simulator calls every watcher, once per turn, after any
+   * change anywhere in it (a watcher must tolerate calls with nothing new for it).
+   *
+   * @example
+   * ```ts
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const sim = new SimPlatform();
+   * await sim.mkdir("/d");
+   * let calls = 0;
+   * const w = sim.watch("/d", () => calls++);
+   * const f = await sim.open("/d/x", "createExclusive");
+   * f.write(new Uint8Array([1]));
+   * await Promise.resolve();
+   * w.close();
+   * f.write(new Uint8Array([2]));
+   * await Promise.resolve();
+   * f.close();
+   * if (calls !== 1) throw new Error(`${calls} calls`);
+   * ```
+   */
+  watch(_dir: string, onChange: () => void): PlatformWatcher {
+    const w = () => onChange();
+    this.watchers.add(w);
+    return { close: () => this.watchers.delete(w) };
   }
 
   /**
