@@ -2,9 +2,9 @@
  * Runs every benchmark suite in one process of the current runtime and writes
  * `bench/results/<runtime>.json` (`bench/results/quick/<runtime>.json` with `--quick`).
  *
- * Order matters: the fsync-bound suites (raw limits, SQLite, interleaved target pairs, policies) run
- * first, the space and read suites last, because filling gigabytes leaves writeback behind that
- * would slow later fsyncs.
+ * Order matters: the fsync-bound suites (raw limits, SQLite, interleaved target pairs, policies,
+ * follow latency) run first, the space and read suites last, because filling gigabytes leaves
+ * writeback behind that would slow later fsyncs.
  *
  * The khipu code measured is `../mod.ts` (or `KHIPU_BENCH_CURRENT`), and, when `KHIPU_BENCH_V1`
  * names a checkout of the v1 code, that too, side by side (`./impls.ts`). A suite that fails (say,
@@ -12,7 +12,7 @@
  * row `suite <name>` and the run goes on.
  *
  * ```sh
- * npx tsx --expose-gc bench/main.ts [--quick|--smoke] [--suites=raw,sqlite,paired,policy,format,space,read,hostile]
+ * npx tsx --expose-gc bench/main.ts [--quick|--smoke] [--suites=raw,sqlite,paired,policy,follow,format,space,read,seek,hostile]
  * npx deno run -A --v8-flags=--expose-gc bench/main.ts
  * npx bun run bench/main.ts
  * ```
@@ -51,9 +51,11 @@ export const SUITES: readonly string[] = [
   "sqlite",
   "paired",
   "policy",
+  "follow",
   "format",
   "space",
   "read",
+  "seek",
   "hostile",
 ];
 
@@ -129,6 +131,9 @@ export async function runAll(suites: readonly string[] = SUITES): Promise<RunRes
         case "policy":
           await (await import("./policies.bench.ts")).policySuite(rec);
           break;
+        case "follow":
+          await (await import("./follow.bench.ts")).followSuite(rec);
+          break;
         case "format":
           await (await import("./format.bench.ts")).formatSuite(rec);
           break;
@@ -137,6 +142,9 @@ export async function runAll(suites: readonly string[] = SUITES): Promise<RunRes
           break;
         case "read":
           await (await import("./reads.bench.ts")).readSuite(rec);
+          break;
+        case "seek":
+          await (await import("./seek.bench.ts")).seekSuite(rec);
           break;
         case "hostile":
           await (await import("./hostile.bench.ts")).hostileSuite(rec);
@@ -230,6 +238,11 @@ if (isMain(import.meta.url)) {
     result.loadAverage = old.loadAverage ?? result.loadAverage;
     if (old.commit && old.commit !== result.commit) {
       result.commit = `${old.commit} + ${result.commit ?? "unknown"}`;
+    }
+    // Same for the code measured: the kept rows were measured at the old commits.
+    for (const i of result.impls ?? []) {
+      const was = old.impls?.find((o) => o.key === i.key)?.commit;
+      if (was && was !== i.commit) i.commit = `${was} + ${i.commit ?? "unknown"}`;
     }
   }
   fs.writeFileSync(file, JSON.stringify(result, null, 2) + "\n");

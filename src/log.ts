@@ -26,7 +26,7 @@
  * ```
  * @module
  */
-import { ClosedError, InvalidArgumentError, ReadOnlyError } from "./errors.ts";
+import { ClosedError, InvalidArgumentError, NotFoundError, ReadOnlyError } from "./errors.ts";
 import type { PlatformFile } from "./platform/types.ts";
 import { ChangeSignal } from "./change_signal.ts";
 import {
@@ -225,10 +225,21 @@ export class Log {
       platform: opts.platform,
       segments: () => this.#segments,
       visibleEnd,
-      seqAtTime: (time) => seqAtTime(opts.platform, this.#segments, time, visibleEnd(false)),
+      seqAtTime: async (time) => {
+        for (let attempt = 0;; attempt++) {
+          try {
+            return await seqAtTime(opts.platform, this.#segments, time, visibleEnd(false));
+          } catch (err) {
+            // Retention deleted a segment it chose: choose again among the ones left.
+            if (!(err instanceof NotFoundError) || attempt === 3) throw err;
+            await tail?.refresh();
+          }
+        }
+      },
       failure: () => tail?.failure ?? null,
       isClosed: () => this.#closed,
       changed: () => tail ? tail.changed() : this.#changed.next(),
+      ...(tail ? { catchUp: () => tail.refresh() } : {}),
       opened: (file) => {
         if (this.#closed) file.close();
         else this.#readerFiles.add(file);

@@ -49,11 +49,17 @@ import type { GrowingSegment, LiveSegment, SealedSegment, SegmentView } from "./
 /** How often a waiting follower checks for changes that no watch event reported. */
 export const TAIL_POLL_MS = 500;
 
+/** The first re-check of records written but not yet committed (see `LogTail.#checkSoon`). */
+const SOON_FIRST_MS = 2;
+
 /** A watch nobody has waited on for this long is closed (on Deno it keeps the process alive). */
 const WATCH_LINGER_MS = 2_000;
 
-/** Bytes a tail scan buffers at a time: a follower's new bytes are usually a few frames. */
-const TAIL_CHUNK_BYTES = 64 * 1024;
+/**
+ * Bytes a tail scan reads at a time: a follower's new bytes are usually a few frames, and each
+ * refresh reads this much past them (preallocated zeros), so it is small.
+ */
+const TAIL_CHUNK_BYTES = 16 * 1024;
 
 /**
  * The newest segment of a log another process writes, scanned up to its last complete batch.
@@ -300,6 +306,8 @@ export class LogTail {
   #watch: PlatformWatcher | null = null;
   #poll: ReturnType<typeof setInterval> | null = null;
   #lastWait = 0;
+  #soon: ReturnType<typeof setTimeout> | null = null;
+  #soonMs = SOON_FIRST_MS;
   #closed = false;
   #failure: unknown = null;
 
@@ -377,6 +385,7 @@ export class LogTail {
           if (await this.#update()) this.#changed.notify();
         } while (this.#again);
         this.#failure = null;
+        this.#checkSoon();
       } catch (err) {
         this.#failure = err;
         this.#changed.notify();
@@ -389,10 +398,31 @@ export class LogTail {
     return run;
   }
 
+  /**
+   * While a follower waits and records are written but not yet committed, looks again after a few
+   * ms (doubling up to the poll interval): the writer's mark slot follows its data by one
+   * fdatasync, and a watch may fold the two writes into one event (Bun drops a second change to a
+   * file within ~2 ms), which would leave a committed follower waiting for the poll.
+   */
+  #checkSoon(): void {
+    if (this.#closed || this.#soon || !this.#changed.waiting) return;
+    if (this.committedEnd >= this.nextSeq) {
+      this.#soonMs = SOON_FIRST_MS;
+      return;
+    }
+    this.#soon = setTimeout(() => {
+      this.#soon = null;
+      this.refresh().catch(() => {});
+    }, this.#soonMs);
+    unrefTimer(this.#soon);
+    this.#soonMs = Math.min(this.#soonMs * 2, TAIL_POLL_MS);
+  }
+
   /** Stops watching and closes the files. Idempotent. */
   close(): void {
     this.#closed = true;
     this.#stopWatching();
+    if (this.#soon) clearTimeout(this.#soon);
     this.#live?.close();
     this.#live = null;
     this.#changed.notify();
@@ -508,7 +538,7 @@ function retryLater(err: unknown): null {
 }
 
 /** The poll never keeps a process alive: a waiting follower does that itself. */
-function unrefTimer(t: ReturnType<typeof setInterval>): void {
+function unrefTimer(t: ReturnType<typeof setInterval> | ReturnType<typeof setTimeout>): void {
   const deno = (globalThis as { Deno?: { unrefTimer(id: number): void } }).Deno;
   if (typeof t === "number") deno?.unrefTimer(t);
   else (t as { unref?: () => void }).unref?.();

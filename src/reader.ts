@@ -28,6 +28,7 @@ import {
   ClosedError,
   CorruptionError,
   InvalidArgumentError,
+  NotFoundError,
   RecordsRemovedError,
 } from "./errors.ts";
 import { boolean, describeValue, options as checkOptions, wholeNumber } from "./validate.ts";
@@ -95,6 +96,11 @@ export interface ReadSource {
   released(file: PlatformFile): void;
   /** Resolves at the next change readers may see, or at close. */
   changed(): Promise<void>;
+  /**
+   * Brings `segments()` and `visibleEnd()` up to date with what another process wrote, for a
+   * read-only store (a writer's own log is always up to date and has none).
+   */
+  catchUp?(): Promise<void>;
 }
 
 /** How a cursor reads: from exactly its position, never silently past removed records. */
@@ -176,6 +182,9 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
   #poolUsed = 0;
   #committed = false;
   #seekTime: number | null = null;
+  /** Records older than `fromTime` are passed over until the first that is not (see #step). */
+  #minTime: number | null = null;
+  #caughtUp: boolean;
 
   /**
    * Use `log.read()`. Bad options reject the first `next()` with `InvalidArgumentError`; so does
@@ -188,6 +197,7 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
     this.#seq = first;
     this.#to = Infinity;
     this.#visibleEnd = 0;
+    this.#caughtUp = src.catchUp === undefined;
     try {
       // Reported where an async generator reports it: by the first next().
       this.#opts = checkReadOptions(opts);
@@ -204,7 +214,10 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
       }
       this.#seq = Math.max(from, first);
       this.#to = this.#opts.to ?? Infinity;
-      if (this.#opts.fromTime !== undefined) this.#seekTime = this.#opts.fromTime;
+      if (this.#opts.fromTime !== undefined) {
+        this.#seekTime = this.#opts.fromTime;
+        this.#minTime = this.#opts.fromTime;
+      }
     } catch (err) {
       this.#argError = err;
     }
@@ -255,6 +268,14 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
       for (let r: LogRecord | number = first;; r = this.#step()) {
         if (typeof r === "object") return { done: false, value: r };
         if (r === END) return this.#finish();
+        if (!this.#caughtUp) {
+          // A read-only store learns what the writer did since its last look, once, up front:
+          // "every record written before the call" holds for another process's writes too.
+          await this.#src.catchUp!();
+          this.#caughtUp = true;
+          this.#visibleEnd = this.#src.visibleEnd(this.#committed);
+          continue;
+        }
         if (r === OPEN) {
           if (this.#seekTime !== null) {
             this.#seq = Math.max(this.#seq, await this.#src.seqAtTime(this.#seekTime));
@@ -315,7 +336,7 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
         throw new ClosedError({ what: "log", path: src.path });
       }
       if (this.#opts.signal?.aborted || this.#seq >= this.#to) return END;
-      if (this.#seekTime !== null) return OPEN;
+      if (this.#seekTime !== null || !this.#caughtUp) return OPEN;
       if (this.#seq >= this.#visibleEnd) {
         if (!this.#opts.follow) return END;
         // Records made visible since `visibleEnd` was taken signalled no one: read them first.
@@ -334,6 +355,12 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
       if (step.kind === "frame" && step.type !== FRAME_SEAL) {
         if (step.seq < this.#seq) continue;
         this.#seq = step.seq + 1;
+        if (this.#minTime !== null) {
+          // The seek landed past every record then in the log; later ones may still be older
+          // than fromTime. Timestamps never decrease, so the first one that is not ends this.
+          if (step.timestamp < this.#minTime) continue;
+          this.#minTime = null;
+        }
         return { seq: step.seq, timestamp: step.timestamp, data: this.#copy(step.payload) };
       }
       const endSeq = endSeqOf(ref);
@@ -411,19 +438,16 @@ async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
     else hi = mid - 1;
   }
   let ref = segs[lo];
-  if (!ref || seq < ref.firstSeq) {
-    // Retention deleted them while this reader was behind: say so, never skip them silently.
-    throw new RecordsRemovedError({
-      path: src.path,
-      position: seq,
-      firstSeq: ref?.firstSeq ?? seq,
-    });
-  }
+  if (!ref || seq < ref.firstSeq) throw await removed(src, seq);
   // A seq in a range the log skipped (repair set records aside) reads on from the next segment.
   const end = endSeqOf(ref);
   if (end !== null && seq >= end && lo + 1 < segs.length) ref = segs[lo + 1];
   const i = ref.index.floor(Math.max(seq, ref.firstSeq));
-  const file = await src.platform.open(ref.path, "read");
+  const file = await src.platform.open(ref.path, "read").catch(async (err) => {
+    // Deleted by retention (in another process, for a read-only store) since the list was read.
+    if (!(err instanceof NotFoundError)) throw err;
+    throw await removed(src, seq);
+  });
   src.opened(file);
   // Each segment is read under the cap its header was written with, not the current option.
   const scanner = new FrameScanner(file, ref.codec, {
@@ -434,6 +458,16 @@ async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
     maxPayload: ref.maxRecordBytes,
   });
   return { ref, file, scanner };
+}
+
+/**
+ * Retention deleted the records from `seq` on while this reader was behind: say so, never skip
+ * them silently, with the log's first seq as it is now (a read-only store looks again first).
+ */
+async function removed(src: ReadSource, seq: number): Promise<RecordsRemovedError> {
+  await src.catchUp?.();
+  const first = src.segments()[0]?.firstSeq ?? src.visibleEnd(false);
+  return new RecordsRemovedError({ path: src.path, position: seq, firstSeq: Math.max(first, seq) });
 }
 
 async function waitForChange(src: ReadSource, signal: AbortSignal | undefined): Promise<boolean> {

@@ -403,6 +403,11 @@ describe("package consumers (npm tarball on Node and Bun, JSR name on Deno, .d.t
     const tsx = path.join(ROOT, "node_modules", "tsx", "dist", "cli.mjs");
     const nodeOut = run(node, [tsx, ex("node.ts"), "300"], ROOT);
     assert.match(nodeOut, /audit log: 3 records/);
+    // The consumer examples: exactly once across a restart, and a tail of another process's writes.
+    assert.match(run(node, [tsx, ex("exactly_once.ts")], ROOT), /every order invoiced once/);
+    assert.match(run(denoBin, ["run", "-A", ex("exactly_once.ts")], ROOT), /invoiced once/);
+    assert.match(run(bun, ["run", ex("tail.ts")], ROOT), /tailed 50 records/);
+    assert.match(run(node, [tsx, ex("tail.ts")], ROOT), /tailed 50 records/);
   });
 
   it("a strict TypeScript consumer of every subpath type-checks (.mts and .cts)", () => {
