@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import type { RunResult } from "./main.ts";
+import { type RunResult, SUITES } from "./main.ts";
 import type { Row } from "./harness.ts";
 
 /** Colours of the runtimes in the chart. */
@@ -51,7 +51,8 @@ function fmt(n: number | undefined, unit = ""): string {
 
 function ms(ns: number | undefined): string {
   if (ns === undefined || !Number.isFinite(ns)) return "n/a";
-  return ns >= 1e6 ? `${(ns / 1e6).toFixed(2)} ms` : `${(ns / 1e3).toFixed(1)} µs`;
+  // Follow latencies can be negative (a record yielded before its append resolved).
+  return Math.abs(ns) >= 1e6 ? `${(ns / 1e6).toFixed(2)} ms` : `${(ns / 1e3).toFixed(1)} µs`;
 }
 
 function us(ns: number): string {
@@ -64,6 +65,12 @@ function mib(bytes: unknown): string {
 
 function x2(v: number): string {
   return `${v.toFixed(2)}x`;
+}
+
+/** A ratio that may be in the thousands: `1,130x`, or `x2` below 100. */
+function times(v: unknown): string {
+  if (typeof v !== "number" || !Number.isFinite(v)) return "n/a";
+  return v >= 100 ? `${Math.round(v).toLocaleString("en-US")}x` : x2(v);
 }
 
 function median(xs: number[]): number {
@@ -147,14 +154,19 @@ export interface TargetLine {
   cells: Record<string, Cell>;
 }
 
-type Eval = (r: RunResult, prefix: string) => { v: number; text: string } | string;
+/**
+ * A target's figure on one runtime for the rows of `prefix` (`""` current, `"v1 "` v1): a value
+ * with its text (judged), a text alone (no verdict), or undefined when the target has no rows of
+ * that code (the consumer suites measure the current code only).
+ */
+type Eval = (r: RunResult, prefix: string) => { v: number; text: string } | string | undefined;
 
 function evalTarget(
   results: RunResult[],
   rowLabel: string,
   target: string,
   get: Eval,
-  ok: (v: number) => boolean,
+  ok?: (v: number) => boolean,
 ): TargetLine {
   const cells: Record<string, Cell> = {};
   for (const r of results) {
@@ -165,9 +177,9 @@ function evalTarget(
       : typeof v1 === "string"
       ? `; v1: ${v1}`
       : `; v1: ${v1.text.replace(/ \(.*$/, "")}`;
-    cells[r.runtime] = typeof cur === "string"
-      ? { text: `${cur}${v1Text}` }
-      : { text: `${cur.text}${v1Text}`, pass: ok(cur.v) };
+    cells[r.runtime] = cur === undefined || typeof cur === "string"
+      ? { text: `${cur ?? "n/a"}${v1Text}` }
+      : { text: `${cur.text}${v1Text}`, pass: ok?.(cur.v) };
   }
   return { row: rowLabel, target, cells };
 }
@@ -199,6 +211,75 @@ function openRows(r: RunResult, prefix: string): { full?: Row; empty?: Row } {
     full: open.find((x) => x.name.endsWith(" active segment") && !x.name.includes(" empty ")),
     empty: open.find((x) => x.name === `${prefix}open empty active segment`),
   };
+}
+
+/** Followers of the follow suite, in the order shown; a latency row's name ends with one. */
+const FOLLOWERS = ["in-process", "read-only", "read-only committed"] as const;
+
+/** Follow latency target (issue 14): p99 from the append resolving to the follower's yield. */
+const FOLLOW_TARGET_MS = 50;
+
+/** One latency row of the follow suite: its case (`always() paced 2-5ms`) and its follower. */
+interface FollowRow {
+  case: string;
+  follower: string;
+  row: Row;
+}
+
+function followRows(r: RunResult): FollowRow[] {
+  return r.rows.flatMap((x) => {
+    if (x.suite !== "follow" || !x.name.startsWith("follow ")) return [];
+    const follower = FOLLOWERS.find((f) => x.name.endsWith(` ${f}`));
+    if (!follower) return [];
+    return [{ case: x.name.slice("follow ".length, -follower.length - 1), follower, row: x }];
+  });
+}
+
+const IDLE_ROW = "follow idle read-only follower cpu";
+
+/** The idle follower's CPU, as one sentence; undefined when not measured. */
+function idleText(r: RunResult): string | undefined {
+  const x = row(r, IDLE_ROW);
+  if (!x) return undefined;
+  if (x.skipped) return `n/a (skipped: ${x.skipped})`;
+  const e = x.extra ?? {};
+  const cpuMs = (e.cpuUs as number) / 1000, idleMs = (e.idleProcessCpuUs as number) / 1000;
+  return `${(e.cpuPercent as number).toFixed(3)} % CPU (${cpuMs.toFixed(1)} ms over ${
+    ((e.windowMs as number) / 1000).toFixed(1)
+  } s; an idle process with no store open: ${idleMs.toFixed(1)} ms)`;
+}
+
+/**
+ * Largest index interval of the seek suite's stores: entries are at least 64 KiB apart and start
+ * flush chunks (FORMAT.md), and `bench/seek.bench.ts` writes with 256 KiB chunks (`bufferBytes`,
+ * records of 1 KiB), so an interval is under 64 + 256 KiB; a seek scans one interval at most.
+ */
+const SEEK_INTERVAL_BOUND_BYTES = (64 + 256) * 1024;
+
+const SEEK_PREFIX = "seek by time random ";
+
+/** The seek suite's stores (`1GiB 1024B batch1000`), in the order measured, over all runtimes. */
+function seekStores(results: RunResult[]): string[] {
+  return [
+    ...new Set(
+      results.flatMap((r) =>
+        r.rows.filter((x) => x.suite === "seek" && x.name.startsWith(SEEK_PREFIX))
+          .map((x) => x.name.slice(SEEK_PREFIX.length))
+      ),
+    ),
+  ];
+}
+
+/** `1GiB 1024B batch1000` → `1 GiB of 1 KiB records, appendBatch of 1000`. */
+function storeLabel(store: string): string {
+  const m = /^(\d+)(MiB|GiB) (\d+)B batch(\d+)$/.exec(store);
+  if (!m) return store;
+  const size = m[3] === "1024" ? "1 KiB" : `${m[3]} B`;
+  return `${m[1]} ${m[2]} of ${size} records, \`appendBatch\` of ${m[4]}`;
+}
+
+function kib(bytes: unknown): string {
+  return typeof bytes === "number" ? `${(bytes / 1024).toFixed(1)} KiB` : "n/a";
 }
 
 /**
@@ -286,6 +367,59 @@ export function targets(results: RunResult[]): TargetLine[] {
     },
     (v) => v <= 2,
   ));
+  for (const follower of FOLLOWERS) {
+    lines.push(evalTarget(
+      results,
+      `Follow latency, ${follower} follower: append resolved → yielded, 100 B, worst case`,
+      `p99 ≤ ${FOLLOW_TARGET_MS} ms`,
+      (r, p) => {
+        if (p) return undefined;
+        const rows = followRows(r).filter((f) => f.follower === follower);
+        const measured = rows.filter((f) => !f.row.skipped && f.row.p99Ns !== undefined);
+        if (measured.length === 0) return rows.length ? "n/a: skipped" : "n/a (not measured)";
+        const worst = measured.reduce((a, b) => b.row.p99Ns! > a.row.p99Ns! ? b : a);
+        const skipped = rows.length - measured.length;
+        return {
+          v: worst.row.p99Ns! / 1e6,
+          text: `p99 ${ms(worst.row.p99Ns)} (${worst.case}; worst of ${measured.length} cases${
+            skipped ? `, ${skipped} skipped` : ""
+          })`,
+        };
+      },
+      (v) => v <= FOLLOW_TARGET_MS,
+    ));
+  }
+  lines.push(evalTarget(
+    results,
+    "Idle read-only follower: writer open, nothing appended",
+    "no busy polling (CPU ~0; no bar, beside an idle process)",
+    (r, p) => p ? undefined : idleText(r) ?? "n/a (not measured)",
+  ));
+  for (const store of seekStores(results)) {
+    lines.push(evalTarget(
+      results,
+      `Seek by time (\`seqAtTime\`, random time), ${storeLabel(store)}`,
+      `reads at most one index interval (< ${SEEK_INTERVAL_BOUND_BYTES / 1024} KiB here); ` +
+        "the ratio to a full scan",
+      (r, p) => {
+        if (p) return undefined;
+        const x = row(r, `${SEEK_PREFIX}${store}`);
+        if (!x) return "n/a (not measured)";
+        if (x.skipped) return `n/a: skipped (${x.skipped})`;
+        const e = x.extra ?? {};
+        const max = e.maxBytesReadPerSeek as number;
+        return {
+          v: max,
+          text: `max ${kib(max)}, mean ${kib(e.meanBytesReadPerSeek)} read per seek, of ${
+            mib(e.storeBytes)
+          }; ${times(e.fullScanOverSeek)} faster than a full scan (${ms(x.avgNs)} vs ${
+            ms(e.fullScanNs as number)
+          })`,
+        };
+      },
+      (v) => v < SEEK_INTERVAL_BOUND_BYTES,
+    ));
+  }
   return lines;
 }
 
@@ -594,7 +728,7 @@ export function renderMarkdown(results: RunResult[], svgPath: string): string {
       "(imported by path; `bench/impls.ts`), interleaved round by round in the ratio rows; the " +
       "worktree is removed afterwards. `--no-v1` skips it, `--quick` uses 128 MiB scans, " +
       "`--smoke` runs every row tiny and short (into `$TMPDIR/khipu-bench-smoke/`), " +
-      "`--suites=raw,sqlite,paired,policy,format,space,read,hostile` picks suites. One runtime: " +
+      `\`--suites=${SUITES.join(",")}\` picks suites (rows merge into the JSON). One runtime: ` +
       "`KHIPU_BENCH_V1=<checkout> node_modules/node24/bin/node --expose-gc bench/main.ts` (or " +
       "`npx deno run -A --v8-flags=--expose-gc` / `npx bun run`). Absolute times on this " +
       "machine (virtual disk, 2 shared cores) are noise: the targets are ratios measured side by " +
@@ -625,7 +759,8 @@ export function renderMarkdown(results: RunResult[], svgPath: string): string {
       (v1
         ? " After `v1:` each cell gives the v1 code's figure for the same row, measured in the same " +
           "rounds (v1 has no `everyN` options: its `everyN(1000, { maxDelayMs: 20 })` row is plain " +
-          "`everyN(1000)`)."
+          "`everyN(1000)`). The follow and seek rows measure the current code only (v1 has no " +
+          "read-only stores and no seek by time)."
         : ""),
     "",
   );
@@ -872,6 +1007,8 @@ export function renderMarkdown(results: RunResult[], svgPath: string): string {
     "",
   );
 
+  out.push(...followSection(results), ...seekSection(results));
+
   const formatNames = [
     "crc32 64MiB",
     "encode+checksum 100B",
@@ -900,6 +1037,156 @@ export function renderMarkdown(results: RunResult[], svgPath: string): string {
     );
   }
   return out.join("\n");
+}
+
+/** "Consumers: follow latency": per case and follower, p50 / p99 per runtime and the verdict. */
+function followSection(results: RunResult[]): string[] {
+  const keys: { case: string; follower: string }[] = [];
+  for (const r of results) {
+    for (const f of followRows(r)) {
+      if (!keys.some((k) => k.case === f.case && k.follower === f.follower)) keys.push(f);
+    }
+  }
+  if (keys.length === 0) return [];
+  const cases = [...new Set(keys.map((k) => k.case))];
+  const find = (r: RunResult, c: string, follower: string) =>
+    followRows(r).find((f) => f.case === c && f.follower === follower)?.row;
+  const rows: string[][] = [];
+  for (const c of cases) {
+    rows.push([
+      c,
+      "_append: called → resolved_",
+      ...results.map((r) => {
+        const e = find(r, c, "in-process")?.extra;
+        return typeof e?.appendP50Ns === "number"
+          ? `${ms(e.appendP50Ns)} / ${ms(e.appendP99Ns as number)}`
+          : "—";
+      }),
+    ]);
+    for (const follower of FOLLOWERS) {
+      if (!keys.some((k) => k.case === c && k.follower === follower)) continue;
+      rows.push([
+        c,
+        follower,
+        ...results.map((r) => {
+          const x = find(r, c, follower);
+          if (!x) return "—";
+          if (x.skipped) return "n/a (skipped)";
+          const e = x.extra ?? {};
+          const met = x.p99Ns! / 1e6 <= FOLLOW_TARGET_MS;
+          const vs = typeof e.p99ToInProcess === "number" && follower !== "in-process"
+            ? `; p99 ${x2(e.p99ToInProcess)} in-process`
+            : "";
+          const early = e.yieldedBeforeResolve
+            ? `; ${e.yieldedBeforeResolve}/${x.samples} early`
+            : "";
+          return `${met ? "✅" : "❌"} ${ms(x.p50Ns)} / ${ms(x.p99Ns)} (max ${
+            ms(e.maxNs as number)
+          }${vs}${early})`;
+        }),
+      ]);
+    }
+  }
+  const clocks = results.map((r) => {
+    const e = followRows(r).find((f) => typeof f.row.extra?.clockOffsetMs === "number")?.row.extra;
+    return e
+      ? `${r.runtime} ${(e.clockOffsetMs as number).toFixed(3)} ms ± ${
+        (e.clockBoundMs as number).toFixed(3)
+      } ms`
+      : `${r.runtime} n/a`;
+  });
+  return [
+    "## Consumers: follow latency",
+    "",
+    "Time from a writer's `append` resolving to a follower yielding the record (`bench/follow.bench.ts`), " +
+    "100 B records, under `always()` and `osManaged()`, appended paced (one at a time, 2–5 ms apart) " +
+    "or in bursts (50 concurrent appends every 100 ms). Followers: `log.follow()` in the writer's " +
+    "process; `follow()` of a read-only store (`Store.open(dir, { readOnly: true })`) in another " +
+    "process of the same runtime; the same with `{ committed: true }` (under `always()` only: " +
+    `\`osManaged()\` publishes nothing durable before \`sync()\`). Cells: p50 / p99 and ✅/❌ for ` +
+    `p99 ≤ ${FOLLOW_TARGET_MS} ms, max, the p99 as a multiple of the in-process follower's, and ` +
+    "how many records were yielded before their append resolved (a negative latency: a read-only " +
+    "follower can read a record the OS holds while the writer's fdatasync is still running). " +
+    "Every process stamps one wall clock; the follower processes' offset from the writer's " +
+    `(fastest of 30 ping-pongs, ± half its round trip): ${clocks.join("; ")}.`,
+    "",
+    table(
+      ["case", "follower", ...results.map((r) => `${r.runtime} p50 / p99`)],
+      rows,
+    ),
+    "",
+    `Idle (writer open, nothing appended; a read-only follower waiting): ${
+      results.map((r) => `${r.runtime} ${idleText(r) ?? "n/a"}`).join("; ")
+    }.`,
+    "",
+  ];
+}
+
+/** "Seek by time": per store and runtime, `seqAtTime` against a full scan. */
+function seekSection(results: RunResult[]): string[] {
+  const stores = seekStores(results);
+  if (stores.length === 0) return [];
+  const rows: string[][] = [];
+  for (const store of stores) {
+    for (const r of results) {
+      const x = row(r, `${SEEK_PREFIX}${store}`);
+      if (!x) continue;
+      if (x.skipped) {
+        rows.push([
+          storeLabel(store),
+          r.runtime,
+          `n/a (skipped: ${x.skipped})`,
+          "",
+          "",
+          "",
+          "",
+          "",
+        ]);
+        continue;
+      }
+      const e = x.extra ?? {};
+      const scan = row(r, `full scan ${store}`);
+      rows.push([
+        storeLabel(store),
+        r.runtime,
+        fmt(x.recordsPerSec),
+        ms(x.p50Ns),
+        `${kib(e.meanBytesReadPerSeek)} / ${kib(e.maxBytesReadPerSeek)}`,
+        String(e.filesOpenedPerSeek ?? "n/a"),
+        scan && !scan.skipped
+          ? `${ms(scan.avgNs)} (${((scan.mbPerSec ?? 0) / 1000).toFixed(2)} GB/s)`
+          : "n/a",
+        times(e.fullScanOverSeek),
+      ]);
+    }
+  }
+  return [
+    "## Seek by time",
+    "",
+    "`seqAtTime` (what `read({ fromTime })` uses) for a uniformly random time over a store of 1 KiB " +
+    "records written under `osManaged()` (`bench/seek.bench.ts`), against a full checked scan " +
+    "(`log.read({ from: 0 })`, median of 3), which is what finding a time costs without the time " +
+    "index. Batches of 1000 start a flush chunk, and mostly an index entry, each; in batches of 10 " +
+    "one millisecond spans many batches and a seek lands anywhere in an index interval. Bytes read " +
+    "per seek are summed over every `readAt` of 1000 seeks (mean / max); every answer is checked " +
+    "against a binary search of the scanned timestamps. Warm page cache: CPU and syscalls, not " +
+    "the disk.",
+    "",
+    table(
+      [
+        "store",
+        "runtime",
+        "seeks/s",
+        "p50",
+        "read per seek (mean / max)",
+        "files opened per seek",
+        "full scan",
+        "full scan / seek",
+      ],
+      rows,
+    ),
+    "",
+  ];
 }
 
 function esc(s: string): string {

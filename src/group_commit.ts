@@ -45,7 +45,10 @@ export interface SyncTarget {
    * {@linkcode GroupCommit.rejectAll}).
    */
   failed(err: unknown, covering: { from: number; to: number }): void;
-  /** Appends resolved: {@linkcode GroupCommit.ackedEnd} may have moved (readers wait on it). */
+  /**
+   * Appends resolved or records became durable: {@linkcode GroupCommit.ackedEnd} or
+   * {@linkcode GroupCommit.durableEnd} moved (readers wait on them).
+   */
   acked(): void;
 }
 
@@ -194,7 +197,8 @@ export class GroupCommit {
 
   /** Records `[0, end)` are on disk (an fdatasync, or a seal, covered them). */
   markDurable(end: number): void {
-    if (end > this.#durableEnd) this.#durableEnd = end;
+    const moved = end > this.#durableEnd;
+    if (moved) this.#durableEnd = end;
     const done = this.#durableEnd;
     const still: Waiter[] = [];
     for (const w of this.#durable) {
@@ -203,7 +207,7 @@ export class GroupCommit {
     }
     const resolved = still.length < this.#durable.length;
     this.#durable = still;
-    if (resolved) this.#target.acked();
+    if (resolved || moved) this.#target.acked();
     if (this.#unsynced.length > 0) {
       const oldest = this.#unsynced[0];
       this.#unsynced = this.#unsynced.filter((w) => w.end > done);

@@ -552,7 +552,12 @@ export class Segment {
     await this.#fdatasync(file);
     this.#markSynced = markInFile;
     this.#durable = covered;
-    this.#writeMark(file);
+    try {
+      this.#writeMark(file);
+    } catch {
+      // The records are durable, so this fdatasync succeeded for its waiters; the failed slot
+      // write has poisoned the segment, and the next write or fdatasync reports it.
+    }
   }
 
   /**

@@ -55,7 +55,9 @@ describe("entry points", () => {
       "NotFoundError",
       "PermissionDeniedError",
       "PoisonedError",
+      "ReadOnlyError",
       "RecordTooLargeError",
+      "RecordsRemovedError",
       "Store",
       "SyncPolicy",
     ]);
@@ -156,7 +158,7 @@ describe("inputs are checked, errors are all typed", () => {
     const log = await store.log("l");
     await invalid(
       () => log.read({ form: 3 } as never).next(),
-      /unknown option "form" \(known: from, to/,
+      /unknown option "form" \(known: from, fromTime, to, follow, signal, committed\)/,
     );
     await invalid(
       () => log.read({ from: "3" } as never).next(),

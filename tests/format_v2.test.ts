@@ -22,6 +22,7 @@ import { fileURLToPath } from "node:url";
 import { crc32 } from "node:zlib";
 import { type Log, type LogRecord, type OpenReport, Store, SyncPolicy } from "../mod.ts";
 import { nodePlatform } from "../src/platform/node.ts";
+import { SimPlatform } from "../src/testing/sim.ts";
 import {
   buildV2Segment,
   cat,
@@ -233,10 +234,9 @@ function workedExampleV2(logId = EXAMPLE_ID) {
     maxRecordBytes: 16 * MiB,
     indexCapacity: indexCapacityFor(65536),
     batches: [[rec("hi", 0)], [rec("a", 5), rec("b", 0)]],
-    // No slot before the fdatasync of "hi" (the creation's fdatasync made nothing durable that a
-    // slot could claim); slot A before the batch's fdatasync: what the fdatasync of "hi" made
-    // durable. The seal's fdatasync writes no slot.
-    slots: (l) => ({ A: l.markAfter(1, 1) }),
+    // Slot A after the fdatasync of "hi", slot B after the batch's: what each covered. The
+    // creation's and the seal's fdatasyncs write none.
+    slots: (l) => ({ A: l.markAfter(1, 1), B: l.markAfter(2, 2) }),
     seal: { delta: 1 },
   });
 }
@@ -261,15 +261,22 @@ describe("FORMAT.md worked examples equal the codec's bytes", () => {
     assert.equal(d.header.prevEndSeq, 0);
     assert.equal(d.header.baseTimestamp, BASE);
     assert.equal(hex(d.header.logId), "000102030405060708090a0b0c0d0e0f");
-    assert.equal(d.markFrom, "A");
+    assert.equal(d.markFrom, "B");
     assert.deepEqual(d.mark, {
+      generation: 2,
+      durableEnd: 217,
+      nextSeq: 3,
+      lastTimestamp: BASE + 5,
+      storedEntries: 0,
+    });
+    assert.ok(d.slots.A.ok, 'slot A, the fdatasync of "hi"');
+    assert.deepEqual(d.slots.A.mark, {
       generation: 1,
       durableEnd: 201,
       nextSeq: 1,
       lastTimestamp: BASE,
       storedEntries: 0,
     });
-    assert.equal(d.slots.B.ok, false, "slot B was never written");
     assert.deepEqual(d.entries, [{ seq: 0, offset: 192, prevTimestamp: BASE }], "entry 0 only");
     assert.deepEqual(
       d.frames.map((f) => [f.offset, f.seq, f.type, f.timestamp, dec.decode(f.payload)]),
@@ -291,15 +298,23 @@ describe("FORMAT.md worked examples equal the codec's bytes", () => {
       0xbb240fe2,
     );
     assert.equal(u32(crc32(Uint8Array.of(3, 1, 5, 0x61), crc32(cat(logId, u64le(1))))), 0xbb240fe2);
-    // Had it stayed active: zeros to 65536 bytes (its preallocation), and a recovery from slot A.
+    // Had it stayed active: zeros to 65536 bytes (its preallocation), and a recovery from slot B;
+    // or, had a power cut lost slot B (only the seal's fdatasync made it durable), from slot A,
+    // scanning the batch.
     const doc = dumpAfter("## Worked example (version 2)");
     const active = cat(doc.subarray(0, 217), new Uint8Array(65536 - 217));
-    assert.deepEqual(recoverV2Active(active), {
-      end: 217,
-      nextSeq: 3,
-      truncatedBytes: 0,
-      sealed: false,
-    });
+    const withoutB = active.slice();
+    withoutB.fill(0, SLOT_B_AT, SLOT_B_AT + SLOT_BYTES);
+    for (const image of [active, withoutB]) {
+      assert.deepEqual(recoverV2Active(image), {
+        end: 217,
+        nextSeq: 3,
+        truncatedBytes: 0,
+        sealed: false,
+      });
+    }
+    assert.equal(chooseMark(active, d.header).mark.durableEnd, 217);
+    assert.equal(chooseMark(withoutB, d.header).mark.durableEnd, 201);
   });
 
   it("version 2: the Store writes the worked example's bytes for the steps it describes", async () => {
@@ -963,23 +978,23 @@ describe("the Store opens hand-built v2 segments", () => {
       [11, 1],
     ]);
     assert.deepEqual(dec5.frames.slice(4).map((f) => dec.decode(f.payload)), ["r9", "x", "y"]);
-    // The slots go on from the mark found at open (slot B, generation 2), each lagging one
-    // fdatasync: before r9's, what recovery had made durable; before the batch's, r9. A clean close
-    // adds none (far less than 1 MiB lies after the newest).
+    // The slots go on from the mark found at open (slot B, generation 2), each written after the
+    // fdatasync it names: r9's, then the batch's. None names r8, which recovery found past the
+    // mark and fdatasynced itself.
     assert.ok(dec5.slots.A.ok && dec5.slots.B.ok);
     assert.deepEqual(dec5.slots.A.mark, {
       generation: 3,
-      durableEnd: l5.end,
-      nextSeq: 9,
-      lastTimestamp: l5.lastTimestamp,
+      durableEnd: dec5.frames[5].offset,
+      nextSeq: 10,
+      lastTimestamp: dec5.frames[4].timestamp,
       storedEntries: 0,
     });
     assert.equal(dec5.markFrom, "B");
     assert.deepEqual(dec5.mark, {
       generation: 4,
-      durableEnd: dec5.frames[5].offset,
-      nextSeq: 10,
-      lastTimestamp: dec5.frames[4].timestamp,
+      durableEnd: dec5.end,
+      nextSeq: 12,
+      lastTimestamp: dec5.frames[6].timestamp,
       storedEntries: 0,
     });
     assert.ok(dec5.zeroTail);
@@ -1016,10 +1031,11 @@ describe("the Store opens hand-built v2 segments", () => {
     assert.equal(after.frames[3].offset, seg.layout.end, "the next frame overwrites the zeros");
     assert.equal(dec.decode(after.frames[3].payload), "delta");
     assert.ok(after.zeroTail);
-    // The first slot, before the append's fdatasync: what recovery found and fdatasynced.
+    // The first slot, after the append's fdatasync: what it covered, "delta" included.
     assert.equal(after.markFrom, "A");
-    assert.equal(after.mark.durableEnd, seg.layout.end);
-    assert.equal(after.mark.nextSeq, 1003);
+    assert.equal(after.mark.generation, 1);
+    assert.equal(after.mark.durableEnd, after.end);
+    assert.equal(after.mark.nextSeq, 1004);
   });
 
   for (
@@ -1713,55 +1729,65 @@ describe("what the Store writes decodes by FORMAT.md (version 2)", () => {
     assert.equal((await readAll(dir, "e")).id, id);
   });
 
-  it("the writer skips a slot that would claim nothing new; slots lag one fdatasync", async () => {
-    const dir = freshDir();
-    const store = await open(dir, { segmentBytes: 4096 });
-    const log = await store.log("k");
-    const path = join(dir, "k", segName(0));
-    const slots = () => {
-      const s = decodeV2Segment(fileBytes(path), false);
+  it("each slot follows the fdatasync it names; none that would claim nothing new", async () => {
+    const sim = new SimPlatform();
+    const path = "/s/k/" + segName(0);
+    const slotsOf = (image: SimPlatform) => {
+      const s = decodeV2Segment(image.fileBytes(path)!, false);
       return {
         from: s.markFrom,
         A: s.slots.A.ok ? [s.slots.A.mark.generation, s.slots.A.mark.nextSeq] : null,
         B: s.slots.B.ok ? [s.slots.B.mark.generation, s.slots.B.mark.nextSeq] : null,
       };
     };
-    await log.append("r0"); // the creation's fdatasync made no record durable: no slot
-    assert.deepEqual(slots(), { from: null, A: null, B: null });
+    const store = await open("/s", { platform: sim, segmentBytes: 4096 });
+    const log = await store.log("k");
+    assert.deepEqual(slotsOf(sim), { from: null, A: null, B: null }, "the creation's: no record");
+    await log.append("r0"); // after its fdatasync, at once
+    assert.deepEqual(slotsOf(sim), { from: "A", A: [1, 1], B: null });
+    assert.deepEqual(slotsOf(sim.crash("none")), { from: null, A: null, B: null }, "not durable");
     await log.sync(); // nothing to fdatasync
-    assert.deepEqual(slots(), { from: null, A: null, B: null });
-    await log.append("r1"); // before its fdatasync: r0
-    assert.deepEqual(slots(), { from: "A", A: [1, 1], B: null });
-    await log.appendBatch(["r2", "r3"]); // before its fdatasync: r1
-    assert.deepEqual(slots(), { from: "B", A: [1, 1], B: [2, 2] });
+    assert.deepEqual(slotsOf(sim), { from: "A", A: [1, 1], B: null });
+    await log.append("r1"); // its fdatasync made slot A durable
+    assert.deepEqual(slotsOf(sim), { from: "B", A: [1, 1], B: [2, 2] });
+    assert.deepEqual(slotsOf(sim.crash("none")), { from: "A", A: [1, 1], B: null });
+    await log.appendBatch(["r2", "r3"]);
+    assert.deepEqual(slotsOf(sim), { from: "A", A: [3, 4], B: [2, 2] });
     await log.append("r4");
-    assert.deepEqual(slots(), { from: "A", A: [3, 4], B: [2, 2] });
-    await store.close(); // less than 1 MiB after the mark: no last slot
-    assert.deepEqual(slots(), { from: "A", A: [3, 4], B: [2, 2] });
-    const again = await readAll(dir, "k");
-    assert.equal(again.next, 5);
-    assert.equal(again.report.truncatedBytes, 0);
-    // The open fdatasynced r4; the next fdatasync's slot claims it (generation 4, slot B).
-    const store2 = await open(dir, { segmentBytes: 4096 });
-    await (await store2.log("k")).append("r5");
+    assert.deepEqual(slotsOf(sim), { from: "B", A: [3, 4], B: [4, 5] });
+    await store.close(); // less than 1 MiB after the durable slot: no fdatasync for the last one
+    assert.deepEqual(slotsOf(sim), { from: "B", A: [3, 4], B: [4, 5] });
+    const cut = sim.crash("none");
+    assert.deepEqual(slotsOf(cut), { from: "A", A: [3, 4], B: [2, 2] });
+    // After the power cut: the open scans r4 from slot A's end and fdatasyncs it, writing no slot;
+    // the next slot is one generation above the mark found, and claims r5.
+    const store2 = await open("/s", { platform: cut, segmentBytes: 4096 });
+    const log2 = await store2.log("k");
+    assert.equal(log2.nextSeq, 5);
+    assert.equal(log2.openReport.truncatedBytes, 0);
+    assert.deepEqual(slotsOf(cut), { from: "A", A: [3, 4], B: [2, 2] });
+    await log2.append("r5");
     await store2.close();
-    assert.deepEqual(slots(), { from: "B", A: [3, 4], B: [4, 5] });
+    assert.deepEqual(slotsOf(cut), { from: "B", A: [3, 4], B: [4, 6] });
   });
 
-  it("a clean close writes a last slot only if 1 MiB or more lies after the newest", async () => {
+  it("a clean close fdatasyncs its last slot only if 1 MiB or more lies after the durable one", async () => {
     const payload = new Uint8Array(1000).fill(3);
     for (const [records, marked] of [[900, false], [1200, true]] as const) {
-      const dir = freshDir();
-      const store = await open(dir, { syncPolicy: SyncPolicy.osManaged() });
+      const sim = new SimPlatform();
+      const path = "/s/c/" + segName(0);
+      const store = await open("/s", { platform: sim, syncPolicy: SyncPolicy.osManaged() });
       const log = await store.log("c");
       for (let i = 0; i < records; i += 100) {
         await log.appendBatch(Array.from({ length: 100 }, () => payload));
       }
-      await store.close(); // one fdatasync (no slot: none before it claimed anything), maybe a slot
-      const s = decodeV2Segment(fileBytes(join(dir, "c", segName(0))), false);
-      const unmarked = s.end - s.header.dataStart;
+      await store.close(); // one fdatasync, the slot naming it, maybe a second fdatasync
+      const written = decodeV2Segment(sim.fileBytes(path)!, false);
+      const durable = decodeV2Segment(sim.crash("none").fileBytes(path)!, false);
+      assert.equal(durable.end, written.end, "the close's fdatasync covered every record");
+      const unmarked = durable.end - durable.header.dataStart;
       assert.equal(unmarked >= MARK_ON_CLOSE, marked, `${unmarked} bytes`);
-      if (marked) {
+      for (const s of marked ? [written, durable] : [written]) {
         assert.equal(s.markFrom, "A");
         assert.equal(s.mark.generation, 1);
         assert.equal(s.mark.durableEnd, s.end, "the last slot claims the end");
@@ -1777,9 +1803,10 @@ describe("what the Store writes decodes by FORMAT.md (version 2)", () => {
           ),
         );
         assert.equal(s.mark.storedEntries, records / 100 - 1);
-      } else {
-        assert.equal(s.markFrom, null, "no slot: the next open scans the data");
       }
+      if (!marked) assert.equal(durable.markFrom, null, "no durable slot: the next open scans");
+      const dir = freshDir();
+      writeLog(dir, "c", [[0, sim.crash("none").fileBytes(path)!]]);
       const r = await readAll(dir, "c");
       assert.equal(r.next, records);
       assert.equal(r.report.truncatedBytes, 0);

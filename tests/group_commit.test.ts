@@ -94,6 +94,9 @@ class GatedPlatform implements Platform {
   lock(p: string, mode?: number) {
     return this.inner.lock(p, mode);
   }
+  watch(dir: string, onChange: () => void) {
+    return this.inner.watch(dir, onChange);
+  }
 }
 
 async function records(fs: SimPlatform): Promise<number> {
@@ -244,14 +247,19 @@ class FakeTarget {
   /** The flushed end each fdatasync started at. */
   readonly syncs: number[] = [];
   readonly waiting: (() => void)[] = [];
-  readonly failures: unknown[] = [];
+  readonly failures: { err: unknown; covering: { from: number; to: number } }[] = [];
+  /** How often the commit said appends resolved. */
+  acks = 0;
   flushedEnd = (): number => this.flushed;
   datasync = (): Promise<void> => {
     this.syncs.push(this.flushed);
     return this.gated ? new Promise<void>((r) => this.waiting.push(r)) : Promise.resolve();
   };
-  failed = (err: unknown): void => {
-    this.failures.push(err);
+  failed = (err: unknown, covering: { from: number; to: number }): void => {
+    this.failures.push({ err, covering });
+  };
+  acked = (): void => {
+    this.acks++;
   };
   release(): void {
     const go = this.waiting.shift();
@@ -342,11 +350,14 @@ describe("group commit under everyN(n, { maxDelayMs })", () => {
     const { target, commit, append } = timed(SyncPolicy.everyN(1000, { maxDelayMs: 20 }));
     assert.equal(await append(), 1);
     assert.deepEqual(target.syncs, [], "an fdatasync before the delay, far below the count");
+    assert.equal(target.acks, 1, "the log heard of the resolved append");
     await until(() => commit.durableEnd === 1);
     assert.equal(commit.durableEnd, 1, "the timer never fdatasynced the unsynced append");
     assert.deepEqual(target.syncs, [1]);
+    assert.equal(target.acks, 2, "the log heard that the record became durable");
     await sleep(100); // five delays with nothing unsynced: no timer, no fdatasync
     assert.deepEqual(target.syncs, [1]);
+    assert.equal(target.acks, 2, "nothing moved, nothing told");
     // A new unsynced append arms a new timer.
     await append(3);
     await until(() => commit.durableEnd === 4);
@@ -429,13 +440,14 @@ describe("group commit under everyN(n, { maxDelayMs })", () => {
       flushedEnd: target.flushedEnd,
       datasync: () => (target.syncs.push(target.flushed), Promise.reject(eio)),
       failed: target.failed,
+      acked: target.acked,
     }, 0);
     const ack = commit.append(1, 1, "a");
     target.flushed = 1;
     commit.settle();
     assert.equal(await ack, "a");
     await until(() => target.failures.length > 0);
-    assert.deepEqual(target.failures, [eio]);
+    assert.deepEqual(target.failures, [{ err: eio, covering: { from: 0, to: 1 } }]);
     assert.deepEqual(target.syncs, [1]);
     commit.stop();
   });

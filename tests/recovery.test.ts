@@ -1,13 +1,15 @@
 // Recovery on open (RECOVERY.md, "Opening a log"), on a real file system (node:fs platform).
 //
-// Version 2, the format the writer writes: segments are built through the Store and damaged byte
-// by byte, every offset taken from the files themselves (header byte 24 gives dataStart, frames are
-// walked with tests/spec_codec.ts's v2 frame decoder, the mark is read from its slots). After the
-// durable mark a torn tail is cut and reported, a never-written zero tail is kept and not
-// reported, and an incomplete batch is dropped whole; before the mark nothing is cut: the log
-// opens and a reader that reaches the damage gets a CorruptionError naming path, offset and seq,
-// whatever the damage looks like (also the zeros version 1 cut as a lost write). Headers, seals,
-// the chain between segments, log ids and repair mode are checked as specified.
+// Version 2, the format the writer writes: segments are built through the Store (on the simulated
+// disk, taken as a power cut right after the close leaves them, so the mark lags one fdatasync),
+// placed on the real file system and damaged byte by byte, every offset taken from the files
+// themselves (header byte 24 gives dataStart, frames are walked with tests/spec_codec.ts's v2
+// frame decoder, the mark is read from its slots). After the durable mark a torn tail is cut and
+// reported, a never-written zero tail is kept and not reported, and an incomplete batch is
+// dropped whole; before the mark nothing is cut: the log opens and a reader that reaches the
+// damage gets a CorruptionError naming path, offset and seq, whatever the damage looks like (also
+// the zeros version 1 cut as a lost write). Headers, seals, the chain between segments, log ids
+// and repair mode are checked as specified.
 //
 // Version 1, still read: segments are built from FORMAT.md ("Version 1") with tests/spec_codec.ts,
 // and the v1 rules are checked on them: damage in a v1 newest segment is a CorruptionError at open,
@@ -31,6 +33,7 @@ import { crc32 } from "node:zlib";
 import { CorruptionError, type Log, Store, type StoreOptions, SyncPolicy } from "../mod.ts";
 import { nodePlatform } from "../src/platform/node.ts";
 import { recordingPlatform } from "../src/testing/recording.ts";
+import { SimPlatform } from "../src/testing/sim.ts";
 import { concat } from "./helpers.ts";
 import {
   decodeV1Segment,
@@ -152,27 +155,46 @@ function withLogId(bytes: Uint8Array, id: Uint8Array): Uint8Array {
   return b;
 }
 
-/** The segment files of a store directory's log, oldest first, with their first seqs. */
-function segmentsOf(dir: string): { firsts: number[]; files: Uint8Array[] } {
-  const names = readdirSync(join(dir, LOG)).filter((f) => f.endsWith(".seg")).sort();
+/** Segment files of a log: first seqs, and the bytes a power cut leaves or all that was written. */
+interface BuiltLog {
+  firsts: number[];
+  /** As a power cut right after the close leaves them (the state a torn tail is found in). */
+  files: Uint8Array[];
+  /** As written: the page cache, which also holds the slot naming the close's fdatasync. */
+  written: Uint8Array[];
+}
+
+/**
+ * Runs `write` on a log of a Store on a simulated disk, closes it, and returns its segment files.
+ * A power cut after the close keeps every record (the close fdatasynced them), but not the slot
+ * written after that fdatasync (less than 1 MiB after the durable one, so no second fdatasync):
+ * there the mark lags one fdatasync and the last fdatasync's records lie after it.
+ */
+async function writeLog(opts: StoreOptions, write: (log: Log) => Promise<void>): Promise<BuiltLog> {
+  const sim = new SimPlatform();
+  const store = await Store.open("/s", { syncPolicy: SyncPolicy.always(), ...opts, platform: sim });
+  await write(await store.log(LOG));
+  await store.close();
+  const cut = sim.crash("none");
+  const dir = `/s/${LOG}`;
+  const names = (await cut.readdir(dir)).filter((f) => f.endsWith(".seg")).sort();
+  assert.deepEqual((await sim.readdir(dir)).filter((f) => f.endsWith(".seg")).sort(), names);
   return {
     firsts: names.map((f) => Number(f.slice(0, 20))),
-    files: names.map((f) => new Uint8Array(readFileSync(join(dir, LOG, f)))),
+    files: names.map((f) => cut.fileBytes(`${dir}/${f}`)!),
+    written: names.map((f) => sim.fileBytes(`${dir}/${f}`)!),
   };
 }
 
-/** Writes records through the Store (`payloadOf(i)` for record i) and returns its segment files. */
-async function buildLog(
+/** {@linkcode writeLog} of `n` records appended one at a time, `payloadOf(i)` for record i. */
+function buildLog(
   n: number,
   opts: StoreOptions = {},
   payloadOf: (seq: number) => Uint8Array = payload,
-): Promise<{ firsts: number[]; files: Uint8Array[] }> {
-  const dir = freshDir();
-  const store = await openStore(dir, opts);
-  const log = await store.log(LOG);
-  for (let i = 0; i < n; i++) assert.equal(await log.append(payloadOf(i)), i);
-  await store.close();
-  return segmentsOf(dir);
+): Promise<BuiltLog> {
+  return writeLog(opts, async (log) => {
+    for (let i = 0; i < n; i++) assert.equal(await log.append(payloadOf(i)), i);
+  });
 }
 
 // ---- version 1: segments built from FORMAT.md ("Version 1") ----
@@ -328,12 +350,15 @@ const nextBoundary = (offset: number, unit: number) => (Math.floor(offset / unit
 
 // ---- shared logs ----
 
+// As a power cut after the close leaves them (buildLog).
 /** v2, one segment (default options), records 0..4; the mark covers 0..3 (SyncPolicy.always). */
 let five: Uint8Array;
 let fiveSeg: V2Seg;
 /** v2, one segment, 20 records of 300 bytes; the mark covers 0..18. */
 let twenty: Uint8Array;
 let twentySeg: V2Seg;
+/** The same 20 records as written, with the slot naming the last fdatasync: the mark covers all. */
+let twentyWritten: Uint8Array;
 /** The same 20 records written by another log (another log id). */
 let twentyOther: Uint8Array;
 /** v2, three segments of 4096 bytes. */
@@ -355,12 +380,15 @@ before(async () => {
   assert.ok(five.length > fiveSeg.end, "a preallocated zero tail");
   assert.ok(five.subarray(fiveSeg.end).every((x) => x === 0));
   assert.equal(fiveSeg.mark?.durableEnd, fiveSeg.frames[4].offset, "the mark lags one fdatasync");
+  assert.equal(parseV2(f.written[0]).mark?.durableEnd, fiveSeg.end, "the newest slot names all");
 
   const t = await buildLog(20, {}, bigPayload);
   twenty = t.files[0];
   twentySeg = parseV2(twenty);
   assert.equal(twentySeg.frames.length, 20);
   assert.equal(twentySeg.mark?.durableEnd, twentySeg.frames[19].offset);
+  twentyWritten = t.written[0];
+  assert.equal(parseV2(twentyWritten).mark?.durableEnd, twentySeg.end);
   twentyOther = (await buildLog(20, {}, bigPayload)).files[0];
   assert.notDeepEqual(parseV2(twentyOther).logId, twentySeg.logId);
 
@@ -416,8 +444,13 @@ describe("v2 newest segment: after the mark, a torn tail is cut and reported, ze
           assert.equal(await log.append(payload(4)), 4);
           await store.close();
           const after = new Uint8Array(readFileSync(path(0)));
-          assert.deepEqual(after.subarray(0, last), five.subarray(0, last), what);
-          assert.deepEqual(parseV2(after).frames.map((f) => f.seq), range(0, 5), what);
+          // Header and records kept as they were; the slot after the append's fdatasync names it.
+          assert.deepEqual(after.subarray(0, V2_HEADER), five.subarray(0, V2_HEADER), what);
+          const slotsEnd = V2_HEADER + 80;
+          assert.deepEqual(after.subarray(slotsEnd, last), five.subarray(slotsEnd, last), what);
+          const a = parseV2(after);
+          assert.deepEqual(a.frames.map((f) => f.seq), range(0, 5), what);
+          assert.deepEqual(a.mark, { generation: 5, durableEnd: a.end, nextSeq: 5 }, what);
           const again = await inspect(dir);
           assert.deepEqual(again.seqs, range(0, 5), what);
           assert.equal(again.report.truncatedBytes, 0, what);
@@ -481,7 +514,8 @@ describe("v2 newest segment: after the mark, a torn tail is cut and reported, ze
   });
 
   it("damage in the records after the mark (the last fdatasync's) is cut as a torn tail: the documented cost", async () => {
-    // RECOVERY.md: the mark lags one fdatasync, so damage there cannot be told from a torn write.
+    // RECOVERY.md: after a power cut the mark may lag one fdatasync, so damage there cannot be
+    // told from a torn write.
     const f = twentySeg.frames[19];
     assert.ok(f.offset >= twentySeg.mark!.durableEnd, "record 19 lies after the mark");
     const bytes = twenty.slice();
@@ -496,6 +530,14 @@ describe("v2 newest segment: after the mark, a torn tail is cut and reported, ze
     } finally {
       await store.close();
     }
+  });
+
+  it("the same damage where the slot naming the last fdatasync reached the disk: before the mark, CorruptionError", async () => {
+    const f = twentySeg.frames[19];
+    const bytes = twentyWritten.slice();
+    bytes[f.offset + 20] ^= 0x01;
+    const { dir, path } = place({ 0: bytes });
+    await expectReadCorruption(dir, { path: path(0), offset: f.offset, seq: 19 }, 20);
   });
 
   it("the newest segment of several: cut, earlier sealed segments untouched", async () => {
@@ -520,13 +562,11 @@ describe("v2 newest segment: an incomplete batch at the tail is dropped whole", 
   let seg: V2Seg;
 
   before(async () => {
-    const dir = freshDir();
-    const store = await openStore(dir);
-    const log = await store.log(LOG);
-    for (let i = 0; i < 3; i++) await log.append(payload(i));
-    assert.deepEqual(await log.appendBatch(range(3, 7).map((i) => payload(i))), range(3, 7));
-    await store.close();
-    batched = segmentsOf(dir).files[0];
+    const built = await writeLog({}, async (log) => {
+      for (let i = 0; i < 3; i++) await log.append(payload(i));
+      assert.deepEqual(await log.appendBatch(range(3, 7).map((i) => payload(i))), range(3, 7));
+    });
+    batched = built.files[0];
     seg = parseV2(batched);
     assert.deepEqual(seg.frames.map((f) => f.type), [1, 1, 1, 3, 3, 3, 1]);
     assert.ok(seg.mark!.durableEnd <= seg.frames[3].offset, "the batch lies after the mark");

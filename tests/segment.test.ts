@@ -1,6 +1,6 @@
 // Segments and the append path under failure: buffering and flush, preallocation (zeros written
 // ahead of the data in 1 MiB steps, never past segmentBytes), stored index entries, the mark slot
-// written before each fdatasync (it states only what a completed fdatasync covered), the seal
+// written after each fdatasync (it states only what that completed fdatasync covered), the seal
 // (which cuts the zero tail off), a failed write cut back to the last whole frame (no partial
 // frame a later flush could complete), a failed fdatasync or mark-slot write poisoning the segment
 // and the log (no retry; reads still work), seal failures, and RecordTooLargeError before anything
@@ -298,11 +298,11 @@ describe("Segment: buffer, flush, sync", () => {
     rec.clear();
     await seg.sync();
     assert.deepEqual(
-      rec.calls.filter((c) => WRITES.includes(c.op)).map((c) => [c.op, c.position]),
-      [["writeAt", end]],
-      "inside the allocated space: no zeros; no fdatasync completed yet, so no mark slot",
+      rec.calls.filter((c) => WRITES.includes(c.op) || c.op === "datasync")
+        .map((c) => [c.op, c.position]),
+      [["writeAt", end], ["datasync", undefined], ["writeAt", 80]],
+      "inside the allocated space: no zeros; after the fdatasync, slot A saying what it covered",
     );
-    assert.equal(rec.count("datasync"), 1);
     seg.close();
     assert.equal(statSync(seg.path).size, MiB);
     assert.deepEqual(framesOf(seg.path), Array.from({ length: 11 }, (_, i) => i));
@@ -367,7 +367,7 @@ describe("Segment: buffer, flush, sync", () => {
     assert.deepEqual(framesOf(seg.path), Array.from({ length: 30 }, (_, i) => i));
   });
 
-  it("the mark slot written before each fdatasync states only what a completed fdatasync covered", async () => {
+  it("the mark slot written after each fdatasync states what it covered; the next fdatasync makes it durable", async () => {
     const sim = new SimPlatform();
     const snaps: SimSnapshot[] = [];
     const seg = await newSegment(snapshotting(sim, snaps), { ...OPTS, segmentBytes: MiB }, "/m");
@@ -381,6 +381,14 @@ describe("Segment: buffer, flush, sync", () => {
       for (let j = 0; j < n; j++, seq++) seg.append(seq, BASE + k, payload(seq), j === n - 1);
       await seg.sync();
       covered.push({ end: seg.flushedBytes, nextSeq: seq, lastTimestamp: BASE + k });
+      // At once, not at the next fdatasync: what a reader in another process reads as durable.
+      const cached = markOf(sim.fileBytes(seg.path)!);
+      assert.equal(cached?.generation, k + 1, `after sync ${k}`);
+      assert.deepEqual(
+        { end: cached.durableEnd, nextSeq: cached.nextSeq, lastTimestamp: cached.lastTimestamp },
+        covered[k],
+        `after sync ${k}: the slot names what it covered`,
+      );
     }
     seg.close();
     assert.equal(snaps.length, 12, "one fdatasync per sync");
@@ -397,7 +405,7 @@ describe("Segment: buffer, flush, sync", () => {
       return mark;
     };
     snaps.forEach((snap, k) => {
-      // Just before fdatasync k the slot is written (in the cache): it names fdatasync k - 1.
+      // Before fdatasync k the cache holds the slot written after fdatasync k - 1, naming it.
       const all = checkImage(snap.crash("all").fileBytes(seg.path)!, `before sync ${k}, all`);
       if (k === 0) {
         assert.equal(all, null, "no fdatasync of data completed yet: no mark");
@@ -423,7 +431,8 @@ describe("Segment: buffer, flush, sync", () => {
         }
       }
     });
-    // After the last fdatasync: the data it covered is durable, the mark lags one fdatasync.
+    // After the last fdatasync: the data it covered is durable, but the slot written after it is
+    // not (no fdatasync followed it), so a power cut leaves the one before.
     const final = sim.crash("none").fileBytes(seg.path)!;
     assert.equal(walk(final).frames.length, seq);
     const mark = checkImage(final, "after the last sync");
@@ -431,6 +440,9 @@ describe("Segment: buffer, flush, sync", () => {
     assert.equal(mark?.generation, 11);
     assert.equal(slotAt(final, 80, headOf(final))?.generation, 11, "odd generations in slot A");
     assert.equal(slotAt(final, 120, headOf(final))?.generation, 10, "even ones in slot B");
+    const cached = sim.crash("all").fileBytes(seg.path)!;
+    assert.equal(checkImage(cached, "after the last sync, all")?.durableEnd, covered[11].end);
+    assert.equal(slotAt(cached, 120, headOf(cached))?.generation, 12);
   });
 
   it("index entries: one per flush 64 KiB past the previous, stored at 160 + 32 (i - 1); the seal lists them", async () => {
@@ -458,8 +470,9 @@ describe("Segment: buffer, flush, sync", () => {
       assert.deepEqual(storedEntry(bytes, i, h), want[i], `entry ${i}`);
     }
     assert.equal(storedEntry(bytes, want.length, h), null, "nothing past the last entry");
-    // The mark counts the entries the previous fdatasync covered.
+    // The mark, written after the last fdatasync, counts the entries it covered.
     const mark = markOf(bytes)!;
+    assert.equal(mark.durableEnd, seg.flushedBytes);
     assert.equal(
       mark.storedEntries,
       want.filter((e, i) => i > 0 && e.offset < mark.durableEnd).length,
@@ -607,7 +620,7 @@ describe("Segment: failures", () => {
     seg.close();
   });
 
-  it("a failed mark-slot write poisons: no fdatasync after it, later writes refused", async () => {
+  it("a failed mark-slot write poisons: the fdatasync before it stands, later writes refused", async () => {
     const faulty = new FaultyPlatform(nodePlatform);
     const rec = recordingPlatform(faulty);
     const seg = await newSegment(rec);
@@ -616,19 +629,28 @@ describe("Segment: failures", () => {
       await seg.sync();
     }
     seg.append(2, BASE, payload(2), true);
-    // This sync writes the data, then the slot for the previous fdatasync, then syncs. The first
-    // sync wrote no slot (nothing was durable before it), the second generation 1 (slot A at 80),
-    // so this one writes generation 2 to slot B at 120.
+    // This sync writes the data, fdatasyncs, then writes the slot for that fdatasync. The first
+    // two syncs wrote generations 1 (slot A at 80) and 2 (slot B at 120), so this one writes
+    // generation 3 to slot A.
     faulty.inject({ op: "writeAt", after: 1, code: "EIO" });
     rec.clear();
-    const err = await caught(seg.sync());
-    assert.ok(err instanceof IoError, String(err));
-    const writes = rec.calls.filter((c) => WRITES.includes(c.op));
-    assert.deepEqual(writes.map((c) => c.position), [seg.dataStart + 2 * FRAME, 120]);
-    assert.equal(rec.count("datasync"), 0, "no fdatasync after a failed slot write");
+    // The records were made durable before the slot write failed: this sync succeeded for them.
+    await seg.sync();
+    assert.equal(faulty.injected.length, 1, "the slot write failed");
+    assert.deepEqual(
+      rec.calls.filter((c) => WRITES.includes(c.op) || c.op === "datasync").map((c) => c.position),
+      [seg.dataStart + 2 * FRAME, undefined, 80],
+      "data, fdatasync, the slot",
+    );
     assert.equal(seg.poisoned, true);
+    assert.ok((await caught(seg.datasync())) instanceof PoisonedError, "no fdatasync after it");
     assert.ok((await caught(() => seg.append(3, BASE, payload(3), true))) instanceof PoisonedError);
+    assert.ok((await caught(() => seg.flush())) instanceof PoisonedError);
+    assert.equal(rec.count("datasync"), 1);
     seg.close();
+    // The slot write failed whole: slot B still names the second fdatasync.
+    const bytes = new Uint8Array(readFileSync(seg.path));
+    assert.deepEqual([markOf(bytes)?.generation, markOf(bytes)?.nextSeq], [2, 2]);
   });
 
   it("a failed seal write is cut back, leaving the records; a second seal works", async () => {
@@ -715,7 +737,8 @@ describe("Log: write and fsync failures through the Store", () => {
     assert.equal(faulty.injected.length, 1, "the failed fdatasync was not retried");
     const seqs: number[] = [];
     for await (const r of log.read({ from: 0 })) seqs.push(r.seq);
-    assert.deepEqual(seqs, [0, 1], "reads still work (record 1 reached the page cache)");
+    // Record 1 reached the page cache, but its append rejected: a reader never sees it.
+    assert.deepEqual(seqs, [0], "reads still work, up to the last resolved append");
     await store.close();
     assert.deepEqual(framesOf(seg), [0, 1]);
     // Reopening is the way out: the store is usable again.

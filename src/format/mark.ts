@@ -1,8 +1,9 @@
 /**
  * The durable mark of a v2 active segment (see FORMAT.md, "Mark slots" and "Index area"): two
- * 40-byte slots after the header, written alternately just before each fdatasync with what the
- * previous completed fdatasync made durable, and the stored sparse index entries after them. Open
- * starts from the newer valid slot, so its work does not grow with the segment.
+ * 40-byte slots after the header, written alternately right after each fdatasync with what it made
+ * durable (each slot durable itself with the next fdatasync), and the stored sparse index entries
+ * after them. Open starts from the newer valid slot, so its work does not grow with the segment;
+ * read-only stores read it as what is durable.
  *
  * @example
  * ```ts
