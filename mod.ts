@@ -32,11 +32,18 @@
 export { Store } from "./src/store.ts";
 export type { ResolvedStoreOptions, StoreOptions } from "./src/store_options.ts";
 export type { FollowOptions, Log } from "./src/log.ts";
+export type { Cursor, CursorInfo, CursorReadOptions } from "./src/cursor.ts";
 export type { LogRecord, ReadOptions, RecordIterator } from "./src/reader.ts";
 export type { OpenReport } from "./src/recovery.ts";
 export type { RepairAction } from "./src/repair.ts";
 // `StoreOptions.platform` names these; the adapters themselves are in `@khipu/log/platform`.
-export type { Platform, PlatformFile, PlatformLock, PlatformStat } from "./src/platform/types.ts";
+export type {
+  Platform,
+  PlatformFile,
+  PlatformLock,
+  PlatformStat,
+  PlatformWatcher,
+} from "./src/platform/types.ts";
 export { SyncPolicy, type SyncPolicyKind } from "./src/sync_policy.ts";
 export {
   AlreadyExistsError,

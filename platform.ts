@@ -43,6 +43,7 @@ export type {
   PlatformLock,
   PlatformOp,
   PlatformStat,
+  PlatformWatcher,
 } from "./src/platform/types.ts";
 export { defaultPlatform } from "./src/platform/detect.ts";
 export { createNodePlatform, nodePlatform } from "./src/platform/node.ts";

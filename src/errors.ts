@@ -317,7 +317,9 @@ export class PoisonedError extends KhipuError {
    * Creates the error from the log (or file), the failure that poisoned it and, for a failed
    * fdatasync, the records `[from, to)` it covered.
    */
-  constructor(d: ErrorContext & { path: string; cause: unknown; covering?: { from: number; to: number } }) {
+  constructor(
+    d: ErrorContext & { path: string; cause: unknown; covering?: { from: number; to: number } },
+  ) {
     const c = d.covering ?? (d.cause instanceof PoisonedError ? d.cause.covering : undefined);
     const what = c
       ? `the fdatasync of records [${c.from}, ${c.to}) failed: ${describeCause(d.cause)}`
@@ -416,7 +418,9 @@ export class RecordsRemovedError extends KhipuError {
   /** The log's first seq now: `[position, firstSeq)` was removed. */
   readonly firstSeq: number;
   /** Creates the error from the log, the position wanted and the log's first seq now. */
-  constructor(d: ErrorContext & { path: string; position: number; firstSeq: number; who?: string }) {
+  constructor(
+    d: ErrorContext & { path: string; position: number; firstSeq: number; who?: string },
+  ) {
     super(
       "RECORDS_REMOVED",
       `${d.who ?? "reader"} at seq ${d.position} is behind the log's first seq ${d.firstSeq}: ` +

@@ -35,13 +35,37 @@ const WINDOWS_RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$/i;
  * ```
  */
 export function validateLogName(name: string): void {
-  if (
-    typeof name !== "string" || !NAME_RE.test(name) || isLockName(name) ||
-    WINDOWS_RESERVED.test(name) || name.endsWith(".")
-  ) {
+  if (!isPortableName(name) || isLockName(name)) {
     throw new InvalidArgumentError({
       message: `invalid log name ${JSON.stringify(name)}: use 1-100 of A-Z a-z 0-9 _ . - ` +
         `(not starting with '.' or '-', not ending with '.', not LOCK or LOCK.*, not a Windows device name)`,
+    });
+  }
+}
+
+/**
+ * Checks a cursor name: 1-100 characters from `A-Z a-z 0-9 _ . -`, not starting with `.` or `-`,
+ * not ending with `.`, not a Windows device name. Unlike a log name it may be `LOCK`: a cursor's
+ * files all carry a suffix (`<name>.cursor`, `<name>.lock`). Throws `InvalidArgumentError`.
+ *
+ * @example
+ * ```ts
+ * import { InvalidArgumentError } from "@khipu/log";
+ * import { validateCursorName } from "./log_name.ts";
+ * validateCursorName("billing.v2"); // ok
+ * try {
+ *   validateCursorName("a/b");
+ *   throw new Error("accepted a/b");
+ * } catch (e) {
+ *   if (!(e instanceof InvalidArgumentError)) throw e;
+ * }
+ * ```
+ */
+export function validateCursorName(name: string): void {
+  if (!isPortableName(name)) {
+    throw new InvalidArgumentError({
+      message: `invalid cursor name ${JSON.stringify(name)}: use 1-100 of A-Z a-z 0-9 _ . - ` +
+        `(not starting with '.' or '-', not ending with '.', not a Windows device name)`,
     });
   }
 }
@@ -62,6 +86,12 @@ export function isLogName(name: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** A name that is one plain file or directory name on every platform. */
+function isPortableName(name: string): boolean {
+  return typeof name === "string" && NAME_RE.test(name) && !WINDOWS_RESERVED.test(name) &&
+    !name.endsWith(".");
 }
 
 /** The lock file and the lock protocol's helper files (`LOCK.*`) share the store directory. */

@@ -423,8 +423,8 @@ export class LogTail {
     this.#closed = true;
     this.#stopWatching();
     if (this.#soon) clearTimeout(this.#soon);
+    // The live segment stays known: nextSeq and committedEnd keep saying what was last seen.
     this.#live?.close();
-    this.#live = null;
     this.#changed.notify();
   }
 

@@ -278,7 +278,7 @@ export async function acquireLock(
 ): Promise<PlatformLock> {
   const key = resolve(path);
   if (held.has(key)) {
-    throw new LockedError({ path, holder: "this process (the store is already open)" });
+    throw new LockedError({ path, holder: "this process (it holds this lock already)" });
   }
   held.add(key); // synchronously, so a concurrent acquire in this process fails too
   const opts: Required<LockOptions> = {
