@@ -43,6 +43,7 @@ import { LogWriter, type WriterOptions } from "./log_writer.ts";
 import { deleteSegmentsBefore } from "./retention.ts";
 import { describeValue, options as checkOptions, recordBytes, wholeNumber } from "./validate.ts";
 import { type OpenReport, recoverLog } from "./recovery.ts";
+import { emptyReport } from "./open_context.ts";
 import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
 import type { Segment } from "./segment.ts";
 import type { SegmentView } from "./segment_view.ts";
@@ -131,17 +132,6 @@ export async function openReadOnlyLog(
   return construct(name, path, opts, { kind: "tail", tail });
 }
 
-/** `openReport` of a read-only log: it repairs nothing. */
-const NOTHING_DONE: OpenReport = Object.freeze({
-  segments: 0,
-  truncatedBytes: 0,
-  truncatedAt: null,
-  tornHole: false,
-  recreatedSegment: null,
-  repaired: [],
-  skippedSeqs: null,
-});
-
 /**
  * An open log. Get one from `store.log(name)`.
  *
@@ -212,7 +202,8 @@ export class Log {
       this.#writer = null;
       this.#tail = backend.tail;
       this.#segments = backend.tail.segments;
-      this.openReport = { ...NOTHING_DONE, segments: backend.tail.segments.length };
+      // A read-only log repairs nothing.
+      this.openReport = { ...emptyReport(), segments: backend.tail.segments.length };
     }
     this.readOnly = this.#tail !== null;
     const tail = this.#tail;

@@ -37,6 +37,29 @@ export interface OpenReport {
   skippedSeqs: { from: number; to: number } | null;
 }
 
+/**
+ * The report of an open that has found and done nothing yet (recovery fills it in; a read-only
+ * log's stays so).
+ *
+ * @example
+ * ```ts
+ * import { emptyReport } from "./open_context.ts";
+ * const r = emptyReport();
+ * if (r.truncatedBytes !== 0 || r.repaired.length !== 0 || r === emptyReport()) throw new Error();
+ * ```
+ */
+export function emptyReport(): OpenReport {
+  return {
+    segments: 0,
+    truncatedBytes: 0,
+    truncatedAt: null,
+    tornHole: false,
+    recreatedSegment: null,
+    repaired: [],
+    skippedSeqs: null,
+  };
+}
+
 /** Recovery options. */
 export interface RecoverOptions extends SegmentOptions {
   /** Move damaged segments aside (`.broken`) instead of failing with `CorruptionError`. */

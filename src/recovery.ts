@@ -25,7 +25,13 @@ import { CorruptionError, FileTypeError } from "./errors.ts";
 import { dirModeFor, mkdirDurable } from "./platform/durable.ts";
 import type { Platform } from "./platform/types.ts";
 import { checkSealed } from "./check_sealed.ts";
-import { LogIdCheck, type OpenReport, type PrevEnd, type RecoverOptions } from "./open_context.ts";
+import {
+  emptyReport,
+  LogIdCheck,
+  type OpenReport,
+  type PrevEnd,
+  type RecoverOptions,
+} from "./open_context.ts";
 import { removeStaleRepairFiles, repairSegment } from "./repair.ts";
 import { recoverActive } from "./recover_active.ts";
 import { parseSegmentFileName, Segment, segmentFileName } from "./segment.ts";
@@ -70,15 +76,7 @@ export async function recoverLog(
     throw new FileTypeError({ path: dir, found: "a file", expected: "a log directory" });
   }
   if (!existing) await mkdirDurable(platform, dir, dirModeFor(opts.fileMode ?? 0o644));
-  const report: OpenReport = {
-    segments: 0,
-    truncatedBytes: 0,
-    truncatedAt: null,
-    tornHole: false,
-    recreatedSegment: null,
-    repaired: [],
-    skippedSeqs: null,
-  };
+  const report = emptyReport();
   const names = await platform.readdir(dir);
   await removeStaleRepairFiles(platform, dir, names);
   const firstSeqs = names

@@ -30,6 +30,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
+import { childEnv } from "./helpers.ts";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -87,17 +88,6 @@ interface ConsumerResult {
   crossChecked: boolean;
 }
 
-/** The child environment: no loaders inherited from tsx, no colours, no update checks. */
-function childEnv(): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = {
-    ...process.env,
-    NO_COLOR: "1",
-    DENO_NO_UPDATE_CHECK: "1",
-  };
-  delete env.NODE_OPTIONS;
-  delete env.FORCE_COLOR;
-  return env;
-}
 
 function run(cmd: string, args: string[], cwd: string): string {
   const r = spawnSync(cmd, args, {

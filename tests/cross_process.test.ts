@@ -23,6 +23,7 @@ import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "nod
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
+import { childEnv } from "./helpers.ts";
 import { Store, SyncPolicy } from "../mod.ts";
 import { killPayload } from "./fixtures/kill_payload.ts";
 import { checkRecord } from "./fixtures/cross/child_io.ts";
@@ -47,17 +48,6 @@ function command(exe: Exe, script: string, args: string[]): string[] {
   return runtimeCommand(exe, script, args);
 }
 
-/** The child environment: no loaders inherited from tsx, no colours, no update checks. */
-function childEnv(): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = {
-    ...process.env,
-    NO_COLOR: "1",
-    DENO_NO_UPDATE_CHECK: "1",
-  };
-  delete env.NODE_OPTIONS;
-  delete env.FORCE_COLOR;
-  return env;
-}
 
 /** A running fixture, its stdout as lines. */
 interface Child {

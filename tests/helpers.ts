@@ -3,6 +3,7 @@ import { after, before } from "node:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import { defaultPlatform } from "../src/platform/detect.ts";
 import type { Platform, PlatformFile } from "../src/platform/types.ts";
 import { concatChunks } from "../src/platform/write_all.ts";
@@ -67,4 +68,16 @@ export async function within<T>(p: Promise<T>, what: string, ms: number): Promis
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The child environment: no loaders inherited from tsx, no colours, no update checks. */
+export function childEnv(): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    NO_COLOR: "1",
+    DENO_NO_UPDATE_CHECK: "1",
+  };
+  delete env.NODE_OPTIONS;
+  delete env.FORCE_COLOR;
+  return env;
 }
