@@ -88,7 +88,6 @@ interface ConsumerResult {
   crossChecked: boolean;
 }
 
-
 function run(cmd: string, args: string[], cwd: string): string {
   const r = spawnSync(cmd, args, {
     cwd,

@@ -48,7 +48,6 @@ function command(exe: Exe, script: string, args: string[]): string[] {
   return runtimeCommand(exe, script, args);
 }
 
-
 /** A running fixture, its stdout as lines. */
 interface Child {
   label: string;
