@@ -30,8 +30,9 @@
  * @module
  */
 export { Store } from "./src/store.ts";
-export type { ResolvedStoreOptions, StoreOptions } from "./src/store_options.ts";
-export type { FollowOptions, Log } from "./src/log.ts";
+export type { LogOpenOptions, ResolvedStoreOptions, StoreOptions } from "./src/store_options.ts";
+export type { ResolvedRetention, RetentionOptions } from "./src/retention_policy.ts";
+export type { FollowOptions, Log, LogOptions, RetentionResult } from "./src/log.ts";
 export type { Cursor, CursorInfo, CursorReadOptions } from "./src/cursor.ts";
 export type { LogRecord, ReadOptions, RecordIterator } from "./src/reader.ts";
 export type { OpenReport } from "./src/recovery.ts";

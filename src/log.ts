@@ -39,14 +39,17 @@ import {
 } from "./cursor.ts";
 import { logIdHex } from "./format/header.ts";
 import { LogTail } from "./log_tail.ts";
-import { LogWriter, type WriterOptions } from "./log_writer.ts";
+import { LogWriter } from "./log_writer.ts";
 import { deleteSegmentsBefore } from "./retention.ts";
+import { hasRetention, retentionCut } from "./retention_policy.ts";
+import { backgroundInterval, type BackgroundTimer } from "./unref_timer.ts";
 import { describeValue, options as checkOptions, recordBytes, wholeNumber } from "./validate.ts";
 import { type OpenReport, recoverLog } from "./recovery.ts";
 import { emptyReport } from "./open_context.ts";
 import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
 import type { Segment } from "./segment.ts";
 import type { SegmentView } from "./segment_view.ts";
+import type { ResolvedStoreOptions } from "./store_options.ts";
 import { seqAtTime } from "./time_seek.ts";
 
 /** Options of `log.follow()`. */
@@ -61,11 +64,8 @@ export interface FollowOptions {
   committed?: boolean;
 }
 
-/** Settings a log runs with (the store fills in defaults). */
-export interface LogOptions extends WriterOptions {
-  /** Set damaged segments aside instead of failing to open. */
-  repair: boolean;
-}
+/** Settings a log runs with: the store's options, overridden by the log's own. */
+export type LogOptions = ResolvedStoreOptions;
 
 /** What a log reads and (in a writer's store) writes through. */
 type Backend =
@@ -158,6 +158,8 @@ export class Log {
   readonly openReport: OpenReport;
   /** True if this log is from a store opened `readOnly`: it reads, follows and keeps cursors. */
   readonly readOnly: boolean;
+  /** The options in force: the store's, overridden by the ones given to `store.log(name, ...)`. */
+  readonly options: LogOptions;
   #opts: LogOptions;
   #writer: LogWriter | null;
   #tail: LogTail | null;
@@ -167,7 +169,10 @@ export class Log {
   #closing: Promise<void> | null = null;
   #closed = false;
   #changed = new ChangeSignal();
-  #retention: Promise<void> = Promise.resolve();
+  #retention: Promise<unknown> = Promise.resolve();
+  /** A background retention pass queued or running (they coalesce). */
+  #retaining = false;
+  #retentionTimer: BackgroundTimer | null = null;
   #readerFiles = new Set<PlatformFile>();
   #source: ReadSource;
 
@@ -192,9 +197,17 @@ export class Log {
     this.name = name;
     this.path = path;
     this.#opts = opts;
+    this.options = opts;
     if (backend.kind === "writer") {
       const { segments, active } = backend;
-      this.#writer = new LogWriter(path, opts, segments, active, () => this.#changed.notify());
+      this.#writer = new LogWriter(
+        path,
+        opts,
+        segments,
+        active,
+        () => this.#changed.notify(),
+        () => this.#retainInBackground(),
+      );
       this.#tail = null;
       this.#segments = this.#writer.segments;
       this.openReport = backend.report;
@@ -254,6 +267,12 @@ export class Log {
       isClosed: () => this.closed,
       released: (c) => this.#cursors.delete(c),
     };
+    if (writer && (hasRetention(opts.retention) || opts.segmentMaxAgeMs !== Infinity)) {
+      this.#retentionTimer = backgroundInterval(
+        () => this.#onRetentionTimer(),
+        retentionPeriod(opts),
+      );
+    }
   }
 
   /**
@@ -497,9 +516,109 @@ export class Log {
     } catch (err) {
       return Promise.reject(err);
     }
-    const run = this.#retention.then(() => deleteSegmentsBefore(this.#opts.platform, seq, writer));
+    const run = this.#retention.then(async () => {
+      await deleteSegmentsBefore(this.#opts.platform, seq, writer);
+    });
     this.#retention = run.catch(() => {});
     return run;
+  }
+
+  /**
+   * Seals the active segment now and starts the next one (nothing to do if it is empty), so that
+   * retention can delete its records once they are past a limit. Resolves once the seal is on
+   * disk. `segmentMaxAgeMs` does this on a timer.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const store = await Store.open("/data", { platform: new SimPlatform() });
+   * const log = await store.log("audit");
+   * await log.append("the only record of the day");
+   * await log.roll();
+   * const segments = log.segmentCount;
+   * await store.close();
+   * if (segments !== 2) throw new Error(`${segments} segments`);
+   * ```
+   */
+  roll(): Promise<void> {
+    try {
+      return this.#writable("roll").roll();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Runs retention now (it also runs on a background timer and at each rollover): deletes,
+   * oldest first and durably, every sealed segment past one of the log's `retention` limits.
+   * Resolves with what it removed and the log's first seq after it.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const store = await Store.open("/data", { platform: new SimPlatform(), segmentBytes: 4096 });
+   * const log = await store.log("events", { retention: { maxRecords: 5 } });
+   * for (let i = 0; i < 20; i++) await log.append(new Uint8Array(1000)); // 3 to a segment
+   * const r = await log.enforceRetention();
+   * await store.close();
+   * if (r.firstSeq !== log.firstSeq || log.nextSeq - r.firstSeq < 5 || r.firstSeq < 12) {
+   *   throw new Error(JSON.stringify(r));
+   * }
+   * ```
+   */
+  enforceRetention(): Promise<RetentionResult> {
+    let writer: LogWriter;
+    try {
+      writer = this.#writable("enforceRetention");
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const run = this.#retention.then(() => this.#retainOnce(writer));
+    this.#retention = run.catch(() => {});
+    return run;
+  }
+
+  async #retainOnce(writer: LogWriter): Promise<RetentionResult> {
+    const limits = this.#opts.retention;
+    const firstBefore = this.firstSeq;
+    let removedSegments = 0;
+    if (hasRetention(limits)) {
+      const consumed = limits.keepUnconsumed
+        ? lowestPosition(await listCursors(this.#cursorHost))
+        : null;
+      let liveBytes = 0;
+      for (const s of writer.segments) if (s.kind === "live") liveBytes += s.writer.diskBytes;
+      const cut = retentionCut(writer.segments, liveBytes, limits, {
+        now: Date.now(),
+        nextSeq: writer.nextSeq,
+        consumed,
+      });
+      removedSegments = await deleteSegmentsBefore(this.#opts.platform, cut, writer);
+    }
+    return {
+      removedSegments,
+      removedRecords: this.firstSeq - firstBefore,
+      firstSeq: this.firstSeq,
+    };
+  }
+
+  /** A retention pass from the timer or a rollover: one at a time, its failure left to the next. */
+  #retainInBackground(): void {
+    if (this.#retaining || this.closed || !hasRetention(this.#opts.retention)) return;
+    this.#retaining = true;
+    this.enforceRetention().catch(() => {}).finally(() => (this.#retaining = false));
+  }
+
+  #onRetentionTimer(): void {
+    const writer = this.#writer;
+    if (!writer || this.closed || writer.poison) return;
+    const since = writer.activeSince;
+    if (since !== null && Date.now() - since >= this.#opts.segmentMaxAgeMs) {
+      // The rollover runs a retention pass when the seal is on disk.
+      writer.roll().catch(() => {});
+    } else this.#retainInBackground();
   }
 
   /**
@@ -535,6 +654,7 @@ export class Log {
 
   async #shutdown(): Promise<void> {
     let failure: unknown = null;
+    this.#retentionTimer?.clear();
     const cursors = await Promise.allSettled([...this.#cursors].map((c) => c.close()));
     const writer = this.#writer;
     if (writer && !writer.poison) {
@@ -654,4 +774,29 @@ export class Log {
     if (this.#writer.poison) throw this.#writer.poison;
     return this.#writer;
   }
+}
+
+/** What a retention pass did (`log.enforceRetention()`). */
+export interface RetentionResult {
+  /** Sealed segments deleted. */
+  removedSegments: number;
+  /** Records they held (and any that `truncateBefore` removed meanwhile). */
+  removedRecords: number;
+  /** The log's first seq after the pass. */
+  firstSeq: number;
+}
+
+/** The lowest cursor position, or null if there is no cursor. */
+function lowestPosition(cursors: readonly CursorInfo[]): number | null {
+  return cursors.length === 0 ? null : Math.min(...cursors.map((c) => c.position));
+}
+
+/**
+ * How often the retention timer looks: a quarter of the shortest age that matters (`maxAgeMs`,
+ * `segmentMaxAgeMs`), from 50 ms to 10 s; every 10 s when only size and count limits are set
+ * (they change with appends, which roll over, but a cursor committing can release segments).
+ */
+function retentionPeriod(opts: LogOptions): number {
+  const age = Math.min(opts.retention.maxAgeMs, opts.segmentMaxAgeMs);
+  return age === Infinity ? 10_000 : Math.min(10_000, Math.max(50, Math.floor(age / 4)));
 }

@@ -45,6 +45,8 @@ import { LogIdCheck, readHeader } from "./open_context.ts";
 import { readStoredIndex } from "./recover_active.ts";
 import { parseSegmentFileName, segmentFileName } from "./segment.ts";
 import type { GrowingSegment, LiveSegment, SealedSegment, SegmentView } from "./segment_view.ts";
+// The poll never keeps a process alive: a waiting follower does that itself.
+import { backgroundInterval, backgroundTimeout, type BackgroundTimer } from "./unref_timer.ts";
 
 /** How often a waiting follower checks for changes that no watch event reported. */
 export const TAIL_POLL_MS = 500;
@@ -304,9 +306,9 @@ export class LogTail {
   #refreshing: Promise<void> | null = null;
   #again = false;
   #watch: PlatformWatcher | null = null;
-  #poll: ReturnType<typeof setInterval> | null = null;
+  #poll: BackgroundTimer | null = null;
   #lastWait = 0;
-  #soon: ReturnType<typeof setTimeout> | null = null;
+  #soon: BackgroundTimer | null = null;
   #soonMs = SOON_FIRST_MS;
   #closed = false;
   #failure: unknown = null;
@@ -410,11 +412,10 @@ export class LogTail {
       this.#soonMs = SOON_FIRST_MS;
       return;
     }
-    this.#soon = setTimeout(() => {
+    this.#soon = backgroundTimeout(() => {
       this.#soon = null;
       this.refresh().catch(() => {});
     }, this.#soonMs);
-    unrefTimer(this.#soon);
     this.#soonMs = Math.min(this.#soonMs * 2, TAIL_POLL_MS);
   }
 
@@ -422,7 +423,7 @@ export class LogTail {
   close(): void {
     this.#closed = true;
     this.#stopWatching();
-    if (this.#soon) clearTimeout(this.#soon);
+    this.#soon?.clear();
     // The live segment stays known: nextSeq and committedEnd keep saying what was last seen.
     this.#live?.close();
     this.#changed.notify();
@@ -513,20 +514,19 @@ export class LogTail {
     this.#watch = this.#platform.watch(this.#dir, () => {
       this.refresh().catch(() => {});
     });
-    this.#poll = setInterval(() => {
+    this.#poll = backgroundInterval(() => {
       if (Date.now() - this.#lastWait > WATCH_LINGER_MS && !this.#changed.waiting) {
         this.#stopWatching();
         return;
       }
       this.refresh().catch(() => {});
     }, TAIL_POLL_MS);
-    unrefTimer(this.#poll);
   }
 
   #stopWatching(): void {
     this.#watch?.close();
     this.#watch = null;
-    if (this.#poll) clearInterval(this.#poll);
+    this.#poll?.clear();
     this.#poll = null;
   }
 }
@@ -535,11 +535,4 @@ export class LogTail {
 function retryLater(err: unknown): null {
   if (err instanceof NotFoundError) return null;
   throw err;
-}
-
-/** The poll never keeps a process alive: a waiting follower does that itself. */
-function unrefTimer(t: ReturnType<typeof setInterval> | ReturnType<typeof setTimeout>): void {
-  const deno = (globalThis as { Deno?: { unrefTimer(id: number): void } }).Deno;
-  if (typeof t === "number") deno?.unrefTimer(t);
-  else (t as { unref?: () => void }).unref?.();
 }

@@ -69,15 +69,21 @@ export class LogWriter {
   #pumpDone: Promise<void> = Promise.resolve();
   #pumpAgain = false;
   #poison: KhipuError | null = null;
+  #rolled: () => void;
 
-  /** Takes over the recovered `segments`, whose last one is `active`; `changed` wakes readers. */
+  /**
+   * Takes over the recovered `segments`, whose last one is `active`; `changed` wakes readers,
+   * `rolled` runs after each rollover (a segment sealed: retention may act).
+   */
   constructor(
     dir: string,
     opts: WriterOptions,
     segments: SegmentView[],
     active: Segment,
     changed: () => void,
+    rolled: () => void = () => {},
   ) {
+    this.#rolled = rolled;
     this.#dir = dir;
     this.#opts = opts;
     this.segments = segments;
@@ -195,6 +201,24 @@ export class LogWriter {
     return first;
   }
 
+  /**
+   * Timestamp of the active segment's first record, or null while it is empty: how old the
+   * segment is, for `segmentMaxAgeMs`.
+   */
+  get activeSince(): number | null {
+    return this.#active.recordCount > 0 ? this.#active.firstTimestamp : null;
+  }
+
+  /**
+   * Seals the active segment now (if it holds records) and starts the next one; resolves once the
+   * seal is on disk. Appends made meanwhile go to the new segment.
+   */
+  roll(): Promise<void> {
+    if (this.#active.recordCount === 0) return this.syncThrough(this.#nextSeq);
+    this.#rollover(Math.max(Date.now(), this.#active.lastTimestamp));
+    return this.syncThrough(this.#nextSeq);
+  }
+
   /** Starts the next segment in memory; the pump seals the old one and creates the new file. */
   #rollover(timestamp: number): void {
     const start = {
@@ -288,6 +312,7 @@ export class LogWriter {
       this.#writing.shift();
       this.#commit.markDurable(old.flushedSeq);
       this.#changed();
+      this.#rolled();
     }
     const active = this.#writing[0];
     try {

@@ -30,7 +30,8 @@ export interface RetainedLog {
 
 /**
  * Deletes, oldest first, every sealed segment whose records all lie below `seq`; the active segment
- * is never deleted. Each deletion is durable (directory fsync) before the next.
+ * is never deleted. Each deletion is durable (directory fsync) before the next. Returns how many
+ * went.
  *
  * @example `log.truncateBefore(seq)` runs it after the retention calls before it
  * ```ts
@@ -50,7 +51,8 @@ export async function deleteSegmentsBefore(
   platform: Platform,
   seq: number,
   log: RetainedLog,
-): Promise<void> {
+): Promise<number> {
+  let deleted = 0;
   while (log.segments.length > 1) {
     const oldest = log.segments[0];
     if (oldest.kind !== "sealed" || oldest.endSeq > seq) break;
@@ -66,5 +68,7 @@ export async function deleteSegmentsBefore(
     // Dropped from the list once unlinked, before the directory fsync (which can fail), so readers
     // never look for a file that no longer exists.
     await unlinkDurable(platform, oldest.path, () => log.segments.shift());
+    deleted++;
   }
+  return deleted;
 }

@@ -29,7 +29,13 @@ import { dirModeFor, mkdirDurable, renameDurable } from "./platform/durable.ts";
 import { defaultPlatform } from "./platform/detect.ts";
 import type { Platform, PlatformLock } from "./platform/types.ts";
 import { isLogName, LOCK_FILE, validateLogName } from "./log_name.ts";
-import { type ResolvedStoreOptions, resolveOptions, type StoreOptions } from "./store_options.ts";
+import {
+  type LogOpenOptions,
+  type ResolvedStoreOptions,
+  resolveLogOptions,
+  resolveOptions,
+  type StoreOptions,
+} from "./store_options.ts";
 import { describeValue } from "./validate.ts";
 
 /** Finishes deletions a crash interrupted: their directories were already renamed away. */
@@ -133,6 +139,9 @@ export class Store {
 
   /**
    * Opens (creating if needed) the log called `name`; the same name gives the same `Log`.
+   * `options` override the store's defaults for this log (`syncPolicy`, `segmentBytes`,
+   * `retention`, `segmentMaxAgeMs`, ...); asking again for an open log with other options is an
+   * `InvalidArgumentError`.
    *
    * @example
    * ```ts
@@ -144,11 +153,28 @@ export class Store {
    * if ((await store.log("orders")) !== orders) throw new Error("two Logs for one name");
    * await store.close();
    * ```
+   *
+   * @example One log's own options
+   * ```ts
+   * import { InvalidArgumentError, Store, SyncPolicy } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const store = await Store.open("/data", { platform: new SimPlatform() }); // everyN(64)
+   * const audit = await store.log("audit", {
+   *   syncPolicy: SyncPolicy.always(),
+   *   retention: { maxAgeMs: 90 * 86_400_000 },
+   * });
+   * const other = await store.log("audit", { syncPolicy: SyncPolicy.osManaged() }).catch((e) => e);
+   * await store.close();
+   * if (audit.options.syncPolicy.kind !== "always" || !(other instanceof InvalidArgumentError)) {
+   *   throw new Error("per-log options");
+   * }
+   * ```
    */
-  async log(name: string): Promise<Log> {
+  async log(name: string, options?: LogOpenOptions): Promise<Log> {
     // Read-only: an existing log only (`NotFoundError` if there is none); it never creates one.
     // No await before the entry is set: two calls in one turn share the same Log.
     this.#checkUsable(name);
+    const opts = resolveLogOptions(this.options, options);
     // Keyed case-insensitively: on macOS and Windows "Events" and "events" are one directory, and
     // two writers on it would corrupt it.
     const key = name.toLowerCase();
@@ -168,16 +194,25 @@ export class Store {
         await open.close().catch(() => {});
       }
       if (this.#closing) throw new ClosedError({ what: "store", path: this.path });
-      return await this.#openLog(name);
+      return await this.#openLog(name, opts);
     });
     this.#logs.set(key, { name, log });
     log.catch(() => {
       if (this.#logs.get(key)?.log === log) this.#logs.delete(key);
     });
-    return await log;
+    const opened = await log;
+    const differ = options === undefined ? [] : differingOptions(opened.options, opts);
+    if (differ.length > 0) {
+      throw new InvalidArgumentError({
+        message: `log ${JSON.stringify(name)} is open with other ${differ.join(", ")}; ` +
+          "close it to reopen it with these options",
+        path: opened.path,
+      });
+    }
+    return opened;
   }
 
-  async #openLog(name: string): Promise<Log> {
+  async #openLog(name: string, opts: ResolvedStoreOptions): Promise<Log> {
     const { platform } = this.options;
     const twin = (await platform.readdir(this.path)).find((n) =>
       n !== name && n.toLowerCase() === name.toLowerCase()
@@ -191,7 +226,7 @@ export class Store {
       });
     }
     const open = this.options.readOnly ? openReadOnlyLog : openLog;
-    const log = await open(name, `${this.path}/${name}`, this.options);
+    const log = await open(name, `${this.path}/${name}`, opts);
     this.#opened.add(log);
     return log;
   }
@@ -378,4 +413,11 @@ export class Store {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** The names of the options two logs' settings differ in (the platform is always the store's). */
+function differingOptions(a: ResolvedStoreOptions, b: ResolvedStoreOptions): string[] {
+  const text = (v: unknown) => JSON.stringify(v, (_k, x) => (x === Infinity ? "Infinity" : x));
+  return (Object.keys(a) as (keyof ResolvedStoreOptions)[])
+    .filter((k) => k !== "platform" && text(a[k]) !== text(b[k]));
 }

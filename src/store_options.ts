@@ -15,6 +15,11 @@ import type { Platform } from "./platform/types.ts";
 import { MAX_RECORD_BYTES } from "./format/limits.ts";
 import { SyncPolicy } from "./sync_policy.ts";
 import { boolean, describeValue, options as checkOptions, wholeNumber } from "./validate.ts";
+import {
+  type ResolvedRetention,
+  resolveRetention,
+  type RetentionOptions,
+} from "./retention_policy.ts";
 
 /** Options of {@linkcode Store.open}; every one has a default. */
 export interface StoreOptions {
@@ -51,12 +56,43 @@ export interface StoreOptions {
    * work (their own files are all that such a store writes). Not with `repair`. Default false.
    */
   readOnly?: boolean;
+  /**
+   * Retention limits for every log (a log's own options override them): sealed segments are
+   * deleted, oldest first, by age, size and record count (see `RetentionOptions`), on a background
+   * timer and at each rollover. Default: none (only `truncateBefore` deletes).
+   */
+  retention?: RetentionOptions;
+  /**
+   * Roll the active segment over once its first record is this many ms old, even with no new
+   * appends, so that an age limit can delete a quiet log's records. Default: never by age.
+   */
+  segmentMaxAgeMs?: number;
 }
 
-/** Options after defaults. */
-export type ResolvedStoreOptions = Required<Omit<StoreOptions, "platform">> & {
-  platform: Platform;
-};
+/**
+ * Options of one log, `store.log(name, options)`: each overrides the store's default for that
+ * log. Taken when the log opens; asking again for an open log with other options is an
+ * `InvalidArgumentError`.
+ */
+export type LogOpenOptions = Pick<
+  StoreOptions,
+  | "syncPolicy"
+  | "segmentBytes"
+  | "bufferBytes"
+  | "maxRecordBytes"
+  | "fileMode"
+  | "retention"
+  | "segmentMaxAgeMs"
+>;
+
+/** Options after defaults (`segmentMaxAgeMs`: `Infinity` for never). */
+export type ResolvedStoreOptions =
+  & Required<Omit<StoreOptions, "platform" | "retention">>
+  & {
+    platform: Platform;
+    /** The retention limits, `Infinity` where there is none. */
+    retention: ResolvedRetention;
+  };
 
 const OPTION_KEYS: readonly (keyof StoreOptions)[] = [
   "syncPolicy",
@@ -67,6 +103,18 @@ const OPTION_KEYS: readonly (keyof StoreOptions)[] = [
   "platform",
   "repair",
   "readOnly",
+  "retention",
+  "segmentMaxAgeMs",
+];
+
+const LOG_OPTION_KEYS: readonly (keyof LogOpenOptions)[] = [
+  "syncPolicy",
+  "segmentBytes",
+  "bufferBytes",
+  "maxRecordBytes",
+  "fileMode",
+  "retention",
+  "segmentMaxAgeMs",
 ];
 
 /**
@@ -126,6 +174,56 @@ export function resolveOptions(
     fileMode: wholeNumber("fileMode", or(o.fileMode, 0o644), 0, 0o777),
     repair: boolean("repair", or(o.repair, false)),
     readOnly: boolean("readOnly", or(o.readOnly, false)),
+    retention: resolveRetention(o.retention),
+    segmentMaxAgeMs: o.segmentMaxAgeMs === undefined
+      ? Infinity
+      : wholeNumber("segmentMaxAgeMs", o.segmentMaxAgeMs, 1, Number.MAX_SAFE_INTEGER),
     platform: o.platform,
+  };
+}
+
+/**
+ * The options of one log: the store's, overridden by `given` (checked as the store's are; store-wide
+ * keys such as `platform` or `readOnly` are refused). A read-only store takes none: its logs are
+ * another process's to configure.
+ *
+ * @example
+ * ```ts
+ * import { SyncPolicy } from "@khipu/log";
+ * import { SimPlatform } from "@khipu/log/testing";
+ * import { resolveLogOptions, resolveOptions } from "./store_options.ts";
+ * const store = { ...resolveOptions({ segmentBytes: 1 << 20 }), platform: new SimPlatform() };
+ * const audit = resolveLogOptions(store, { syncPolicy: SyncPolicy.always() });
+ * if (audit.syncPolicy.kind !== "always" || audit.segmentBytes !== 1 << 20) throw new Error();
+ * ```
+ */
+export function resolveLogOptions(
+  store: ResolvedStoreOptions,
+  given: LogOpenOptions | undefined,
+): ResolvedStoreOptions {
+  if (given === undefined) return store;
+  const o = checkOptions("log options", given, LOG_OPTION_KEYS);
+  if (store.readOnly && Object.keys(o).length > 0) {
+    throw new InvalidArgumentError({
+      message: "a read-only store's logs take no options: the writer's store configures them",
+    });
+  }
+  const { syncPolicy, segmentBytes, bufferBytes, maxRecordBytes, fileMode, segmentMaxAgeMs } =
+    store;
+  const merged = resolveOptions({
+    syncPolicy,
+    segmentBytes,
+    bufferBytes,
+    maxRecordBytes,
+    fileMode,
+    repair: store.repair,
+    ...(segmentMaxAgeMs === Infinity ? {} : { segmentMaxAgeMs }),
+    ...o,
+  });
+  return {
+    ...merged,
+    platform: store.platform,
+    readOnly: store.readOnly,
+    retention: o.retention === undefined ? store.retention : merged.retention,
   };
 }
