@@ -48,6 +48,7 @@ import {
   freshDir,
   isMain,
   payload,
+  percentile,
   Recorder,
   removeDir,
   RUNTIME,
@@ -106,12 +107,6 @@ function clock(): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Nearest-rank percentile (`q` in [0, 1]) of unsorted `xs`. */
-function percentile(xs: readonly number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.max(0, Math.ceil(q * s.length) - 1)];
 }
 
 /** Messages from the writer to a child. */

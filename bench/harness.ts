@@ -101,6 +101,21 @@ export const SMOKE: boolean = process.env.KHIPU_BENCH_SMOKE === "1" ||
   process.argv.includes("--smoke");
 
 /**
+ * Nearest-rank percentile (`q` in [0, 1]) of unsorted `xs`: the smallest sample with at least `q`
+ * of the samples at or below it.
+ *
+ * @example
+ * ```ts
+ * import { percentile } from "./harness.ts";
+ * if (percentile([5, 1, 4, 2, 3], 0.5) !== 3 || percentile([1, 2], 0.99) !== 2) throw new Error();
+ * ```
+ */
+export function percentile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.max(0, Math.ceil(q * s.length) - 1)];
+}
+
+/**
  * The median of `xs` (the mean of the middle two for an even count); NaN when empty.
  *
  * @example

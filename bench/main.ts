@@ -3,8 +3,8 @@
  * `bench/results/<runtime>.json` (`bench/results/quick/<runtime>.json` with `--quick`).
  *
  * Order matters: the fsync-bound suites (raw limits, SQLite, interleaved target pairs, policies,
- * follow latency) run first, the space and read suites last, because filling gigabytes leaves
- * writeback behind that would slow later fsyncs.
+ * follow latency, appends during retention) run first, the space and read suites last, because
+ * filling gigabytes leaves writeback behind that would slow later fsyncs.
  *
  * The khipu code measured is `../mod.ts` (or `KHIPU_BENCH_CURRENT`), and, when `KHIPU_BENCH_V1`
  * names a checkout of the v1 code, that too, side by side (`./impls.ts`). A suite that fails (say,
@@ -12,7 +12,7 @@
  * row `suite <name>` and the run goes on.
  *
  * ```sh
- * npx tsx --expose-gc bench/main.ts [--quick|--smoke] [--suites=raw,sqlite,paired,policy,follow,format,space,read,seek,hostile]
+ * npx tsx --expose-gc bench/main.ts [--quick|--smoke] [--suites=raw,sqlite,paired,policy,follow,retention,format,space,read,seek,hostile]
  * npx deno run -A --v8-flags=--expose-gc bench/main.ts
  * npx bun run bench/main.ts
  * ```
@@ -52,6 +52,7 @@ export const SUITES: readonly string[] = [
   "paired",
   "policy",
   "follow",
+  "retention",
   "format",
   "space",
   "read",
@@ -133,6 +134,9 @@ export async function runAll(suites: readonly string[] = SUITES): Promise<RunRes
           break;
         case "follow":
           await (await import("./follow.bench.ts")).followSuite(rec);
+          break;
+        case "retention":
+          await (await import("./retention.bench.ts")).retentionSuite(rec);
           break;
         case "format":
           await (await import("./format.bench.ts")).formatSuite(rec);

@@ -249,6 +249,38 @@ function idleText(r: RunResult): string | undefined {
   } s; an idle process with no store open: ${idleMs.toFixed(1)} ms)`;
 }
 
+/** Policies of the retention suite (`bench/retention.bench.ts`), in the order shown. */
+const RETENTION_POLICIES = ["always()", "osManaged()"] as const;
+
+/** The retention suite's row of `policy`, with a pass running or without. */
+function retentionRow(r: RunResult, policy: string, passRunning: boolean): Row | undefined {
+  return r.rows.find((x) =>
+    x.suite === "retention" && x.extra?.policy === policy && x.extra?.passRunning === passRunning
+  );
+}
+
+/** `p50 / p99 / max` of a latency row. */
+function latencies(x: Row): string {
+  return `${ms(x.p50Ns)} / ${ms(x.p99Ns)} / ${ms(x.extra?.maxNs as number)}`;
+}
+
+/**
+ * Append p99 with a retention pass running against without, as one sentence (no verdict: the
+ * target is "no stall", which has no bar); undefined when not measured.
+ */
+function retentionText(r: RunResult, policy: string): string | undefined {
+  const a = retentionRow(r, policy, true), b = retentionRow(r, policy, false);
+  if (!a && !b) return undefined;
+  if (a?.skipped || b?.skipped) return `n/a: skipped (${a?.skipped ?? b?.skipped})`;
+  if (!a || !b) return "n/a (one side not measured)";
+  const e = a.extra ?? {};
+  return `p99 ${x2(e.p99ToNoPass as number)} (${ms(a.p99Ns)} vs ${ms(b.p99Ns)}; per round ${
+    (e.roundP99RatioMin as number).toFixed(2)
+  }–${(e.roundP99RatioMax as number).toFixed(2)}x, median ${
+    x2(e.roundP99RatioMedian as number)
+  } over ${e.windows} rounds); max ${ms(e.maxNs as number)} vs ${ms(b.extra?.maxNs as number)}`;
+}
+
 /**
  * Largest index interval of the seek suite's stores: entries are at least 64 KiB apart and start
  * flush chunks (FORMAT.md), and `bench/seek.bench.ts` writes with 256 KiB chunks (`bufferBytes`,
@@ -395,6 +427,15 @@ export function targets(results: RunResult[]): TargetLine[] {
     "no busy polling (CPU ~0; no bar, beside an idle process)",
     (r, p) => p ? undefined : idleText(r) ?? "n/a (not measured)",
   ));
+  for (const policy of RETENTION_POLICIES) {
+    lines.push(evalTarget(
+      results,
+      `Append latency, \`${policy}\` x1 awaiting each append, 100 B, while a retention pass ` +
+        "unlinks tens of segments",
+      "no stall: append p99 with the pass running / without (no bar: the ratio and both p99s)",
+      (r, p) => p ? undefined : retentionText(r, policy) ?? "n/a (not measured)",
+    ));
+  }
   for (const store of seekStores(results)) {
     lines.push(evalTarget(
       results,
@@ -1007,7 +1048,7 @@ export function renderMarkdown(results: RunResult[], svgPath: string): string {
     "",
   );
 
-  out.push(...followSection(results), ...seekSection(results));
+  out.push(...followSection(results), ...retentionSection(results), ...seekSection(results));
 
   const formatNames = [
     "crc32 64MiB",
@@ -1118,6 +1159,65 @@ function followSection(results: RunResult[]): string[] {
     `Idle (writer open, nothing appended; a read-only follower waiting): ${
       results.map((r) => `${r.runtime} ${idleText(r) ?? "n/a"}`).join("; ")
     }.`,
+    "",
+  ];
+}
+
+/** "Retention": append latency per policy with and without a retention pass, per runtime. */
+function retentionSection(results: RunResult[]): string[] {
+  const measured = results.filter((r) => r.rows.some((x) => x.suite === "retention"));
+  if (measured.length === 0) return [];
+  const rows: string[][] = [];
+  for (const policy of RETENTION_POLICIES) {
+    const cell = (passRunning: boolean) => (r: RunResult) => {
+      const x = retentionRow(r, policy, passRunning);
+      if (!x) return "—";
+      return x.skipped ? "n/a (skipped)" : `${latencies(x)} (${x.samples})`;
+    };
+    rows.push([`\`${policy}\``, "no pass", ...measured.map(cell(false))]);
+    rows.push([`\`${policy}\``, "pass running", ...measured.map(cell(true))]);
+    rows.push([
+      `\`${policy}\``,
+      "_pass running / no pass_",
+      ...measured.map((r) => {
+        const e = retentionRow(r, policy, true)?.extra;
+        if (typeof e?.p99ToNoPass !== "number") return "—";
+        return `${x2(e.p50ToNoPass as number)} / ${x2(e.p99ToNoPass)} / ${
+          x2(e.maxToNoPass as number)
+        } (p99 per round ${(e.roundP99RatioMin as number).toFixed(2)}–${
+          (e.roundP99RatioMax as number).toFixed(2)
+        }x)`;
+      }),
+    ]);
+    rows.push([
+      `\`${policy}\``,
+      "_what each pass removed_",
+      ...measured.map((r) => {
+        const e = retentionRow(r, policy, true)?.extra;
+        if (typeof e?.removedSegmentsMin !== "number") return "—";
+        return `at least ${e.removedSegmentsMin} segments (mean ${
+          (e.removedSegmentsMean as number).toFixed(1)
+        }), in a median ${(e.windowMsMedian as number).toFixed(0)} ms`;
+      }),
+    ]);
+  }
+  return [
+    "## Retention: appends while a pass runs",
+    "",
+    "Latency of single appends (`append` called → resolved, one appender awaiting each, 100 B) " +
+    "with and without a retention pass running (`bench/retention.bench.ts`). Each window starts " +
+    "from a fresh log of 4 KiB segments (a rollover every ~30 appends) holding a backlog of " +
+    "sealed segments; with a pass, the log has `retention: { maxRecords: 64 }` and one " +
+    "`enforceRetention()` unlinks the backlog, each unlink made durable by a directory fsync, " +
+    "while the appends run until it resolves (their rollovers queue background passes too); " +
+    "without, the same backlog and as long a window with no retention. The four cases run in " +
+    "interleaved rounds, order rotated; figures pool every round's samples. Cells: p50 / p99 / " +
+    "max (samples); the ratio row divides the pass-running figures by the no-pass ones, with " +
+    "the range of the per-round p99 ratios; the last row gives the segments the explicit pass " +
+    'unlinked per window and how long it ran. There is no bar: "no stall" is read off the ratio ' +
+    "and the absolute figures.",
+    "",
+    table(["policy", "case", ...measured.map((r) => `${r.runtime} p50 / p99 / max`)], rows),
     "",
   ];
 }

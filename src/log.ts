@@ -584,10 +584,19 @@ export class Log {
     const limits = this.#opts.retention;
     const firstBefore = this.firstSeq;
     let removedSegments = 0;
+    let unreadable: unknown = null;
     if (hasRetention(limits)) {
-      const consumed = limits.keepUnconsumed
-        ? lowestPosition(await listCursors(this.#cursorHost))
-        : null;
+      let consumed: number | null = null;
+      if (limits.keepUnconsumed) {
+        try {
+          consumed = lowestPosition(await listCursors(this.#cursorHost));
+        } catch (err) {
+          // A cursor that cannot be read holds back every age and count cut (it might be behind
+          // any of them), but never the size cap; the pass then reports why.
+          unreadable = err;
+          consumed = -Infinity;
+        }
+      }
       let liveBytes = 0;
       for (const s of writer.segments) if (s.kind === "live") liveBytes += s.writer.diskBytes;
       const cut = retentionCut(writer.segments, liveBytes, limits, {
@@ -597,6 +606,7 @@ export class Log {
       });
       removedSegments = await deleteSegmentsBefore(this.#opts.platform, cut, writer);
     }
+    if (unreadable !== null) throw unreadable;
     return {
       removedSegments,
       removedRecords: this.firstSeq - firstBefore,

@@ -13,8 +13,13 @@
  *    covered, is present with identical bytes; under `everyN(n)` at most n-1 resolved records are
  *    missing; in the `all` mode (a process crash) no resolved record is missing under any policy;
  * 3. the records present are a contiguous run `[first, end)` of what was appended, byte for byte,
- *    with `first` 0 unless `truncateBefore` was called (then at most the highest point asked for),
- *    and `end` never below a record that had to survive (sequence numbers are never reused);
+ *    and `end` never below a record that had to survive (sequence numbers are never reused).
+ *    Retention (`truncateBefore`, `enforceRetention()`, and the passes a log with `retention`
+ *    limits runs at rollovers and on its timer) is what may raise `first`: at most to the oldest
+ *    segment file left in the running store's directory at the crash, never beyond the highest
+ *    `truncateBefore` point asked for (on a log without limits) nor past the newest `maxRecords`
+ *    records (on a log with that limit alone); and at least to where a resolved
+ *    `truncateBefore`/`enforceRetention()` had left it (its deletions are durable);
  * 4. the reopened log accepts new appends, and after `sync()` they survive a second crash;
  * 5. batches are atomic: of every `appendBatch` the workload issued, the records present are all
  *    of it or none of it (only retention may remove a batch's first records). Each batch member
@@ -37,8 +42,9 @@
  * @module
  */
 import { crc32 } from "node:zlib";
-import { Store, SyncPolicy } from "../mod.ts";
+import { type LogOpenOptions, Store, SyncPolicy } from "../mod.ts";
 import type { Log } from "../src/log.ts";
+import { parseSegmentFileName } from "../src/segment.ts";
 import {
   CRASH_MODES,
   type CrashMode,
@@ -123,6 +129,13 @@ interface LogPromise {
   syncCovered: number;
   /** The highest `truncateBefore` point called so far (0 if none). */
   truncCalled: number;
+  /**
+   * The first seq of the oldest segment file in the running store's directory: retention had
+   * deleted the records below it (0 before the log has a file).
+   */
+  liveFirst: number;
+  /** The log's `firstSeq` after the last resolved `truncateBefore`/`enforceRetention()`. */
+  removed: number;
   /** How many entries of the model's `batches` list existed (batches issued so far). */
   batches: number;
 }
@@ -136,13 +149,16 @@ class LogModel {
   readonly batches: BatchModel[] = [];
   syncCovered = 0;
   truncCalled = 0;
+  removed = 0;
 
-  capture(): LogPromise {
+  capture(liveFirst: number): LogPromise {
     return {
       attempted: this.data.length,
       resolvedLen: this.resolved.length,
       syncCovered: this.syncCovered,
       truncCalled: this.truncCalled,
+      liveFirst,
+      removed: this.removed,
       batches: this.batches.length,
     };
   }
@@ -179,7 +195,7 @@ export class Ctx {
   async log(name: string): Promise<Log> {
     let l = this.logs.get(name);
     if (!l) {
-      l = await this.store.log(name);
+      l = await this.store.log(name, this.opts.logOptions);
       this.logs.set(name, l);
       if (!this.models.has(name)) this.models.set(name, new LogModel());
     }
@@ -257,7 +273,26 @@ export class Ctx {
     const log = await this.log(name);
     const m = this.models.get(name)!;
     m.truncCalled = Math.max(m.truncCalled, seq);
-    await log.truncateBefore(seq);
+    // Read in the same turn as it resolves: the next retention pass (chained after it) has not
+    // dropped a segment from the list yet, so this is what the call made durable.
+    await log.truncateBefore(seq).then(() => (m.removed = Math.max(m.removed, log.firstSeq)));
+  }
+
+  /** `log.enforceRetention()`: what it reports removed stays removed after any crash. */
+  async enforceRetention(name: string): Promise<void> {
+    const log = await this.log(name);
+    const m = this.models.get(name)!;
+    const r = await log.enforceRetention();
+    m.removed = Math.max(m.removed, r.firstSeq);
+  }
+
+  /** `log.roll()`: once it resolves the seal is on disk, and so is every record before it. */
+  async roll(name: string): Promise<void> {
+    const log = await this.log(name);
+    const m = this.models.get(name)!;
+    const covered = m.data.length;
+    await log.roll();
+    m.syncCovered = Math.max(m.syncCovered, covered);
   }
 
   async close(): Promise<void> {
@@ -275,8 +310,18 @@ export class Ctx {
   }
 
   capture(): Map<string, LogPromise> {
+    // Read from the running store's disk, not from `log.firstSeq`: a crash point right after an
+    // unlink comes before the log forgets the segment.
+    const liveFirst = new Map<string, number>();
+    for (const path of this.sim.listFiles()) {
+      const at = path.lastIndexOf("/");
+      const name = path.slice(DIR.length + 1, at);
+      const first = parseSegmentFileName(path.slice(at + 1));
+      if (first === null || path.slice(0, DIR.length + 1) !== `${DIR}/`) continue;
+      liveFirst.set(name, Math.min(liveFirst.get(name) ?? first, first));
+    }
     const out = new Map<string, LogPromise>();
-    for (const [n, m] of this.models) out.set(n, m.capture());
+    for (const [n, m] of this.models) out.set(n, m.capture(liveFirst.get(n) ?? 0));
     return out;
   }
 }
@@ -286,6 +331,12 @@ export interface StoreOpts {
   policy: string;
   /** `n` of everyN (1 for always), for the loss bound; 0 when no bound applies. */
   lossBound: number;
+  /**
+   * Options of the workload's own logs (`store.log(name, logOptions)`): retention limits and
+   * `segmentMaxAgeMs`. The checks reopen without them, so that what they read is what the crash
+   * left (a retention pass after the reopen would be a new workload, not the crash's outcome).
+   */
+  logOptions?: LogOpenOptions;
   open(): {
     syncPolicy: SyncPolicy;
     segmentBytes: number;
@@ -372,6 +423,12 @@ async function everyNDelayNote(): Promise<string | null> {
     await store.close();
   }
 }
+/** `opts` for a workload whose logs open with `logOptions` (`label` goes in the policy column). */
+const withLogOptions = (opts: StoreOpts, label: string, logOptions: LogOpenOptions): StoreOpts => ({
+  ...opts,
+  policy: `${opts.policy} ${label}`,
+  logOptions,
+});
 const osManaged = (segmentBytes: number, bufferBytes?: number): StoreOpts => ({
   policy: "osManaged()",
   lossBound: 0,
@@ -380,8 +437,9 @@ const osManaged = (segmentBytes: number, bufferBytes?: number): StoreOpts => ({
 
 /**
  * The CI workloads. Each is small (a few hundred platform calls) but crosses every code path
- * that changes the disk: segment creation and rollover, torn-tail repair on reopen, retention,
- * batches, concurrent appends (group commit), several logs, close and reopen.
+ * that changes the disk: segment creation and rollover, `roll()`, torn-tail repair on reopen,
+ * retention (`truncateBefore`, and limits enforced at rollovers, by `enforceRetention()` and on
+ * the timer), batches, concurrent appends (group commit), several logs, close and reopen.
  */
 export const WORKLOADS: readonly Workload[] = [
   {
@@ -565,6 +623,113 @@ export const WORKLOADS: readonly Workload[] = [
       // 100 records of 100-300 bytes across three or four 8 KiB segments: several writes, seals
       // and segment creations inside one batch.
       await c.appendBatch("r", c.many(100, 100 - BATCH_TAG_BYTES, 300 - BATCH_TAG_BYTES));
+      await c.close();
+    },
+  },
+  {
+    name: "always-maxRecords",
+    opts: withLogOptions(always(4096), "maxRecords", { retention: { maxRecords: 10 } }),
+    async run(c) {
+      await c.open();
+      // About 8 records to a segment: every rollover's pass deletes what is past the newest 10.
+      for (let i = 0; i < 30; i++) {
+        await c.append("m", c.payload(900));
+        if (i % 9 === 8) await c.enforceRetention("m");
+        if (i === 14) await c.appendBatch("m", c.many(4, 20, 400));
+        if (i === 20) await c.roll("m");
+      }
+      // A pass called with appends and a roll in flight cuts where nextSeq is when it runs.
+      await Promise.all([
+        c.append("m", c.payload(900)),
+        c.enforceRetention("m"),
+        c.appendBatch("m", c.many(3, 20, 400)),
+        c.roll("m"),
+        c.append("m", c.payload(900)),
+      ]);
+      await c.reopen();
+      for (let i = 0; i < 6; i++) await c.append("m", c.payload(900));
+      await c.enforceRetention("m");
+      await c.close();
+    },
+  },
+  {
+    name: "everyN-maxBytes",
+    // Active segments are preallocated to 4 KiB: 10,000 bytes keep the active one and one sealed.
+    opts: withLogOptions(everyN(3, 4096, 1024), "maxBytes", { retention: { maxBytes: 10_000 } }),
+    async run(c) {
+      await c.open();
+      for (let round = 0; round < 5; round++) {
+        const ps: Promise<unknown>[] = [];
+        for (let i = 0; i < 5; i++) ps.push(c.append("z", c.payload(900)));
+        ps.push(c.appendBatch("z", c.many(2, 20, 500)));
+        if (round % 2 === 1) ps.push(c.enforceRetention("z"));
+        await Promise.all(ps);
+        if (round === 1) await c.sync("z");
+      }
+      await c.truncateBefore("z", 30);
+      await c.reopen();
+      for (let i = 0; i < 8; i++) await c.append("z", c.payload(900));
+      await c.enforceRetention("z");
+      await c.append("z", c.payload(100));
+      await c.close();
+    },
+  },
+  {
+    name: "always-timer-age",
+    // The timer looks every 50 ms (its floor): it rolls an active segment whose first record is
+    // 25 ms old, and a later pass deletes a sealed segment whose last record is 40 ms old. Where
+    // its calls fall depends on timing, so a reproduction's `--call` may need a few tries.
+    opts: withLogOptions(always(4096), "age (timer)", {
+      retention: { maxAgeMs: 40 },
+      segmentMaxAgeMs: 25,
+    }),
+    async run(c) {
+      await c.open();
+      // Quiet gaps: the timer rolls and deletes with no append in flight.
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 3; i++) await c.append("t", c.payload(500));
+        await sleep(60);
+      }
+      // Appends while the timer acts: its rolls and deletions fall between and among them.
+      for (let i = 0; i < 12; i++) {
+        await c.append("t", c.payload(500));
+        if (i % 4 === 3) await c.appendBatch("t", c.many(2, 20, 300));
+        await sleep(8);
+      }
+      await Promise.all([c.roll("t"), c.append("t", c.payload(500))]);
+      // Two or more passes: every sealed segment is old, and goes.
+      await sleep(120);
+      await c.reopen();
+      await c.append("t", c.payload(500));
+      await sleep(60);
+      await c.close();
+    },
+  },
+  {
+    name: "everyN-roll",
+    opts: everyN(3, 8192, 1024),
+    async run(c) {
+      await c.open();
+      for (let i = 0; i < 5; i++) await c.append("r", c.payload(400));
+      await c.roll("r");
+      await c.roll("r"); // the active segment is empty: nothing to seal
+      await c.appendBatch("r", c.many(4, 20, 300));
+      // Rolls called among appends and batches in one turn: each seals what was appended before
+      // it, and what follows goes to the next segment.
+      await Promise.all([
+        c.append("r", c.payload(300)),
+        c.roll("r"),
+        c.appendBatch("r", c.many(3, 20, 300)),
+        c.append("r", c.payload(300)),
+        c.roll("r"),
+        c.appendBatch("r", c.many(2, 20, 300)),
+      ]);
+      await c.append("r", c.payload(300)); // not synced: everyN(3) may lose it
+      await c.reopen();
+      await c.roll("r"); // a recovered active segment
+      await c.appendBatch("r", c.many(3, 20, 300));
+      await c.truncateBefore("r", 10);
+      await c.roll("r");
       await c.close();
     },
   },
@@ -1021,8 +1186,11 @@ function checkLog(
       })`;
     }
   }
-  if (first > p.truncCalled) {
-    return `property 3: ${name} starts at ${first}, but truncateBefore never asked beyond ${p.truncCalled}`;
+  const ceiling = firstCeiling(opts, p);
+  if (first > ceiling) {
+    return `property 3: ${name} starts at ${first}, but retention may have removed only the ` +
+      `records below ${ceiling} (truncateBefore asked up to ${p.truncCalled}, the running ` +
+      `store's oldest segment started at ${p.liveFirst}, ${p.attempted} appended)`;
   }
   // Property 2: what had to survive.
   const resolved = m.resolved.slice(0, p.resolvedLen);
@@ -1032,12 +1200,19 @@ function checkLog(
     for (const s of resolved) required = Math.max(required, s + 1);
   }
   if (end < required) {
-    if (first === end && required <= p.truncCalled) {
+    if (first === end && required <= ceiling) {
       return `property 3: ${name} restarts at seq ${end}, below ${required} records that existed ` +
         `(retention may delete them, but sequence numbers must never be reused)`;
     }
     return `property 2: ${name} ends at ${end} but records below ${required} had to survive ` +
       `(${opts.policy}, syncCovered=${p.syncCovered}, resolved missing=${missing})`;
+  }
+  if (first < p.removed) {
+    return first === end
+      ? `property 3: ${name} restarts at seq ${end}, below ${p.removed}, where a resolved ` +
+        `truncateBefore/enforceRetention() had left it (sequence numbers must never be reused)`
+      : `property 3: ${name} starts at ${first}: records a resolved ` +
+        `truncateBefore/enforceRetention() had deleted (all below ${p.removed}) came back`;
   }
   if (opts.lossBound > 1) {
     const unsyncedMissing = resolved.filter((s) => s >= end && s >= p.syncCovered).length;
@@ -1053,10 +1228,23 @@ function checkLog(
 }
 
 /**
+ * The highest first seq a log may have after a crash at this point (property 3): what the running
+ * store had deleted, and no more than `truncateBefore` asked and a `maxRecords` limit allows (age
+ * and size cuts depend on the clock and the files: for them only the disk tells).
+ */
+function firstCeiling(opts: StoreOpts, p: LogPromise): number {
+  const r = opts.logOptions?.retention ?? {};
+  const byLimits = r.maxAgeMs !== undefined || r.maxBytes !== undefined
+    ? Infinity
+    : p.attempted - (r.maxRecords ?? p.attempted);
+  return Math.min(p.liveFirst, Math.max(p.truncCalled, byLimits));
+}
+
+/**
  * Property 5: of every batch issued before the crash, the records present are all of it or none
  * of it. Members are recognised by the identity in their payload. Retention deletes whole
- * segments below a point, so a batch may lose its first records that way; then its first record
- * present must be the log's first, and the rest of the batch must follow it.
+ * segments below a point, so a batch larger than a segment may lose its first records that way;
+ * then its first record present must be the log's first, and the rest of the batch must follow.
  */
 function checkBatches(name: string, f: Found, m: LogModel, p: LogPromise): string | null {
   const issued = new Map<number, BatchModel>();
@@ -1086,7 +1274,7 @@ function checkBatches(name: string, f: Found, m: LogModel, p: LogPromise): strin
           `${tag.size}; the batch's records are not in one run, in order`;
       }
     }
-    if (j > 0 && !(list[0].at === 0 && p.truncCalled > 0)) {
+    if (j > 0 && !(list[0].at === 0 && f.first > 0)) {
       return `property 5: ${where} is torn: its first ${j} records are missing but ` +
         `${list.length} are present (seqs ${f.records[list[0].at].seq}..), and retention did ` +
         `not remove them: a power cut must leave all of a batch or none of it`;
