@@ -291,6 +291,8 @@ describe("read-only stores across processes and runtimes", { skip: SKIP }, () =>
     let duplicates = 0;
     for (const [i, exe] of runs.entries()) {
       const last = i === runs.length - 1;
+      // On a fast disk one run can process everything before its kill: nothing is left to kill.
+      if (!last && position >= N) continue;
       const c = start(exe, "consumer", [dir, "billing"]);
       assert.equal(await c.line((l) => l.startsWith("ready")), `ready ${position}`, c.label);
       if (last) c.send(`end ${N}`);
