@@ -18,6 +18,7 @@ import { cpSync } from "node:fs";
 import { join } from "node:path";
 import {
   InvalidArgumentError,
+  type KhipuError,
   type Log,
   ReadOnlyError,
   RecordsRemovedError,
@@ -442,8 +443,11 @@ for (const [kind, makeEnv] of ENVS) {
         junk.write(new Uint8Array(64).fill(7));
         junk.close();
         await fill(log, 29);
-        // Whether the pass reports the damaged cursor or not, the hard cap holds.
-        await log.enforceRetention().catch(() => {});
+        // The pass reports the damaged cursor, and the hard cap holds all the same.
+        await assert.rejects(
+          log.enforceRetention(),
+          (e) => (e as KhipuError).code === "CORRUPTION",
+        );
         assert.ok(log.byteSize <= 3 * SEG, `${log.byteSize} bytes on disk, cap ${3 * SEG}`);
       } finally {
         await store.close();
