@@ -78,11 +78,12 @@ export interface CursorHost {
   /**
    * Reads from `from`, strictly: the first `next()` rejects with `RecordsRemovedError` if `from` is
    * below the log's first seq (instead of starting at the first), and so does a follower that
-   * retention overtakes.
+   * retention overtakes. `who` names the reader in that error (`cursor "billing"`).
    */
   readFrom(
     from: number,
     opts: { to?: number; follow?: boolean; signal?: AbortSignal; committed?: boolean },
+    who: string,
   ): RecordIterator;
   /** Seq of the first record with timestamp >= `time` (`nextSeq` if none is that late). */
   seqAtTime(time: number): Promise<number>;
@@ -367,7 +368,8 @@ export class Cursor {
       follow ? ["signal", "committed"] : ["to", "signal", "committed"],
     );
     const committed = o.committed === undefined ? true : boolean(`${what}: committed`, o.committed);
-    return this.#host.readFrom(this.#position, { to: o.to, signal: o.signal, follow, committed });
+    const read = { to: o.to, signal: o.signal, follow, committed };
+    return this.#host.readFrom(this.#position, read, `cursor "${this.name}"`);
   }
 
   #move(position: number): void {

@@ -259,9 +259,9 @@ export class Log {
       fileMode: opts.fileMode ?? 0o644,
       firstSeq: () => this.firstSeq,
       nextSeq: () => this.nextSeq,
-      readFrom: (from, o) => {
+      readFrom: (from, o, who) => {
         if (this.#closed) throw new ClosedError({ what: "log", path });
-        return readRecords(this.#source, { ...o, from }, { who: "cursor" });
+        return readRecords(this.#source, { ...o, from }, { who });
       },
       seqAtTime: (time) => this.#source.seqAtTime(time),
       isClosed: () => this.closed,

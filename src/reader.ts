@@ -185,6 +185,8 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
   /** Records older than `fromTime` are passed over until the first that is not (see #step). */
   #minTime: number | null = null;
   #caughtUp: boolean;
+  /** Who reads, for `RecordsRemovedError` (a cursor names itself). */
+  #who: string | undefined;
 
   /**
    * Use `log.read()`. Bad options reject the first `next()` with `InvalidArgumentError`; so does
@@ -198,6 +200,7 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
     this.#to = Infinity;
     this.#visibleEnd = 0;
     this.#caughtUp = src.catchUp === undefined;
+    this.#who = strict?.who;
     try {
       // Reported where an async generator reports it: by the first next().
       this.#opts = checkReadOptions(opts);
@@ -282,7 +285,7 @@ export class RecordIterator implements AsyncIterableIterator<LogRecord> {
             this.#seekTime = null;
             continue;
           }
-          this.#cur = await openAt(this.#src, this.#seq);
+          this.#cur = await openAt(this.#src, this.#seq, this.#who);
           // Past a range of seqs the log skipped (repair set records aside), the next record is
           // the next segment's first.
           this.#seq = Math.max(this.#seq, this.#cur.ref.firstSeq);
@@ -428,7 +431,7 @@ function checkReadOptions(given: ReadOptions | undefined): ReadOptions {
   };
 }
 
-async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
+async function openAt(src: ReadSource, seq: number, who: string | undefined): Promise<Cursor> {
   const segs = src.segments();
   let lo = 0;
   let hi = segs.length - 1;
@@ -438,7 +441,7 @@ async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
     else hi = mid - 1;
   }
   let ref = segs[lo];
-  if (!ref || seq < ref.firstSeq) throw await removed(src, seq);
+  if (!ref || seq < ref.firstSeq) throw await removed(src, seq, who);
   // A seq in a range the log skipped (repair set records aside) reads on from the next segment.
   const end = endSeqOf(ref);
   if (end !== null && seq >= end && lo + 1 < segs.length) ref = segs[lo + 1];
@@ -446,7 +449,7 @@ async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
   const file = await src.platform.open(ref.path, "read").catch(async (err) => {
     // Deleted by retention (in another process, for a read-only store) since the list was read.
     if (!(err instanceof NotFoundError)) throw err;
-    throw await removed(src, seq);
+    throw await removed(src, seq, who);
   });
   src.opened(file);
   // Each segment is read under the cap its header was written with, not the current option.
@@ -464,10 +467,15 @@ async function openAt(src: ReadSource, seq: number): Promise<Cursor> {
  * Retention deleted the records from `seq` on while this reader was behind: say so, never skip
  * them silently, with the log's first seq as it is now (a read-only store looks again first).
  */
-async function removed(src: ReadSource, seq: number): Promise<RecordsRemovedError> {
+async function removed(
+  src: ReadSource,
+  seq: number,
+  who: string | undefined,
+): Promise<RecordsRemovedError> {
   await src.catchUp?.();
   const first = src.segments()[0]?.firstSeq ?? src.visibleEnd(false);
-  return new RecordsRemovedError({ path: src.path, position: seq, firstSeq: Math.max(first, seq) });
+  const firstSeq = Math.max(first, seq);
+  return new RecordsRemovedError({ path: src.path, position: seq, firstSeq, who });
 }
 
 async function waitForChange(src: ReadSource, signal: AbortSignal | undefined): Promise<boolean> {

@@ -422,6 +422,8 @@ for (const [kind, makeEnv] of ENVS) {
         assert.ok(log.byteSize <= 3 * SEG, `${log.byteSize} bytes on disk`);
         await assert.rejects(cur.read().next(), (e) => (assertRemoved(e, 0, log.firstSeq), true));
         await assert.rejects(cur.follow().next(), (e) => (assertRemoved(e, 0, log.firstSeq), true));
+        const named = await cur.read().next().catch((e: Error) => e.message);
+        assert.match(String(named), /^cursor "lagging" at seq 0 is behind/, "the error names it");
         assert.equal(cur.position, 0, "the cursor did not move by itself");
         assert.deepEqual((await log.cursors()).map((c) => c.position), [0]);
         // Moving it on (the consumer's choice) reads again from there.
