@@ -10,14 +10,13 @@
 // mounts its own fresh directory and unmounts it at the end (lazily if it is still busy).
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { KhipuError, NoSpaceError, Store, SyncPolicy } from "../mod.ts";
 import { recordingPlatform } from "../testing.ts";
-import { within } from "./helpers.ts";
+import { run, same, unmount, within } from "./helpers.ts";
 import { defaultPlatform } from "../src/platform/detect.ts";
 import { currentRuntime } from "./fixtures/runtimes.ts";
 
@@ -26,28 +25,6 @@ const APPEND_MS = 10_000;
 const RECORD = 1024;
 const SMALL_FILLERS = 24; // 4 KiB each: 96 KiB, more than one 64 KiB segment
 const MAX_ATTEMPTS = 6000; // 2 MiB of 1 KiB records is ~2,000; a bound, not a target
-
-function run(cmd: string, args: string[]): void {
-  execFileSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-}
-
-function unmount(dir: string): void {
-  try {
-    run("umount", [dir]);
-  } catch {
-    try {
-      run("umount", ["-l", dir]);
-    } catch {
-      // not mounted (any more)
-    }
-  }
-}
-
-function same(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 describe("disk full (a real 2 MiB tmpfs)", () => {
   it(

@@ -1,5 +1,6 @@
 // Helpers shared by the test files (not itself a test file).
 import { after, before } from "node:test";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -80,4 +81,29 @@ export function childEnv(): Record<string, string | undefined> {
   delete env.NODE_OPTIONS;
   delete env.FORCE_COLOR;
   return env;
+}
+
+/** Runs a command, its output captured (it throws with it on failure). */
+export function run(cmd: string, args: string[]): void {
+  execFileSync(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/** Unmounts `dir`, lazily if it is still busy; nothing if it is not mounted. */
+export function unmount(dir: string): void {
+  try {
+    run("umount", [dir]);
+  } catch {
+    try {
+      run("umount", ["-l", dir]);
+    } catch {
+      // not mounted (any more)
+    }
+  }
+}
+
+/** True if `a` and `b` hold the same bytes. */
+export function same(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
