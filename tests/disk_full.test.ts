@@ -16,7 +16,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { KhipuError, NoSpaceError, Store, SyncPolicy } from "../mod.ts";
 import { recordingPlatform } from "../testing.ts";
-import { run, same, unmount, within } from "./helpers.ts";
+import { assertOnlyResolved, run, unmount, within } from "./helpers.ts";
 import { defaultPlatform } from "../src/platform/detect.ts";
 import { currentRuntime } from "./fixtures/runtimes.ts";
 
@@ -160,18 +160,7 @@ describe("disk full (a real 2 MiB tmpfs)", () => {
 
         // Reopen: exactly the resolved appends, contiguous, byte for byte.
         store = await Store.open(dir, opts);
-        const again = await store.log("d");
-        const seqs = [...resolved.keys()].sort((a, b) => a - b);
-        assert.deepEqual(seqs, seqs.map((_, i) => i), "resolved appends have contiguous seqs");
-        let n = 0;
-        for await (const r of again.read({ from: 0 })) {
-          assert.equal(r.seq, n, "contiguous from 0");
-          const want = resolved.get(r.seq);
-          assert.ok(want && same(r.data, want), `record ${r.seq} is not the resolved append`);
-          assert.ok(!rejected.some((d) => same(d, r.data)), `record ${r.seq} was refused`);
-          n++;
-        }
-        assert.equal(n, resolved.size, "every resolved append is there");
+        await assertOnlyResolved(await store.log("d"), resolved, rejected);
         await within(store.close(), "store.close() after reopen", APPEND_MS);
         store = null;
       } finally {

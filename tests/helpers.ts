@@ -1,5 +1,6 @@
 // Helpers shared by the test files (not itself a test file).
 import { after, before } from "node:test";
+import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -102,8 +103,31 @@ export function unmount(dir: string): void {
 }
 
 /** True if `a` and `b` hold the same bytes. */
-export function same(a: Uint8Array, b: Uint8Array): boolean {
+function same(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/**
+ * Asserts that `log` holds exactly the `resolved` appends (seq -> bytes) from `firstSeq` on,
+ * contiguous, byte for byte, and none of the `rejected` payloads.
+ */
+export async function assertOnlyResolved(
+  log: { read(o: { from: number }): AsyncIterable<{ seq: number; data: Uint8Array }> },
+  resolved: ReadonlyMap<number, Uint8Array>,
+  rejected: readonly Uint8Array[],
+  firstSeq = 0,
+): Promise<void> {
+  const seqs = [...resolved.keys()].sort((a, b) => a - b);
+  assert.deepEqual(seqs, seqs.map((_, i) => i), "resolved appends have contiguous seqs");
+  let n = firstSeq;
+  for await (const r of log.read({ from: 0 })) {
+    assert.equal(r.seq, n, "contiguous from the first seq");
+    const want = resolved.get(r.seq);
+    assert.ok(want && same(r.data, want), `record ${r.seq} is not the resolved append`);
+    assert.ok(!rejected.some((d) => same(d, r.data)), `record ${r.seq} was refused`);
+    n++;
+  }
+  assert.equal(n, resolved.size, "every resolved append from the first seq is there");
 }
