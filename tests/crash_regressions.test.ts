@@ -13,6 +13,7 @@ import { CRASH_MODES, seededRandom, SimPlatform } from "../src/testing/sim.ts";
 import { parseSegmentFileName } from "../src/segment.ts";
 import { decodeV1Segment, segName, specFrame, specHeader, specSeal } from "./spec_codec.ts";
 import { dv, u64, v2Frames } from "./repair_explorer.ts";
+import { concat } from "./helpers.ts";
 
 const DIR = "/store";
 const LOG_DIR = `${DIR}/a`;
@@ -26,16 +27,6 @@ async function readSeqs(store: Store, name: string): Promise<number[]> {
   const seqs: number[] = [];
   for await (const r of log.read({ from: log.firstSeq })) seqs.push(r.seq);
   return seqs;
-}
-
-function cat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** A simulated disk holding the log directory (durably) and the given segment files. */
@@ -56,7 +47,7 @@ function v1Segment(firstSeq: number, payloads: Uint8Array[], sealed = false): Ui
   const frames = payloads.map((p, i) => specFrame(1, firstSeq + i, TS + firstSeq + i, p));
   const endSeq = firstSeq + payloads.length;
   const seal = sealed ? [specSeal(endSeq, TS + endSeq, [[firstSeq, V1_HEADER]])] : [];
-  return cat(specHeader(firstSeq, 16 << 20), ...frames, ...seal);
+  return concat(specHeader(firstSeq, 16 << 20), ...frames, ...seal);
 }
 
 /** The end of the last frame of a v2 segment file (zeros after it are preallocated space). */

@@ -41,18 +41,9 @@ import {
   u64,
   v2Frames,
 } from "./repair_explorer.ts";
+import { concat } from "./helpers.ts";
 
 const TS = 1_700_000_000_000;
-
-function cat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** `firstSeq + ceil(size / 7) + 1`: past every seq a set-aside file of `size` bytes could hold. */
 const beyond = (firstSeq: number, size: number) => firstSeq + Math.ceil(size / 7) + 1;
@@ -76,12 +67,12 @@ async function v1DamagedInTheMiddle(): Promise<Planted> {
   await sim.syncDir(DIR);
   const max = 16 << 20;
   const frame = (i: number) => specFrame(1, i, TS + i, rec(i));
-  const seg0 = cat(
+  const seg0 = concat(
     specHeader(0, max),
     ...[0, 1, 2, 3, 4].map(frame),
     specSeal(5, TS + 5, [[0, 32]]),
   );
-  const bytes = cat(specHeader(5, max), ...[5, 6, 7, 8].map(frame));
+  const bytes = concat(specHeader(5, max), ...[5, 6, 7, 8].map(frame));
   bytes[32 + 2 * (28 + 700) + 28 + 300] ^= 0xff; // inside record 7's payload
   sim.setFileBytes(`${LOG_DIR}/${segName(0)}`, seg0);
   sim.setFileBytes(`${LOG_DIR}/${segName(5)}`, bytes);
