@@ -36,9 +36,9 @@ import type { Platform, PlatformFile, PlatformWatcher } from "./platform/types.t
 import { ChangeSignal } from "./change_signal.ts";
 import { checkSealed } from "./check_sealed.ts";
 import { codecFor, endsBatch, FRAME_SEAL, type FrameCodec } from "./format/codec.ts";
-import { decodeHeader, HEADER_BYTES, seedOf, type SegmentHeader } from "./format/header.ts";
+import { decodeHeader, seedOf, type SegmentHeader } from "./format/header.ts";
 import { INDEX_INTERVAL_BYTES } from "./format/limits.ts";
-import { type Mark, readMark, SLOT_BYTES } from "./format/mark.ts";
+import { type Mark, readFileMark } from "./format/mark.ts";
 import { FrameScanner } from "./format/scanner.ts";
 import { SparseIndex } from "./format/sparse_index.ts";
 import { LogIdCheck, readHeader } from "./open_context.ts";
@@ -162,9 +162,7 @@ class TailSegment implements GrowingSegment {
       this.committedSeq = this.flushedSeq;
       return;
     }
-    const slots = new Uint8Array(2 * SLOT_BYTES);
-    this.#file.readAt(slots, HEADER_BYTES);
-    const m = readMark(slots, this.#seed);
+    const m = readFileMark(this.#file, this.#seed);
     if (m && m.nextSeq > this.committedSeq) {
       this.committedSeq = Math.min(m.nextSeq, this.flushedSeq);
     }
@@ -240,9 +238,7 @@ async function openTailSegment(
     index.push(firstSeq, header.dataStart, mark.lastTimestamp);
     if (header.version === 2) {
       const seed = seedOf(header.logId!, firstSeq);
-      const slots = new Uint8Array(2 * SLOT_BYTES);
-      file.readAt(slots, HEADER_BYTES);
-      const found = readMark(slots, seed);
+      const found = readFileMark(file, seed);
       if (found) {
         const stored = readStoredIndex(file, header, found, seed);
         // Entries being rewritten fail their checks: start from the header then, and scan.

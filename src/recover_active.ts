@@ -41,7 +41,7 @@ import {
   checkMark,
   decodeEntry,
   type Mark,
-  readMark,
+  readFileMark,
   SLOT_BYTES,
   slotOffset,
 } from "./format/mark.ts";
@@ -145,9 +145,7 @@ const recoverV2: VersionRecovery = async (platform, file, size, header, ctx) => 
     damage: new CorruptionError({ message, path, offset, seq }),
     final: false,
   });
-  const slots = new Uint8Array(2 * SLOT_BYTES);
-  file.readAt(slots, HEADER_BYTES);
-  const found = readMark(slots, seed);
+  const found = readFileMark(file, seed);
   if (found) {
     const problem = checkMark(found, { ...header, fileSize: size });
     if (problem) return damage(problem, slotOffset(found.generation));

@@ -17,6 +17,7 @@
  */
 import { crc32 } from "./checksum.ts";
 import { readU32, readU64, writeU32, writeU64 } from "./bytes.ts";
+import type { PlatformFile } from "../platform/types.ts";
 import { HEADER_BYTES, INDEX_AREA_START, INDEX_ENTRY_BYTES } from "./header.ts";
 
 /** Bytes of one mark slot. */
@@ -118,6 +119,27 @@ export function readMark(slots: Uint8Array, seed: number): Mark | null {
   const b = decodeSlot(slots, SLOT_BYTES, seed, 0);
   if (a && b) return a.generation > b.generation ? a : b;
   return a ?? b;
+}
+
+/**
+ * The mark of the segment open as `file`: its two slots read (bytes 80..159) and
+ * {@linkcode readMark} applied. A slot being rewritten by another process fails its CRC, so the
+ * other one counts.
+ *
+ * @example
+ * ```ts
+ * import { SimPlatform } from "@khipu/log/testing";
+ * import { encodeSlot, readFileMark } from "./mark.ts";
+ * const file = await new SimPlatform().open("/seg", "createExclusive");
+ * const m = { generation: 1, durableEnd: 160, nextSeq: 0, lastTimestamp: 0, storedEntries: 0 };
+ * file.writeAt(encodeSlot(m, 5), 80);
+ * if (readFileMark(file, 5)?.generation !== 1 || readFileMark(file, 6) !== null) throw new Error();
+ * ```
+ */
+export function readFileMark(file: PlatformFile, seed: number): Mark | null {
+  const slots = new Uint8Array(2 * SLOT_BYTES);
+  file.readAt(slots, HEADER_BYTES);
+  return readMark(slots, seed);
 }
 
 /** What a mark must fit in its segment. */
