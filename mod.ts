@@ -36,7 +36,7 @@ export type { FollowOptions, Log, LogOptions, RetentionResult } from "./src/log.
 export type { Cursor, CursorInfo, CursorReadOptions } from "./src/cursor.ts";
 export type { LogRecord, ReadOptions, RecordIterator } from "./src/reader.ts";
 export type { OpenReport } from "./src/recovery.ts";
-export type { RepairAction } from "./src/repair.ts";
+export type { RepairAction, SeqRange } from "./src/repair_plan.ts";
 // `StoreOptions.platform` names these; the adapters themselves are in `@khipu/log/platform`.
 export type {
   Platform,

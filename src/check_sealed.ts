@@ -35,7 +35,7 @@ import { type LogIdCheck, readHeader } from "./open_context.ts";
 import type { SealedSegment } from "./segment_view.ts";
 
 /** Where a sealed segment's successor says the chain must continue. */
-async function chainExpectation(
+export async function chainExpectation(
   platform: Platform,
   next: { path: string; firstSeq: number },
 ): Promise<number | null> {
@@ -80,66 +80,115 @@ export async function checkSealed(
       // A v1 seal's CRC covers its seq: the successor's chain value, or (unreadable) its name.
       return checkSealV1(file, size, header, path, expectedEnd ?? next.firstSeq, bad);
     }
-    const trailer = new Uint8Array(4);
-    if (size < header.dataStart + 4) return bad("no seal", size);
-    file.readAt(trailer, size - 4);
-    const sealBytes = readU32(trailer, 0);
-    const sealAt = size - sealBytes;
-    // Checked before anything is allocated: a seal indexes at most one entry per 64 KiB.
-    if (sealBytes < 7 || sealBytes > maxSealFrameBytes(size, header.dataStart)) {
-      return bad(`no seal (trailer says ${sealBytes} bytes)`, size);
+    const found = readSeal(file, size, header, path);
+    if (found instanceof CorruptionError) return found;
+    const sealed = found.view;
+    if (expectedEnd !== null && sealed.endSeq < expectedEnd && expectedEnd <= next.firstSeq) {
+      // The seqs between the two are in no segment: the one that held them is gone. Named at the
+      // segment after the hole, whose header says where the segment before it ended.
+      return new CorruptionError({
+        message: `seqs [${sealed.endSeq}, ${expectedEnd}) are missing: ${
+          path.slice(path.lastIndexOf("/") + 1)
+        } ends at ${sealed.endSeq}, but this segment's header says the one before it ended at ${expectedEnd} (a segment was deleted or moved away)`,
+        path: next.path,
+        // The header's prevEndSeq field.
+        offset: 48,
+        seq: sealed.endSeq,
+      });
     }
-    if (sealAt < header.dataStart) return bad("no seal", size);
-    const frame = new Uint8Array(sealBytes);
-    file.readAt(frame, sealAt);
-    const claim = peekSeal(frame);
-    if (!claim) return bad("seal invalid (not a seal frame)", sealAt);
-    const codec = codecFor(header);
-    const d = codec.decode(
-      frame,
-      0,
-      sealBytes,
-      claim.endSeq,
-      claim.lastTimestamp,
-      header.maxRecordBytes,
-    );
-    if (d.status !== "ok" || d.type !== FRAME_SEAL || d.frameBytes !== sealBytes) {
-      const why = d.status === "bad" ? d.reason : "not a whole seal";
-      return bad(`seal invalid (${why})`, sealAt);
-    }
-    const seal = decodeSealPayload(frame.subarray(d.payloadStart, d.payloadEnd), sealBytes, {
-      firstSeq,
-      endSeq: claim.endSeq,
-      sealAt,
-      dataStart: header.dataStart,
-      baseTimestamp: header.baseTimestamp,
-    });
-    if (typeof seal === "string") return bad(seal, sealAt);
-    if (claim.endSeq > next.firstSeq || (expectedEnd !== null && claim.endSeq !== expectedEnd)) {
+    if (sealed.endSeq > next.firstSeq || (expectedEnd !== null && sealed.endSeq !== expectedEnd)) {
       return bad(
-        `ends at seq ${claim.endSeq}, but the next segment says the one before it ended at ${
+        `ends at seq ${sealed.endSeq}, but the next segment says the one before it ended at ${
           expectedEnd ?? next.firstSeq
-        }: segments are missing or out of place`,
-        sealAt,
-        claim.endSeq,
+        }: segments are out of place`,
+        found.sealAt,
+        sealed.endSeq,
       );
     }
-    return {
-      kind: "sealed",
-      firstSeq,
-      path,
-      endSeq: claim.endSeq,
-      index: seal.index,
-      bytes: size,
-      maxRecordBytes: header.maxRecordBytes,
-      codec,
-      dataStart: header.dataStart,
-      firstTimestamp: seal.firstTimestamp,
-      lastTimestamp: seal.lastTimestamp,
-    };
+    return sealed;
   } finally {
     file.close();
   }
+}
+
+/**
+ * Reads and checks a v2 segment's seal, found through its trailer, with no scan and no chain: its
+ * frame, CRC and payload (what `checkSealed` checks before the chain, and what repair trusts a
+ * sealed segment's anchors from). Returns its view, or the damage found.
+ *
+ * @example
+ * ```ts
+ * import { SimPlatform } from "@khipu/log/testing";
+ * import { readSeal } from "./check_sealed.ts";
+ * import { decodeHeader, encodeHeader, newLogId } from "./format/header.ts";
+ * const bytes = encodeHeader({ firstSeq: 0, maxRecordBytes: 64, logId: newLogId(), prevEndSeq: 0,
+ *   baseTimestamp: 0, indexCapacity: 0 });
+ * const h = decodeHeader(bytes);
+ * if (!h.ok) throw new Error(h.reason);
+ * const file = await new SimPlatform().open("/0.seg", "createExclusive");
+ * file.write(bytes);
+ * const r = readSeal(file, file.size(), h.header, "/0.seg");
+ * if (!(r instanceof Error) || !r.message.includes("no seal")) throw new Error("a header only");
+ * ```
+ */
+export function readSeal(
+  file: PlatformFile,
+  size: number,
+  header: SegmentHeader,
+  path: string,
+): { view: SealedSegment; sealAt: number } | CorruptionError {
+  const firstSeq = header.firstSeq;
+  const bad = (reason: string, offset: number, seq?: number) =>
+    new CorruptionError({ message: `sealed segment: ${reason}`, path, offset, seq });
+  const trailer = new Uint8Array(4);
+  if (size < header.dataStart + 4) return bad("no seal", size);
+  file.readAt(trailer, size - 4);
+  const sealBytes = readU32(trailer, 0);
+  const sealAt = size - sealBytes;
+  // Checked before anything is allocated: a seal indexes at most one entry per 64 KiB.
+  if (sealBytes < 7 || sealBytes > maxSealFrameBytes(size, header.dataStart)) {
+    return bad(`no seal (trailer says ${sealBytes} bytes)`, size);
+  }
+  if (sealAt < header.dataStart) return bad("no seal", size);
+  const frame = new Uint8Array(sealBytes);
+  file.readAt(frame, sealAt);
+  const claim = peekSeal(frame);
+  if (!claim) return bad("seal invalid (not a seal frame)", sealAt);
+  const codec = codecFor(header);
+  const d = codec.decode(
+    frame,
+    0,
+    sealBytes,
+    claim.endSeq,
+    claim.lastTimestamp,
+    header.maxRecordBytes,
+  );
+  if (d.status !== "ok" || d.type !== FRAME_SEAL || d.frameBytes !== sealBytes) {
+    const why = d.status === "bad" ? d.reason : "not a whole seal";
+    return bad(`seal invalid (${why})`, sealAt);
+  }
+  const seal = decodeSealPayload(frame.subarray(d.payloadStart, d.payloadEnd), sealBytes, {
+    firstSeq,
+    endSeq: claim.endSeq,
+    sealAt,
+    dataStart: header.dataStart,
+    baseTimestamp: header.baseTimestamp,
+  });
+  if (typeof seal === "string") return bad(seal, sealAt);
+  const view: SealedSegment = {
+    kind: "sealed",
+    firstSeq,
+    path,
+    endSeq: claim.endSeq,
+    index: seal.index,
+    bytes: size,
+    maxRecordBytes: header.maxRecordBytes,
+    codec,
+    dataStart: header.dataStart,
+    firstTimestamp: seal.firstTimestamp,
+    lastTimestamp: seal.lastTimestamp,
+  };
+  return { view, sealAt };
 }
 
 /** The version 1 seal check: trailer, frame, index, and a seq equal to the chain's. */

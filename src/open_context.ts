@@ -15,7 +15,7 @@
 import { CorruptionError } from "./errors.ts";
 import type { PlatformFile } from "./platform/types.ts";
 import { HEADER_BYTES, newLogId, type SegmentHeader } from "./format/header.ts";
-import type { RepairAction } from "./repair.ts";
+import type { RepairAction } from "./repair_plan.ts";
 import { type LogIdentity, logIdentity, type Segment, type SegmentOptions } from "./segment.ts";
 import type { SealedSegment } from "./segment_view.ts";
 

@@ -32,7 +32,7 @@ import {
   type PrevEnd,
   type RecoverOptions,
 } from "./open_context.ts";
-import { removeStaleRepairFiles, repairSegment } from "./repair.ts";
+import { removeStaleRepairFiles, repairLog, repairSegment } from "./repair.ts";
 import { recoverActive } from "./recover_active.ts";
 import { parseSegmentFileName, Segment, segmentFileName } from "./segment.ts";
 import { liveView, type SegmentView } from "./segment_view.ts";
@@ -77,6 +77,11 @@ export async function recoverLog(
   }
   if (!existing) await mkdirDurable(platform, dir, dirModeFor(opts.fileMode ?? 0o644));
   const report = emptyReport();
+  if (opts.repair) {
+    const repaired = await repairLog(platform, dir, opts);
+    report.repaired.push(...repaired.actions);
+    report.skippedSeqs = repaired.skipped;
+  }
   const names = await platform.readdir(dir);
   await removeStaleRepairFiles(platform, dir, names);
   const firstSeqs = names

@@ -1,11 +1,14 @@
 /**
- * Repair mode (`repair: true`): a damaged segment is copied aside as `<name>.broken` (never
- * deleted), its intact prefix is kept and sealed, the segments after it are set aside too, and the
- * log goes on in a new segment whose first sequence number is past every seq the set-aside bytes
- * could hold, so that no seq is ever given to two records (the header of the new segment declares
- * the skipped range). The order of the steps makes a crash at any point safe: the damaged bytes
- * are copied first, the new segment exists before anything leaves the log, and an interrupted
- * repair is simply found and done again at the next open (see RECOVERY.md, "Repair mode").
+ * Repair mode (`repair: true`) carries out the plan of `./repair_plan.ts`: a damaged segment is
+ * copied aside as `<name>.broken` (never deleted), each run of intact records becomes a sealed
+ * segment at its own seqs, the records the damage took become a declared gap, and a segment after
+ * a hole gets a header that declares it. Every file is written whole under a temporary name
+ * (`.repair`), made durable, and renamed into place, in an order that makes a crash at any point
+ * safe: the damaged bytes are copied first, the pieces after the first exist before the damaged
+ * file is replaced, and an interrupted repair is planned and done again at the next open, which
+ * writes the same pieces (see RECOVERY.md, "Repair mode"). Version-1 segments, and a newest
+ * segment with an unreadable header, keep the rule of earlier releases (`repairSegment`): the
+ * intact prefix is kept and the log goes on past every seq the set-aside bytes could hold.
  *
  * @example
  * ```ts
@@ -24,31 +27,33 @@
  * @module
  */
 import type { CorruptionError } from "./errors.ts";
-import { createFileDurable, parentDir, renameDurable } from "./platform/durable.ts";
+import {
+  freeAsideName,
+  type Piece,
+  planSteps,
+  type RepairAction,
+  type RepairStep,
+} from "./repair_plan.ts";
+import { createFileDurable, parentDir, renameDurable, unlinkDurable } from "./platform/durable.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
+import { writeU32, writeU64 } from "./format/bytes.ts";
+import { crc32, crc32U64 } from "./format/checksum.ts";
 import { codecFor } from "./format/codec.ts";
-import { decodeHeader, type SegmentHeader } from "./format/header.ts";
-import { FRAME_RECORD, FRAME_SEAL, MIN_FRAME_BYTES } from "./format/frame.ts";
+import {
+  decodeHeader,
+  encodeHeader,
+  INDEX_AREA_START,
+  type SegmentHeader,
+} from "./format/header.ts";
+import { FRAME_RECORD, FRAME_RECORD_MORE, FRAME_SEAL, MIN_FRAME_BYTES } from "./format/frame.ts";
 import { INDEX_INTERVAL_BYTES } from "./format/limits.ts";
 import { FrameScanner, SCAN_CHUNK_BYTES } from "./format/scanner.ts";
 import { encodeSealFrame } from "./format/seal.ts";
 import { SparseIndex } from "./format/sparse_index.ts";
 import { encodeSealFrame as encodeSealFrameV1 } from "./format/v1/seal.ts";
 import { type LogIdCheck, type PrevEnd, readHeader, type RecoverOptions } from "./open_context.ts";
-import { parseSegmentFileName, Segment } from "./segment.ts";
+import { logIdentity, parseSegmentFileName, Segment } from "./segment.ts";
 import type { SealedSegment } from "./segment_view.ts";
-
-/** A damaged segment set aside by repair mode. */
-export interface RepairAction {
-  /** The damaged segment. */
-  path: string;
-  /** Where it was moved. */
-  movedTo: string;
-  /** Offset of the first damage (0 for segments moved only because an earlier one was damaged). */
-  offset: number;
-  /** What was wrong. */
-  reason: string;
-}
 
 /** What to repair. */
 export interface RepairTarget {
@@ -101,8 +106,17 @@ export async function repairSegment(platform: Platform, t: RepairTarget): Promis
       beyond = Math.max(beyond, seq + Math.ceil((s?.size ?? 0) / MIN_FRAME_BYTES) + 1);
     }
     const movedTo = await freeAsideName(platform, t.path);
-    await copyDurable(platform, file, size, movedTo, t.opts.fileMode);
-    actions.push({ path: t.path, movedTo, offset: t.damage.offset ?? 0, reason: t.damage.message });
+    await writeFileDurable(platform, movedTo, [{ file, from: 0, to: size }], t.opts.fileMode);
+    const endSeq = prefix ? prefix.nextSeq : (t.prev?.endSeq ?? t.firstSeq);
+    actions.push({
+      kind: "salvaged",
+      path: t.path,
+      movedTo,
+      offset: t.damage.offset ?? 0,
+      reason: t.damage.message,
+      kept: prefix ? [{ from: t.firstSeq, to: endSeq }] : [],
+      lost: [{ from: endSeq, to: beyond }],
+    });
   } finally {
     file.close();
   }
@@ -119,7 +133,16 @@ export async function repairSegment(platform: Platform, t: RepairTarget): Promis
   for (const p of [...t.later].reverse()) {
     const to = await freeAsideName(platform, p);
     await renameDurable(platform, p, to);
-    actions.push({ path: p, movedTo: to, offset: 0, reason: "follows a damaged segment" });
+    const seq = parseSegmentFileName(p.slice(dir.length + 1)) ?? 0;
+    actions.push({
+      kind: "set-aside",
+      path: p,
+      movedTo: to,
+      offset: 0,
+      reason: "follows a damaged segment",
+      kept: [],
+      lost: [{ from: seq, to: beyond }],
+    });
   }
   const sealed = prefix ? await sealPrefix(platform, t.path, prefix, t) : null;
   if (!prefix) {
@@ -202,7 +225,7 @@ async function sealPrefix(
   await platform.remove(tmp);
   const file = await platform.open(path, "read");
   try {
-    await copyDurable(platform, file, p.end, tmp, t.opts.fileMode, seal);
+    await writeFileDurable(platform, tmp, [{ file, from: 0, to: p.end }, seal], t.opts.fileMode);
   } finally {
     file.close();
   }
@@ -222,40 +245,187 @@ async function sealPrefix(
   };
 }
 
-/** The first of `<path>.broken`, `<path>.broken.1`, ... that does not exist. */
-async function freeAsideName(platform: Platform, path: string): Promise<string> {
-  let to = `${path}.broken`;
-  for (let n = 1; await platform.lstat(to); n++) to = `${path}.broken.${n}`;
-  return to;
+/** Bytes `[from, to)` of an open file. */
+interface FileRange {
+  file: PlatformFile;
+  from: number;
+  to: number;
 }
 
 /**
- * Copies `[0, end)` of `from` (then `tail`, if given) into a new file `to`, durably (file,
- * fdatasync, directory), through a bounded buffer: never a whole segment in memory.
+ * Writes a new file `to` from `parts` (bytes, or ranges of open files, copied a 256 KiB chunk at
+ * a time: never a whole segment in memory) and makes it durable (file, fdatasync, directory).
  */
-async function copyDurable(
+async function writeFileDurable(
   platform: Platform,
-  from: PlatformFile,
-  end: number,
   to: string,
+  parts: readonly (Uint8Array | FileRange)[],
   mode: number | undefined,
-  tail?: Uint8Array,
 ): Promise<void> {
-  const chunk = new Uint8Array(Math.min(SCAN_CHUNK_BYTES, end));
-  const first = from.readAt(chunk, 0);
-  const out = await createFileDurable(platform, to, chunk.subarray(0, first), mode);
+  const out = await createFileDurable(platform, to, new Uint8Array(0), mode);
   try {
-    for (let at = first; at < end;) {
-      const n = from.readAt(chunk.subarray(0, Math.min(chunk.length, end - at)), at);
-      if (n === 0) break;
-      out.write(chunk.subarray(0, n));
-      at += n;
+    let chunk: Uint8Array | null = null;
+    for (const part of parts) {
+      if (part instanceof Uint8Array) {
+        out.write(part);
+        continue;
+      }
+      chunk ??= new Uint8Array(SCAN_CHUNK_BYTES);
+      for (let at = part.from; at < part.to;) {
+        const n = part.file.readAt(chunk.subarray(0, Math.min(chunk.length, part.to - at)), at);
+        if (n === 0) break;
+        out.write(chunk.subarray(0, n));
+        at += n;
+      }
     }
-    if (tail) out.write(tail);
     await out.datasync();
   } finally {
     out.close();
   }
+}
+
+/**
+ * Repairs the log in `dir` as `./repair_plan.ts` plans it, step by step, and returns what was
+ * done and the seqs skipped past a newest segment whose end was unknown. Each step is durable
+ * before the next begins.
+ */
+export async function repairLog(
+  platform: Platform,
+  dir: string,
+  opts: RecoverOptions,
+): Promise<{ actions: RepairAction[]; skipped: { from: number; to: number } | null }> {
+  await removeStaleRepairFiles(platform, dir, await platform.readdir(dir));
+  const steps = await planSteps(platform, dir);
+  let skipped: { from: number; to: number } | null = null;
+  for (const step of steps) {
+    await carryOut(platform, dir, step, opts);
+    if (step.kind === "salvage" && step.beyond) {
+      skipped = { from: step.beyond.prevEndSeq, to: step.beyond.firstSeq };
+    }
+  }
+  return { actions: steps.map((s) => s.action), skipped };
+}
+
+async function carryOut(
+  platform: Platform,
+  dir: string,
+  step: RepairStep,
+  opts: RecoverOptions,
+): Promise<void> {
+  if (step.kind === "set-aside") return await renameDurable(platform, step.path, step.to);
+  const file = await platform.open(step.path, "read");
+  try {
+    if (step.kind === "declare-gap") {
+      const header = readHeader(file).slice();
+      writeU64(header, PREV_END_SEQ_AT, step.prevEndSeq);
+      writeU32(header, EXTENSION_CRC_AT, crc32(header.subarray(32, EXTENSION_CRC_AT)));
+      return await replaceDurable(platform, step.path, [header, {
+        file,
+        from: header.length,
+        to: file.size(),
+      }], opts.fileMode);
+    }
+    if (!step.aside.exists) {
+      await writeFileDurable(
+        platform,
+        step.aside.to,
+        [{ file, from: 0, to: file.size() }],
+        opts.fileMode,
+      );
+    }
+    if (step.beyond) {
+      // Before anything leaves the log: from here on no open can give out a seq the damaged
+      // bytes might hold.
+      const b = step.beyond;
+      const active = Segment.pending(platform, dir, {
+        firstSeq: b.firstSeq,
+        prevEndSeq: b.prevEndSeq,
+        baseTimestamp: Math.max(Date.now(), b.lastTimestamp),
+        log: logIdentity(step.header.logId!),
+      }, opts);
+      await active.materialize();
+      active.close();
+    }
+    // The damaged file is replaced (or removed) last, once every other piece is in place.
+    const own = step.pieces.find((p) => p.path === step.path);
+    for (const p of step.pieces) {
+      if (p !== own) await writePiece(platform, file, step.header, p, opts);
+    }
+    if (own) await writePiece(platform, file, step.header, own, opts);
+    else await unlinkDurable(platform, step.path);
+  } finally {
+    file.close();
+  }
+}
+
+/** Offset of a v2 header's prevEndSeq. */
+const PREV_END_SEQ_AT = 48;
+/** Offset of a v2 header's extension CRC (over bytes 32..75). */
+const EXTENSION_CRC_AT = 76;
+
+/**
+ * Writes a run of intact records as a sealed v2 segment of its own: a new header (no index area;
+ * the base timestamp is the one before the run's first record, so its frames are copied as they
+ * are), the frames, and a seal with the run's index. A run the damage ended inside a batch ends
+ * with a "more follows" frame, which a seal may not follow: that frame is rewritten as the end
+ * of its batch (its CRC computed again; its data is unchanged).
+ */
+async function writePiece(
+  platform: Platform,
+  from: PlatformFile,
+  header: SegmentHeader,
+  piece: Piece,
+  opts: RecoverOptions,
+): Promise<void> {
+  const r = piece.run;
+  const id = logIdentity(header.logId!);
+  const head = new Uint8Array(INDEX_AREA_START);
+  head.set(encodeHeader({
+    firstSeq: r.firstSeq,
+    maxRecordBytes: header.maxRecordBytes,
+    logId: id.id,
+    prevEndSeq: piece.prevEndSeq,
+    baseTimestamp: r.prevTimestamp,
+    indexCapacity: 0,
+  }));
+  const last = new Uint8Array(r.end - r.lastOffset);
+  from.readAt(last, r.lastOffset);
+  if (r.lastType === FRAME_RECORD_MORE) {
+    last[4] = FRAME_RECORD;
+    writeU32(last, 0, crc32(last.subarray(4), crc32U64(r.endSeq - 1, id.idCrc)));
+  }
+  const index = new SparseIndex(r.index.length + 1);
+  index.push(r.firstSeq, INDEX_AREA_START, r.prevTimestamp);
+  for (const e of r.index) {
+    index.push(e.seq, e.offset - r.start + INDEX_AREA_START, e.prevTimestamp);
+  }
+  const seal = encodeSealFrame({
+    idCrc: id.idCrc,
+    endSeq: r.endSeq,
+    firstTimestamp: r.firstTimestamp,
+    lastTimestamp: r.lastTimestamp,
+    sealTimestamp: Math.max(Date.now(), r.lastTimestamp),
+    index,
+  });
+  await replaceDurable(platform, piece.path, [
+    head,
+    { file: from, from: r.start, to: r.lastOffset },
+    last,
+    seal,
+  ], opts.fileMode);
+}
+
+/** Writes `path` anew through `<path>.repair`, durably, then renames it into place, durably. */
+async function replaceDurable(
+  platform: Platform,
+  path: string,
+  parts: readonly (Uint8Array | FileRange)[],
+  mode: number | undefined,
+): Promise<void> {
+  const tmp = `${path}${REPAIR_SUFFIX}`;
+  await platform.remove(tmp);
+  await writeFileDurable(platform, tmp, parts, mode);
+  await renameDurable(platform, tmp, path);
 }
 
 /**

@@ -428,7 +428,7 @@ describe("fault injection", () => {
     await s.store.close();
     assert.equal(s.sim.listFiles().filter((p) => p.endsWith(".seg")).length, 2);
     // Damage a byte of the sealed segment's seal (an index entry in it): open checks sealed
-    // segments through their seal, so this is damage, and the intact records before it are kept.
+    // segments through their seal, so this is damage; repair rewrites the seal, keeping every record.
     const seg = s.sim.listFiles().filter((p) => p.endsWith(".seg")).sort()[0];
     const bytes = s.sim.fileBytes(seg)!;
     bytes[bytes.length - 8] ^= 0xff;
@@ -464,8 +464,13 @@ describe("fault injection", () => {
       assert.deepEqual(r.data, s.resolved.get(r.seq));
       seqs.push(r.seq);
     }
-    assert.deepEqual(seqs, [0, 1, 2, 3, 4], "the damaged segment's records are kept");
-    assert.ok(log.nextSeq > 7, "seqs of the set-aside records are never given again");
+    assert.deepEqual(seqs, [0, 1, 2, 3, 4, 5, 6], "every record is kept, the later segment too");
+    assert.equal(log.nextSeq, 7);
+    assert.equal(
+      s.sim.listFiles().filter((p) => p.includes(".broken")).length,
+      1,
+      "the failed attempt's copy is the retry's",
+    );
     await again.close();
     done(s);
   });

@@ -1092,12 +1092,15 @@ for (const format of ["v1", "v2"] as const) {
     it("a gap between segments (a deleted middle segment) is corruption naming the gap", async () => {
       const { dir, path } = place({ [S[0]]: fx.segs[0], [S[2]]: fx.segs[2] });
       // v1: the seal's CRC covers the seq it must have, the next segment's first; v2: the seal
-      // says where the segment ends, the next header where the previous one ended.
-      const err = await expectCorruption(dir, {
-        path: path(S[0]),
-        offset: fx.sealOf(0).at,
-        seq: format === "v1" ? S[2] : S[1],
-      });
+      // says where the segment ends, the next header where the previous one ended, so the hole
+      // is named at the segment after it, at its prevEndSeq field.
+      const err = await expectCorruption(
+        dir,
+        format === "v1"
+          ? { path: path(S[0]), offset: fx.sealOf(0).at, seq: S[2] }
+          : { path: path(S[2]), offset: 48, seq: S[1] },
+      );
+      if (format === "v2") assert.match(err.message, /missing/);
       assert.match(err.message, new RegExp(`\\b${S[2]}\\b`));
       if (format === "v2") assert.match(err.message, new RegExp(`\\b${S[1]}\\b`));
     });
@@ -1246,29 +1249,61 @@ describe("repair mode", () => {
     assert.equal(u64(nextFile, 16), next);
   });
 
-  it("v2 newest segment with a damaged first record: refused at open; repaired, no record intact, the file leaves the log", async () => {
+  it("v2 newest segment with a damaged first record: refused at open; repaired, the records after it kept at their seqs", async () => {
     // Open reads the first record of a non-empty newest segment (its timestamp starts the seal),
     // so damage there is refused at open rather than found by a reader: never cut.
     const bytes = twenty.slice();
     bytes[twentySeg.frames[0].offset + 50] ^= 0x08;
     const { dir, path } = place({ 0: bytes });
     await expectCorruption(dir, { path: path(0), offset: twentySeg.dataStart, seq: 0 });
-    const next = beyond([[0, bytes.length]]);
     const store = await openStore(dir, { repair: true });
     const log = await store.log(LOG);
-    assert.deepEqual(log.openReport.repaired.map((a) => [a.path, a.movedTo, a.offset]), [
-      [path(0), `${path(0)}.broken`, twentySeg.dataStart],
-    ]);
-    assert.deepEqual(log.openReport.skippedSeqs, { from: 0, to: next });
-    assert.equal(log.nextSeq, next);
-    assert.equal(await log.append(payload(next)), next);
+    // The mark anchors records 1..19: only record 0 is lost, and no seq is skipped.
+    assert.deepEqual(log.openReport.repaired, [{
+      kind: "salvaged",
+      path: path(0),
+      movedTo: `${path(0)}.broken`,
+      offset: twentySeg.dataStart,
+      reason: "checksum mismatch",
+      kept: [{ from: 1, to: 20 }],
+      lost: [{ from: 0, to: 1 }],
+    }]);
+    assert.equal(log.openReport.skippedSeqs, null);
+    assert.equal(log.nextSeq, 20);
+    assert.equal(await log.append(payload(20)), 20);
     await store.close();
-    assert.deepEqual(readdirSync(join(dir, LOG)).sort(), [`${segName(0)}.broken`, segName(next)]);
+    assert.deepEqual(readdirSync(join(dir, LOG)).sort(), [
+      `${segName(0)}.broken`,
+      segName(1),
+      segName(20),
+    ]);
     assert.deepEqual(new Uint8Array(readFileSync(`${path(0)}.broken`)), bytes);
-    assert.deepEqual((await inspect(dir)).seqs, [next]);
+    assert.deepEqual((await inspect(dir)).seqs, range(1, 21));
   });
 
-  for (const format of ["v1", "v2"] as const) {
+  it("v2: older segment with a damaged seal: rewritten with every record, later segments untouched", async () => {
+    const fx = fixture("v2");
+    const S = fx.firsts;
+    const second = fx.segs[1].slice();
+    second[second.length - 10] ^= 0x01;
+    const { dir, path } = place({ [S[0]]: fx.segs[0], [S[1]]: second, [S[2]]: fx.segs[2] });
+    const store = await openStore(dir, { repair: true });
+    const log = await store.log(LOG);
+    const [action, ...more] = log.openReport.repaired;
+    assert.deepEqual(more, []);
+    assert.equal(action.kind, "salvaged");
+    assert.equal(action.path, path(S[1]));
+    assert.deepEqual(action.kept, [{ from: S[1], to: S[2] }]);
+    assert.deepEqual(action.lost, []);
+    assert.equal(log.openReport.skippedSeqs, null);
+    await store.close();
+    assert.deepEqual(new Uint8Array(readFileSync(`${path(S[1])}.broken`)), second);
+    assert.deepEqual(new Uint8Array(readFileSync(path(S[2]))), fx.segs[2]);
+    const r = await inspect(dir);
+    assert.deepEqual(r.seqs, range(0, fx.total));
+  });
+
+  for (const format of ["v1"] as const) {
     it(`${format}: older segment with a damaged seal: it and later segments set aside, its records kept`, async () => {
       const fx = fixture(format);
       const S = fx.firsts;

@@ -141,29 +141,42 @@ export function encodeFrame(
   return buf;
 }
 
+/** What a frame's first bytes say, before its checksum is checked (see {@linkcode peekFrame}). */
+export interface FramePeek {
+  /** Its type, length and delta are well formed. */
+  status: "ok";
+  /** {@linkcode FRAME_RECORD}, {@linkcode FRAME_RECORD_MORE} or {@linkcode FRAME_SEAL}. */
+  type: number;
+  /** Timestamp delta from the previous record. */
+  delta: number;
+  /** Start of the payload in the buffer. */
+  payloadStart: number;
+  /** Payload length. */
+  length: number;
+  /** Whole frame size, header included (the bytes may not all be available). */
+  frameBytes: number;
+}
+
 /**
- * Checks the frame at `buf[off, end)` in the order FORMAT.md gives: its type, its length (at most
- * `maxPayload` for records, {@linkcode MAX_SEAL_PAYLOAD} for seals), its timestamp delta, then its
- * CRC seeded with the log id's CRC and `expectedSeq`, the sequence number that belongs here.
- * `prevTimestamp` is the previous record's timestamp (the segment's base timestamp for the first).
+ * Checks a frame's type, length (at most `maxPayload` for records, {@linkcode MAX_SEAL_PAYLOAD}
+ * for seals) and delta varint, FORMAT.md's steps 1 to 3 and the delta's form: what can be known
+ * without the sequence number the CRC is seeded with. Repair walks damaged bytes with it to find
+ * where whole frames start again (`../salvage.ts`).
  *
  * @example
  * ```ts
- * import { decodeFrame } from "./frame.ts";
- * const zeros = new Uint8Array(4096);
- * const d = decodeFrame(zeros, 0, zeros.length, 0, 0, 0, 1024);
- * if (d.status !== "bad" || d.reason !== "bad frame type 0") throw new Error(d.status);
+ * import { encodeFrame, FRAME_RECORD, peekFrame } from "./frame.ts";
+ * const f = encodeFrame(FRAME_RECORD, 0, 9, 2, new Uint8Array(300));
+ * const p = peekFrame(f, 0, f.length, 1024);
+ * if (p.status !== "ok" || p.frameBytes !== f.length || p.delta !== 2) throw new Error(p.status);
  * ```
  */
-export function decodeFrame(
+export function peekFrame(
   buf: Uint8Array,
   off: number,
   end: number,
-  idCrc: number,
-  expectedSeq: number,
-  prevTimestamp: number,
   maxPayload: number,
-): FrameResult {
+): FramePeek | FrameShort | FrameBad {
   if (end - off < MIN_FRAME_BYTES) return { status: "short", need: MIN_FRAME_BYTES };
   const type = buf[off + 4];
   if (type !== FRAME_RECORD && type !== FRAME_RECORD_MORE && type !== FRAME_SEAL) {
@@ -187,12 +200,39 @@ export function decodeFrame(
     if (delta < 0) return varintProblem(delta, "timestamp delta", end - off);
     p = varintEnd;
   }
-  const timestamp = prevTimestamp + delta;
+  return { status: "ok", type, delta, payloadStart: p, length, frameBytes: p - off + length };
+}
+
+/**
+ * Checks the frame at `buf[off, end)` in the order FORMAT.md gives: its type, its length (at most
+ * `maxPayload` for records, {@linkcode MAX_SEAL_PAYLOAD} for seals), its timestamp delta, then its
+ * CRC seeded with the log id's CRC and `expectedSeq`, the sequence number that belongs here.
+ * `prevTimestamp` is the previous record's timestamp (the segment's base timestamp for the first).
+ *
+ * @example
+ * ```ts
+ * import { decodeFrame } from "./frame.ts";
+ * const zeros = new Uint8Array(4096);
+ * const d = decodeFrame(zeros, 0, zeros.length, 0, 0, 0, 1024);
+ * if (d.status !== "bad" || d.reason !== "bad frame type 0") throw new Error(d.status);
+ * ```
+ */
+export function decodeFrame(
+  buf: Uint8Array,
+  off: number,
+  end: number,
+  idCrc: number,
+  expectedSeq: number,
+  prevTimestamp: number,
+  maxPayload: number,
+): FrameResult {
+  const f = peekFrame(buf, off, end, maxPayload);
+  if (f.status !== "ok") return f;
+  const timestamp = prevTimestamp + f.delta;
   if (timestamp > Number.MAX_SAFE_INTEGER) return { status: "bad", reason: "timestamp too large" };
-  const payloadStart = p;
-  const payloadEnd = payloadStart + length;
-  const bytes = payloadEnd - off;
-  if (end < payloadEnd) return { status: "short", need: bytes };
+  const payloadStart = f.payloadStart;
+  const payloadEnd = payloadStart + f.length;
+  if (end < payloadEnd) return { status: "short", need: f.frameBytes };
   if (
     readU32(buf, off) !== crc32(buf.subarray(off + 4, payloadEnd), crc32U64(expectedSeq, idCrc))
   ) {
@@ -200,12 +240,12 @@ export function decodeFrame(
   }
   return {
     status: "ok",
-    type,
+    type: f.type,
     seq: expectedSeq,
     timestamp,
     payloadStart,
     payloadEnd,
-    frameBytes: bytes,
+    frameBytes: f.frameBytes,
   };
 }
 
