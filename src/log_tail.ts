@@ -43,7 +43,7 @@ import { FrameScanner } from "./format/scanner.ts";
 import { SparseIndex } from "./format/sparse_index.ts";
 import { LogIdCheck, readHeader } from "./open_context.ts";
 import { readStoredIndex } from "./recover_active.ts";
-import { parseSegmentFileName, segmentFileName } from "./segment.ts";
+import { segmentFileName, segmentSeqs } from "./segment.ts";
 import type { GrowingSegment, LiveSegment, SealedSegment, SegmentView } from "./segment_view.ts";
 // The poll never keeps a process alive: a waiting follower does that itself.
 import { backgroundInterval, backgroundTimeout, type BackgroundTimer } from "./unref_timer.ts";
@@ -455,8 +455,7 @@ export class LogTail {
       if (err instanceof NotFoundError) return false;
       throw err;
     }
-    const seqs = names.map(parseSegmentFileName).filter((n): n is number => n !== null)
-      .sort((a, b) => a - b);
+    const seqs = segmentSeqs(names);
     const present = new Set(seqs);
     let changed = false;
     while (this.segments.length > 1 && !present.has(this.segments[0].firstSeq)) {

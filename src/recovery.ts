@@ -34,7 +34,7 @@ import {
 } from "./open_context.ts";
 import { removeStaleRepairFiles, repairLog, repairSegment } from "./repair.ts";
 import { recoverActive } from "./recover_active.ts";
-import { parseSegmentFileName, Segment, segmentFileName } from "./segment.ts";
+import { Segment, segmentFileName, segmentSeqs } from "./segment.ts";
 import { liveView, type SegmentView } from "./segment_view.ts";
 
 export type { OpenReport, RecoverOptions };
@@ -84,10 +84,7 @@ export async function recoverLog(
   }
   const names = await platform.readdir(dir);
   await removeStaleRepairFiles(platform, dir, names);
-  const firstSeqs = names
-    .map(parseSegmentFileName)
-    .filter((n): n is number => n !== null)
-    .sort((a, b) => a - b);
+  const firstSeqs = segmentSeqs(names);
   const pathOf = (seq: number) => `${dir}/${segmentFileName(seq)}`;
   const ids = new LogIdCheck();
 

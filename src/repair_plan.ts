@@ -38,7 +38,7 @@ import { MIN_FRAME_BYTES } from "./format/frame.ts";
 import { LogIdCheck, readHeader } from "./open_context.ts";
 import { readStoredIndex } from "./recover_active.ts";
 import { type Anchor, type Run, type Salvage, salvageSegment, type SegmentEnd } from "./salvage.ts";
-import { parseSegmentFileName, segmentFileName } from "./segment.ts";
+import { segmentFileName, segmentSeqs } from "./segment.ts";
 
 /** A range of sequence numbers, `[from, to)`. */
 export interface SeqRange {
@@ -133,10 +133,7 @@ interface Prev {
  * what repair cannot decide: two segments that hold the same seqs.
  */
 export async function planSteps(platform: Platform, dir: string): Promise<RepairStep[]> {
-  const names = (await platform.readdir(dir))
-    .map(parseSegmentFileName)
-    .filter((n): n is number => n !== null)
-    .sort((a, b) => a - b);
+  const names = segmentSeqs(await platform.readdir(dir));
   const pathOf = (seq: number) => `${dir}/${segmentFileName(seq)}`;
   const ids = new LogIdCheck();
   const steps: RepairStep[] = [];

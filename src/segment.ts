@@ -120,6 +120,23 @@ export function parseSegmentFileName(name: string): number | null {
   return Number.isSafeInteger(n) ? n : null;
 }
 
+/**
+ * The first seqs of the segment files among directory entries `names`, ascending: the log's
+ * segments in order (every other name is ignored).
+ *
+ * @example
+ * ```ts
+ * import { segmentSeqs } from "./segment.ts";
+ * const names = ["00000000000000000042.seg", "x.seg", "00000000000000000007.seg", "cursors"];
+ * if (segmentSeqs(names).join() !== "7,42") throw new Error(segmentSeqs(names).join());
+ * ```
+ */
+export function segmentSeqs(names: readonly string[]): number[] {
+  return names.map(parseSegmentFileName).filter((n): n is number => n !== null).sort((a, b) =>
+    a - b
+  );
+}
+
 /** Stored index entries a new segment reserves room for: one per 64 KiB it may hold. */
 export function indexCapacityFor(segmentBytes: number): number {
   return Math.min(MAX_INDEX_CAPACITY, Math.floor(segmentBytes / INDEX_INTERVAL_BYTES));
