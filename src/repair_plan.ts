@@ -98,8 +98,9 @@ export type RepairStep =
     /** The intact runs, oldest first. */
     pieces: Piece[];
     /**
-     * A newest segment whose end is unknown (its mark was damaged): the log goes on in a new
-     * segment at this seq, past every seq its bytes could hold, so that none is reused.
+     * A newest segment whose last records were lost (or whose end is unknown: its mark was
+     * damaged): the log goes on in a new segment at this seq, past every seq a lost record had
+     * (or its bytes could hold), so that none is reused.
      */
     beyond: { firstSeq: number; prevEndSeq: number; lastTimestamp: number } | null;
   }
@@ -404,11 +405,14 @@ async function salvageStep(
   const end = found.sealed?.endSeq ?? s.nextSays;
   let beyond: { firstSeq: number; prevEndSeq: number; lastTimestamp: number } | null = null;
   if (end !== null && end > lastEnd) lost.push({ from: lastEnd, to: end });
-  if (s.isLast && found.markLost) {
-    // What was durable (and acknowledged) is unknown: no seq its bytes could hold is reused.
-    const past = header.firstSeq + Math.ceil(s.size / MIN_FRAME_BYTES) + 1;
-    lost.push({ from: lastEnd, to: past });
-    beyond = { firstSeq: past, prevEndSeq: lastEnd, lastTimestamp };
+  if (s.isLast) {
+    // The log goes on after the newest segment: never at a seq a lost record had. If what was
+    // durable (and acknowledged) is unknown, past every seq its bytes could hold.
+    if (found.markLost) {
+      lost.push({ from: lastEnd, to: header.firstSeq + Math.ceil(s.size / MIN_FRAME_BYTES) + 1 });
+    }
+    const past = Math.max(lastEnd, ...lost.map((r) => r.to));
+    if (past > lastEnd) beyond = { firstSeq: past, prevEndSeq: lastEnd, lastTimestamp };
   }
   const aside = await asideFor(platform, s.path, s.file, s.size);
   return {

@@ -45,8 +45,10 @@ export interface StoreOptions {
   /** The file system to use. Default: detected (Deno, Node or Bun). */
   platform?: Platform;
   /**
-   * On damage, move the damaged segment (and any after it) aside as `.broken` and keep everything
-   * before the damage readable, instead of failing with `CorruptionError`. Default false.
+   * Repair each log as it opens: read every segment whole, copy a damaged one aside as `.broken`,
+   * keep every intact record readable at its own seq, and declare what the damage took (and any
+   * missing segment) as a gap readers skip, instead of failing with `CorruptionError`. What was
+   * done is in `log.openReport.repaired`. Default false. See RECOVERY.md, "Repair mode".
    */
   repair?: boolean;
   /**
