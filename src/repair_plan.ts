@@ -32,7 +32,8 @@
 import { CorruptionError } from "./errors.ts";
 import type { Platform, PlatformFile } from "./platform/types.ts";
 import { chainExpectation, checkSealed, readSeal } from "./check_sealed.ts";
-import { decodeHeader, seedOf, type SegmentHeader } from "./format/header.ts";
+import { decodeHeader, logIdHex, seedOf, type SegmentHeader } from "./format/header.ts";
+import { rescueHeader } from "./header_rescue.ts";
 import { checkMark, readFileMark } from "./format/mark.ts";
 import { MIN_FRAME_BYTES } from "./format/frame.ts";
 import { LogIdCheck, readHeader } from "./open_context.ts";
@@ -137,6 +138,9 @@ export async function planSteps(platform: Platform, dir: string): Promise<Repair
   const names = segmentSeqs(await platform.readdir(dir));
   const pathOf = (seq: number) => `${dir}/${segmentFileName(seq)}`;
   const ids = new LogIdCheck();
+  // The log's id is the one most of its headers carry: a damaged header is rebuilt with it.
+  const major = await mostCommonHeader(platform, names.map(pathOf));
+  if (major) ids.check(major, dir);
   const steps: RepairStep[] = [];
   const pieceNames = new Set<number>();
   let prev: Prev | null = null;
@@ -149,12 +153,22 @@ export async function planSteps(platform: Platform, dir: string): Promise<Repair
     try {
       const size = file.size();
       const h = decodeHeader(readHeader(file));
-      const unusable = !h.ok
-        ? `segment header: ${h.reason}`
-        : h.header.firstSeq !== seq
-        ? `segment header says first seq ${h.header.firstSeq}, the file name ${seq}`
-        : ids.check(h.header, path)?.message ?? null;
-      if (unusable !== null || !h.ok) {
+      let header: SegmentHeader | null = null;
+      let headerProblem: { offset: number; reason: string } | null = null;
+      let unusable = "";
+      if (h.ok && h.header.firstSeq === seq) {
+        const foreign = ids.check(h.header, path);
+        if (foreign) unusable = foreign.message;
+        else header = h.header;
+      } else {
+        unusable = h.ok
+          ? `segment header says first seq ${h.header.firstSeq}, the file name ${seq}`
+          : `segment header: ${h.reason}`;
+        const log = ids.known;
+        header = log ? rescueHeader(file, seq, log.id, prev) : null;
+        if (header) headerProblem = { offset: 0, reason: unusable };
+      }
+      if (header === null) {
         const next = later()[0];
         // A newest segment with a bad header is recovery's (a torn header is no damage).
         if (next === undefined) return steps;
@@ -168,14 +182,13 @@ export async function planSteps(platform: Platform, dir: string): Promise<Repair
             path,
             movedTo: to,
             offset: 0,
-            reason: unusable!,
+            reason: unusable,
             kept: [],
             lost: [{ from: prev?.endSeq ?? seq, to: next }],
           },
         });
         continue;
       }
-      const header = h.header;
       if (header.version === 1) {
         const next = later()[0];
         if (next === undefined) return steps;
@@ -206,7 +219,10 @@ export async function planSteps(platform: Platform, dir: string): Promise<Repair
         isLast = true;
         found = examine(file, size, header, path, isLast);
       }
-      const problem = found.problem ?? (found.sealed || isLast ? null : found.sealProblem);
+      // A rebuilt header with no frame that decodes under it: the file is not known to be ours.
+      if (headerProblem && found.salvage.runs.length === 0 && isLast) return steps;
+      const problem = headerProblem ?? found.problem ??
+        (found.sealed || isLast ? null : found.sealProblem);
       if (problem === null) {
         if (prev && header.prevEndSeq !== prev.endSeq) {
           steps.push(declareGap(path, prev.endSeq, header, found.salvage));
@@ -248,6 +264,30 @@ export async function planSteps(platform: Platform, dir: string): Promise<Repair
   return steps;
 }
 
+/** Of the segments' v2 headers that decode, one carrying the log id most of them carry. */
+async function mostCommonHeader(
+  platform: Platform,
+  paths: readonly string[],
+): Promise<SegmentHeader | null> {
+  const count = new Map<string, { n: number; header: SegmentHeader }>();
+  for (const path of paths) {
+    const file = await platform.open(path, "read");
+    try {
+      const h = decodeHeader(readHeader(file));
+      if (!h.ok || h.header.logId === null) continue;
+      const key = logIdHex(h.header.logId);
+      const c = count.get(key) ?? { n: 0, header: h.header };
+      c.n++;
+      count.set(key, c);
+    } finally {
+      file.close();
+    }
+  }
+  let best: { n: number; header: SegmentHeader } | null = null;
+  for (const c of count.values()) if (!best || c.n > best.n) best = c;
+  return best?.header ?? null;
+}
+
 /** What a v2 segment's bytes hold. */
 interface Examined {
   salvage: Salvage;
@@ -259,6 +299,8 @@ interface Examined {
   problem: { offset: number; reason: string } | null;
   /** The mark could not be used: what was durable is unknown. */
   markLost: boolean;
+  /** The seq the mark says the data ended at, when the file was cut below it. */
+  markEnd: number | null;
 }
 
 /**
@@ -278,6 +320,7 @@ function examine(
   const anchors: Anchor[] = [];
   let problem: { offset: number; reason: string } | null = null;
   let markLost = false;
+  let markEnd: number | null = null;
   if (!(seal instanceof CorruptionError)) {
     const v = seal.view;
     end = { kind: "seal", at: seal.sealAt, seq: v.endSeq, lastTimestamp: v.lastTimestamp };
@@ -292,18 +335,26 @@ function examine(
     const seed = seedOf(header.logId!, header.firstSeq);
     const mark = readFileMark(file, seed);
     const bad = mark && checkMark(mark, { ...header, fileSize: size });
+    // A mark that fits but for the file's size: the file was cut below it, and the mark still says
+    // how many records there were.
+    const cut = mark !== null && bad !== null &&
+      checkMark(mark, { ...header, fileSize: mark.durableEnd }) === null;
     let markAnchor: Anchor | null = null;
     if (mark && bad) {
       // Only the newest segment is read through its mark; a sealed one that lost its seal (cut
       // short, say) is named by that.
-      if (newest) problem = { offset: 80, reason: bad };
-      markLost = true;
-    } else if (mark) {
-      markAnchor = {
-        offset: mark.durableEnd,
-        seq: mark.nextSeq,
-        prevTimestamp: mark.lastTimestamp,
-      };
+      if (newest) problem = { offset: cut ? size : 80, reason: bad };
+      markLost = !cut;
+      if (cut) markEnd = mark.nextSeq;
+    }
+    if (mark && (!bad || cut)) {
+      if (!bad) {
+        markAnchor = {
+          offset: mark.durableEnd,
+          seq: mark.nextSeq,
+          prevTimestamp: mark.lastTimestamp,
+        };
+      }
       const index = readStoredIndex(file, header, mark, seed);
       if (typeof index === "string") {
         problem = { offset: 160, reason: index };
@@ -317,7 +368,7 @@ function examine(
         }
       }
     }
-    const trusted = !newest || markLost ? size : (markAnchor?.offset ?? header.dataStart);
+    const trusted = !newest || markLost || cut ? size : (markAnchor?.offset ?? header.dataStart);
     end = { kind: "open", limit: size, mark: markAnchor, trusted };
   }
   const salvage = salvageSegment(file, header, end, anchors);
@@ -335,6 +386,7 @@ function examine(
       : { offset: 0, reason: "" },
     problem,
     markLost,
+    markEnd,
   };
 }
 
@@ -402,7 +454,7 @@ async function salvageStep(
   const lastEnd = runs.at(-1)?.endSeq ?? startEnd;
   const lastTimestamp = runs.at(-1)?.lastTimestamp ?? s.prev?.lastTimestamp ?? header.baseTimestamp;
   // The seqs this segment's records had up to: its seal's, or the next segment's header's.
-  const end = found.sealed?.endSeq ?? s.nextSays;
+  const end = found.sealed?.endSeq ?? s.nextSays ?? found.markEnd;
   let beyond: { firstSeq: number; prevEndSeq: number; lastTimestamp: number } | null = null;
   if (end !== null && end > lastEnd) lost.push({ from: lastEnd, to: end });
   if (s.isLast) {

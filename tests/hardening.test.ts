@@ -449,7 +449,9 @@ describe("1. lost-write rule (version 1 only): only zeros a lost page leaves (a 
       assert.equal(log.openReport.truncatedBytes, 0);
       assert.equal(log.openReport.repaired.length, 1, JSON.stringify(log.openReport));
       assert.equal(log.openReport.repaired[0].offset, 511);
-      assert.ok(sameBytes(new Uint8Array(readFileSync(log.openReport.repaired[0].movedTo!)), bytes));
+      assert.ok(
+        sameBytes(new Uint8Array(readFileSync(log.openReport.repaired[0].movedTo!)), bytes),
+      );
       assert.deepEqual(log.openReport.skippedSeqs, { from: 1, to: beyond });
       assert.equal(log.nextSeq, beyond);
     } finally {
