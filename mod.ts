@@ -32,11 +32,19 @@
 export { Store } from "./src/store.ts";
 export type { LogOpenOptions, ResolvedStoreOptions, StoreOptions } from "./src/store_options.ts";
 export type { ResolvedRetention, RetentionOptions } from "./src/retention_policy.ts";
-export type { FollowOptions, Log, LogOptions, RetentionResult } from "./src/log.ts";
+export type { FollowOptions, Log, LogOptions, RetentionResult, SegmentInfo } from "./src/log.ts";
 export type { Cursor, CursorInfo, CursorReadOptions } from "./src/cursor.ts";
 export type { LogRecord, ReadOptions, RecordIterator } from "./src/reader.ts";
 export type { OpenReport } from "./src/recovery.ts";
 export type { RepairAction, SeqRange } from "./src/repair_plan.ts";
+export type {
+  Gap,
+  StoreVerifyReport,
+  VerifyOptions,
+  VerifyProblem,
+  VerifyProgress,
+  VerifyReport,
+} from "./src/verify.ts";
 // `StoreOptions.platform` names these; the adapters themselves are in `@khipu/log/platform`.
 export type {
   Platform,

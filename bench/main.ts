@@ -12,7 +12,7 @@
  * row `suite <name>` and the run goes on.
  *
  * ```sh
- * npx tsx --expose-gc bench/main.ts [--quick|--smoke] [--suites=raw,sqlite,paired,policy,follow,retention,format,space,read,seek,hostile]
+ * npx tsx --expose-gc bench/main.ts [--quick|--smoke] [--suites=raw,sqlite,paired,policy,follow,relay,retention,format,verify,space,read,seek,hostile]
  * npx deno run -A --v8-flags=--expose-gc bench/main.ts
  * npx bun run bench/main.ts
  * ```
@@ -52,8 +52,10 @@ export const SUITES: readonly string[] = [
   "paired",
   "policy",
   "follow",
+  "relay",
   "retention",
   "format",
+  "verify",
   "space",
   "read",
   "seek",
@@ -135,11 +137,17 @@ export async function runAll(suites: readonly string[] = SUITES): Promise<RunRes
         case "follow":
           await (await import("./follow.bench.ts")).followSuite(rec);
           break;
+        case "relay":
+          await (await import("./relay.bench.ts")).relaySuite(rec);
+          break;
         case "retention":
           await (await import("./retention.bench.ts")).retentionSuite(rec);
           break;
         case "format":
           await (await import("./format.bench.ts")).formatSuite(rec);
+          break;
+        case "verify":
+          await (await import("./verify.bench.ts")).verifySuite(rec);
           break;
         case "space":
           await (await import("./space.bench.ts")).spaceSuite(rec);

@@ -1048,7 +1048,12 @@ export function renderMarkdown(results: RunResult[], svgPath: string): string {
     "",
   );
 
-  out.push(...followSection(results), ...retentionSection(results), ...seekSection(results));
+  out.push(
+    ...followSection(results),
+    ...retentionSection(results),
+    ...seekSection(results),
+    ...verifySection(results),
+  );
 
   const formatNames = [
     "crc32 64MiB",
@@ -1283,6 +1288,47 @@ function seekSection(results: RunResult[]): string[] {
         "full scan",
         "full scan / seek",
       ],
+      rows,
+    ),
+    "",
+  ];
+}
+
+/** "Verify": `store.verify()` against a full read of the same store, per runtime. */
+function verifySection(results: RunResult[]): string[] {
+  const rows: string[][] = [];
+  for (const r of results) {
+    for (const v of r.rows.filter((x) => x.suite === "verify" && x.name.startsWith("verify "))) {
+      const size = v.name.slice("verify 1KiB ".length);
+      if (v.skipped) {
+        rows.push([size, r.runtime, `n/a (skipped: ${v.skipped})`, "", "", "", ""]);
+        continue;
+      }
+      const e = v.extra ?? {};
+      const read = row(r, `read 1KiB ${size}`);
+      rows.push([
+        size,
+        r.runtime,
+        fmt(v.mbPerSec, "MB/s"),
+        fmt(e.fileMBPerSec as number | undefined, "MB/s"),
+        fmt(read?.mbPerSec, "MB/s"),
+        times(e.toRead),
+        mib(e.peakRssGrowthBytes),
+      ]);
+    }
+  }
+  if (rows.length === 0) return [];
+  return [
+    "## Verify",
+    "",
+    "`store.verify()` (every frame, seal, index entry and mark checked) against `log.read()` of " +
+    "every record, over the same closed store of 1 KiB records in 64 MiB segments " +
+    "(`bench/verify.bench.ts`; `KHIPU_VERIFY_BYTES` sets the size). Payload MB/s (10^6 bytes), " +
+    "and for verify the segment files' bytes per second too; peak RSS growth during one verify, " +
+    "sampled every 256 KiB. Warm page cache.",
+    "",
+    table(
+      ["store", "runtime", "verify", "verify (files)", "read", "verify / read", "peak RSS growth"],
       rows,
     ),
     "",

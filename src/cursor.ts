@@ -49,6 +49,7 @@ import {
   unlinkDurable,
 } from "./platform/durable.ts";
 import { errorCode } from "./platform/os_call.ts";
+import { type Gap, seqsInGaps } from "./gaps.ts";
 import { validateCursorName } from "./log_name.ts";
 import { boolean, options as checkOptions, wholeNumber } from "./validate.ts";
 import {
@@ -75,6 +76,8 @@ export interface CursorHost {
   firstSeq(): number;
   /** One past the last record this process sees (writer: `nextSeq`; read-only: what it has seen). */
   nextSeq(): number;
+  /** Seq ranges between the log's segments that repair set aside (no record has those seqs). */
+  gaps(): readonly Gap[];
   /**
    * Reads from `from`, strictly: the first `next()` rejects with `RecordsRemovedError` if `from` is
    * below the log's first seq (instead of starting at the first), and so does a follower that
@@ -99,7 +102,7 @@ export interface CursorInfo {
   name: string;
   /** Next seq it has not processed. */
   position: number;
-  /** `nextSeq - position`, with `nextSeq` as this process sees it. */
+  /** Records from `position` to `nextSeq` (as this process sees it), seqs in gaps not counted. */
   lag: number;
 }
 
@@ -227,9 +230,9 @@ export class Cursor {
     return this.#position;
   }
 
-  /** `nextSeq - position` as this process sees it. */
+  /** Records from `position` to `nextSeq` as this process sees it (seqs in gaps not counted). */
   get lag(): number {
-    return this.#host.nextSeq() - this.#position;
+    return lagOf(this.#host, this.#position);
   }
 
   /** True once closed. */
@@ -490,6 +493,12 @@ export async function openCursor(host: CursorHost, name: string): Promise<Cursor
   }
 }
 
+/** The records between `position` and the host's `nextSeq`: seqs in gaps hold none. */
+function lagOf(host: CursorHost, position: number): number {
+  const end = host.nextSeq();
+  return end - position - seqsInGaps(position, end, host.gaps());
+}
+
 /**
  * Every cursor of the log, any process's, sorted by name, without taking their locks (a slot
  * being written meanwhile leaves the other one to read).
@@ -538,7 +547,7 @@ export async function listCursors(host: CursorHost): Promise<CursorInfo[]> {
     } finally {
       file.close();
     }
-    out.push({ name, position: slot.position, lag: host.nextSeq() - slot.position });
+    out.push({ name, position: slot.position, lag: lagOf(host, slot.position) });
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

@@ -46,11 +46,18 @@ import { backgroundInterval, type BackgroundTimer } from "./unref_timer.ts";
 import { describeValue, options as checkOptions, recordBytes, wholeNumber } from "./validate.ts";
 import { type OpenReport, recoverLog } from "./recovery.ts";
 import { emptyReport } from "./open_context.ts";
+import { type Gap, gapsBetween } from "./gaps.ts";
 import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
 import type { Segment } from "./segment.ts";
-import type { SegmentView } from "./segment_view.ts";
+import { endSeqOf, type GrowingSegment, type SegmentView } from "./segment_view.ts";
 import type { ResolvedStoreOptions } from "./store_options.ts";
 import { seqAtTime } from "./time_seek.ts";
+import {
+  checkVerifyOptions,
+  verifyLogDir,
+  type VerifyOptions,
+  type VerifyReport,
+} from "./verify.ts";
 
 /** Options of `log.follow()`. */
 export interface FollowOptions {
@@ -62,6 +69,24 @@ export interface FollowOptions {
   signal?: AbortSignal;
   /** Only records durable on disk (see `ReadOptions.committed`). */
   committed?: boolean;
+}
+
+/** One segment of a log, as `log.segments()` lists it. */
+export interface SegmentInfo {
+  /** Its file. */
+  path: string;
+  /** Seq of its first record (its file name). */
+  firstSeq: number;
+  /** One past its last record (for the active segment: the log's `nextSeq`). */
+  endSeq: number;
+  /** Its file's size (the active one's preallocated zeros included). */
+  bytes: number;
+  /** True once sealed: it never changes again. */
+  sealed: boolean;
+  /** Its first record's timestamp; null if it holds none, or unknown (a version-1 segment). */
+  firstTimestamp: number | null;
+  /** Its last record's timestamp; null if it holds none, or unknown (a version-1 segment). */
+  lastTimestamp: number | null;
 }
 
 /** Settings a log runs with: the store's options, overridden by the log's own. */
@@ -259,6 +284,7 @@ export class Log {
       fileMode: opts.fileMode ?? 0o644,
       firstSeq: () => this.firstSeq,
       nextSeq: () => this.nextSeq,
+      gaps: () => this.gaps,
       readFrom: (from, o, who) => {
         if (this.#closed) throw new ClosedError({ what: "log", path });
         return readRecords(this.#source, { ...o, from }, { who });
@@ -324,6 +350,99 @@ export class Log {
   /** Number of segment files. */
   get segmentCount(): number {
     return this.#segments.length;
+  }
+
+  /**
+   * The log's segments now, oldest first: each one's file, seq range, size and time range.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const store = await Store.open("/data", { platform: new SimPlatform(), segmentBytes: 4096 });
+   * const log = await store.log("events");
+   * for (let i = 0; i < 5; i++) await log.append(new Uint8Array(1000)); // 3 to a 4 KiB segment
+   * const [first, active] = log.segments();
+   * await store.close();
+   * if (!first.sealed || first.endSeq !== 3 || active.sealed || active.endSeq !== 5) {
+   *   throw new Error(JSON.stringify([first, active]));
+   * }
+   * ```
+   */
+  segments(): SegmentInfo[] {
+    return this.#segments.map((s): SegmentInfo => {
+      const base = { path: s.path, firstSeq: s.firstSeq };
+      if (s.kind === "sealed") {
+        // A version-1 seal records the sealing time, and no first timestamp.
+        const known = s.codec.version === 2;
+        return {
+          ...base,
+          endSeq: s.endSeq,
+          bytes: s.bytes,
+          sealed: true,
+          firstTimestamp: known ? s.firstTimestamp : null,
+          lastTimestamp: known ? s.lastTimestamp : null,
+        };
+      }
+      const endSeq = endSeqOf(s) ?? this.nextSeq;
+      const held = endSeq > s.firstSeq;
+      const times = liveTimestamps(s.writer);
+      return {
+        ...base,
+        endSeq,
+        bytes: s.writer.diskBytes,
+        sealed: s.writer.sealed,
+        firstTimestamp: held ? times.first : null,
+        lastTimestamp: held ? times.last : null,
+      };
+    });
+  }
+
+  /**
+   * Seq ranges `[from, to)` between the log's segments that repair set aside (declared on disk,
+   * never reused): readers pass over them, cursor lag does not count them.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const store = await Store.open("/data", { platform: new SimPlatform() });
+   * const log = await store.log("events");
+   * await log.append("a healthy log has no gap");
+   * const gaps = log.gaps;
+   * await store.close();
+   * if (gaps.length !== 0) throw new Error(JSON.stringify(gaps));
+   * ```
+   */
+  get gaps(): readonly Gap[] {
+    return gapsBetween(this.#segments);
+  }
+
+  /**
+   * Reads every segment of the log as it is on disk, up to the end this log sees, and checks every
+   * frame, seal, index entry and mark and the chain between segments: see `store.verify()`. Never
+   * writes, takes no lock; works in a read-only store beside a writer.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@khipu/log";
+   * import { SimPlatform } from "@khipu/log/testing";
+   * const store = await Store.open("/data", { platform: new SimPlatform() });
+   * const log = await store.log("events");
+   * await log.appendBatch(["a", "b", "c"]);
+   * const report = await log.verify();
+   * await store.close();
+   * if (!report.ok || report.records !== 3 || report.nextSeq !== 3) throw new Error("damaged?");
+   * ```
+   */
+  verify(opts: VerifyOptions = {}): Promise<VerifyReport> {
+    try {
+      if (this.closed) throw new ClosedError({ what: "log", path: this.path });
+      const o = checkVerifyOptions(opts);
+      return verifyLogDir(this.#opts.platform, this.path, this.name, o, this.nextSeq);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** True once closed. */
@@ -794,6 +913,18 @@ export interface RetentionResult {
   removedRecords: number;
   /** The log's first seq after the pass. */
   firstSeq: number;
+}
+
+/**
+ * The first and last record timestamps a live segment's writer keeps (this process's `Segment`,
+ * or a read-only store's scan of it): `GrowingSegment` does not declare them.
+ */
+function liveTimestamps(w: GrowingSegment): { first: number | null; last: number | null } {
+  const first = "firstTimestamp" in w && typeof w.firstTimestamp === "number"
+    ? w.firstTimestamp
+    : null;
+  const last = "lastTimestamp" in w && typeof w.lastTimestamp === "number" ? w.lastTimestamp : null;
+  return { first, last };
 }
 
 /** The lowest cursor position, or null if there is no cursor. */
