@@ -7,10 +7,13 @@
  *   `./x.js`, dynamic `import("./deno.ts")` included; declarations are rewritten the same way).
  *   CommonJS users `require()` the same files: Node >= 20.19 / 22.12 loads ES modules through
  *   `require` (require(esm)), which is why no module may use top-level `await` (checked below).
- * - `npm/package.json`: the exports map of the three entry points (`.` = `mod.ts`, `./testing`,
- *   `./platform`, each with `types` and `default`, matching deno.json's `exports`; `typesVersions`
- *   for TypeScript's legacy node10 resolution), engines,
- *   repository metadata, files, no scripts or devDependencies.
+ * - `npm/package.json`: the exports map of the five entry points (`.` = `mod.ts`, `./testing`,
+ *   `./platform`, `./cli`, `./nats`, each with `types` and `default`, matching deno.json's
+ *   `exports`; `typesVersions` for TypeScript's legacy node10 resolution), the `khipu` and
+ *   `khipu-log` bins, engines, the NATS client as optional peerDependencies (only `./nats` imports
+ *   it), repository metadata, files, no scripts or devDependencies.
+ * - `npm/bin/khipu.js`: the bins' program (`#!/usr/bin/env node`), which runs `esm/cli.js`'s
+ *   `main` on the process's arguments, so `npx khipu-log` and `bunx khipu-log` work.
  * - `README.md` rewritten for the package (see {@linkcode packageReadme}: no repository-only
  *   commands, links to files the tarball lacks made absolute), `LICENSE`, `CHANGELOG.md`, and
  *   `FORMAT.md` / `PLATFORMS.md` when present.
@@ -25,13 +28,14 @@
  * nothing depends on time, environment or the file system's directory order.
  *
  * It also refuses to produce a package that would break on Node or Bun: every relative import in the
- * output must resolve to an emitted file, no bare package may be imported (the package has no
- * dependencies), no module may call `require` or use top-level `await` (either breaks `require()`
- * of the package), and the modules loaded statically from an entry point may neither import `bun:*`
- * nor dereference the `Deno`/`Bun` globals (checking that they exist is fine): the Deno and Bun
- * adapters must be reached through a dynamic `import()` behind such a check. No test, benchmark or
- * fixture file may reach the package, and every relative link in a shipped Markdown file must name
- * a shipped file.
+ * output must resolve to an emitted file, no bare package may be imported but the NATS client's
+ * (optional peer dependencies, {@linkcode PEER_DEPS}) and those only by modules the `./nats` entry
+ * point alone reaches (the core has no dependencies), no module may call `require` or use
+ * top-level `await` (either breaks `require()` of the package), and the modules loaded statically
+ * from an entry point may neither import `bun:*` nor dereference the `Deno`/`Bun` globals (checking
+ * that they exist is fine): the Deno and Bun adapters must be reached through a dynamic `import()`
+ * behind such a check. No test, benchmark or fixture file may reach the package, and every relative
+ * link in a shipped Markdown file must name a shipped file.
  *
  * Usage: `npx tsx scripts/build_npm.ts [--root <repo>] [--out <dir>] [--quiet] [--no-check]`.
  *
@@ -93,7 +97,36 @@ const ENTRIES: ReadonlyArray<readonly [subpath: string, source: string]> = [
   [".", "mod.ts"],
   ["./testing", "testing.ts"],
   ["./platform", "platform.ts"],
+  ["./cli", "cli.ts"],
+  ["./nats", "nats.ts"],
 ];
+
+/**
+ * Packages only the `./nats` entry point imports: optional peer dependencies of the package (at
+ * the devDependencies' version, caret range), so the core entry points stay dependency-free.
+ */
+const NATS_ENTRY = "nats.ts";
+const PEER_DEPS = ["@nats-io/jetstream", "@nats-io/nats-core"];
+
+/** The package a bare specifier names (`@scope/name/sub` -> `@scope/name`). */
+function packageOf(spec: string): string {
+  return spec.split("/").slice(0, spec.startsWith("@") ? 2 : 1).join("/");
+}
+
+/** The program the package's bins run (see {@linkcode BIN_NAMES}). */
+const BIN_FILE = "bin/khipu.js";
+
+/** The package's commands: `khipu`, and its own name, which `bunx khipu-log` looks for. */
+const BIN_NAMES = ["khipu", "khipu-log"];
+
+/** {@linkcode BIN_FILE}'s text: it calls `esm/cli.js`'s `main` (which runs itself only as a program). */
+const BIN_SOURCE = [
+  "#!/usr/bin/env node",
+  'import process from "node:process";',
+  'import { main } from "../esm/cli.js";',
+  "main(process.argv.slice(2)).then((code) => (process.exitCode = code));",
+  "",
+].join("\n");
 
 /** Files copied into the package root; the first three are required. */
 const DOCS = ["README.md", "LICENSE", "CHANGELOG.md", "FORMAT.md", "PLATFORMS.md"];
@@ -237,6 +270,7 @@ export function buildNpm(options: BuildOptions = {}): BuildResult {
     throw new Error(`build_npm: transpilation reported ${problems.length} problem(s)`);
   }
 
+  emitted.set(BIN_FILE, BIN_SOURCE);
   checkOutput(emitted);
 
   // ---- package.json and docs ---------------------------------------------------------------
@@ -499,7 +533,10 @@ function checkOutput(emitted: Map<string, string>): void {
         if (!emitted.has(resolve(file, spec))) {
           problems.push(`${file}: imports ${spec}, which is not in the package`);
         }
-      } else if (!spec.startsWith("node:") && !spec.startsWith("bun:")) {
+      } else if (
+        !spec.startsWith("node:") && !spec.startsWith("bun:") &&
+        !PEER_DEPS.includes(packageOf(spec))
+      ) {
         problems.push(`${file}: imports ${spec}; the package has no dependencies`);
       }
     }
@@ -511,6 +548,7 @@ function checkOutput(emitted: Map<string, string>): void {
   // Everything reachable from an entry point through static imports loads on every runtime.
   for (const [, source] of ENTRIES) {
     const entry = `esm/${source.replace(/\.ts$/, ".js")}`;
+    const core = source !== NATS_ENTRY;
     if (!scans.has(entry)) {
       problems.push(`${entry} was not emitted`);
       continue;
@@ -523,6 +561,11 @@ function checkOutput(emitted: Map<string, string>): void {
       seen.add(file);
       const refs = scans.get(file);
       if (!refs) continue;
+      for (const spec of [...refs.static, ...refs.dynamic]) {
+        if (core && PEER_DEPS.includes(packageOf(spec))) {
+          problems.push(`${file}: imports ${spec}, and ${entry} reaches it: the core has no deps`);
+        }
+      }
       for (const spec of refs.static) {
         if (spec.startsWith("bun:")) {
           problems.push(`${file}: statically imports ${spec}; load it with import() under Bun`);
@@ -582,12 +625,24 @@ function npmManifest(pkg: Record<string, unknown>, docs: string[]): Record<strin
     types: "./esm/mod.d.ts",
     typesVersions,
     exports,
-    files: ["esm/", ...docs].sort(),
+    bin: Object.fromEntries(BIN_NAMES.map((n) => [n, BIN_FILE])),
+    files: ["bin/", "esm/", ...docs].sort(),
     engines: pkg.engines ?? { node: ">=20.19" },
+    peerDependencies: Object.fromEntries(PEER_DEPS.map((d) => [d, `^${devVersion(pkg, d)}`])),
+    peerDependenciesMeta: Object.fromEntries(PEER_DEPS.map((d) => [d, { optional: true }])),
     sideEffects: false,
   };
   for (const k of Object.keys(m)) if (m[k] === undefined) delete m[k];
   return m;
+}
+
+/** The exact version of devDependency `name` (a peer dependency's range starts there). */
+function devVersion(pkg: Record<string, unknown>, name: string): string {
+  const v = (pkg.devDependencies as Record<string, string> | undefined)?.[name];
+  if (v === undefined || !/^\d+\.\d+\.\d+$/.test(v)) {
+    throw new Error(`build_npm: package.json must pin devDependency ${name} (got ${v})`);
+  }
+  return v;
 }
 
 /** Base URLs for links to repository files, from `repository` (a GitHub URL). */

@@ -12,7 +12,9 @@
  * - Deno, importing the source package by its JSR name `@khipu/log` (and its subpaths) through a
  *   workspace,
  * and type-check a strict TypeScript consumer (`.mts` and `.cts`) of every subpath against the
- * shipped `.d.ts`. The runtime export list of each entry point must equal the source's.
+ * shipped `.d.ts`. The runtime export list of each entry point must equal the source's. The
+ * package's `khipu` / `khipu-log` bins run from the install on Node and Bun, and `@khipu/log/cli`
+ * on Deno.
  *
  * Runs once, under the machine's Node (`npm run test:node`): it drives every runtime as a child
  * process, so running it again under `deno test`, `bun test` or the Node 22/24 runs would only
@@ -198,6 +200,7 @@ describe("package consumers (npm tarball on Node and Bun, JSR name on Deno, .d.t
     for (const [, source] of ENTRIES) {
       fs.copyFileSync(path.join(ROOT, source), path.join(member, source));
     }
+    fs.copyFileSync(path.join(ROOT, "cli.ts"), path.join(member, "cli.ts"));
     fs.cpSync(path.join(ROOT, "src"), path.join(member, "src"), { recursive: true });
     fs.writeFileSync(
       path.join(ws, "deno.json"),
@@ -237,7 +240,11 @@ describe("package consumers (npm tarball on Node and Bun, JSR name on Deno, .d.t
     );
     assert.deepEqual(stray, [], "only built code and docs are packed");
     const code = packed.filter((f) => /\.[cm]?js$|\.d\.[cm]?ts$/.test(f));
-    assert.deepEqual(code.filter((f) => !/^esm\/.*(\.js|\.d\.ts)$/.test(f)), [], "ESM only");
+    assert.deepEqual(
+      code.filter((f) => !/^esm\/.*(\.js|\.d\.ts)$/.test(f)),
+      ["bin/khipu.js"],
+      "ESM only, and the bins' program",
+    );
     assert.equal(manifest.name, "khipu-log");
     assert.equal(manifest.type, "module");
     assert.equal(manifest.private, undefined);
@@ -251,8 +258,11 @@ describe("package consumers (npm tarball on Node and Bun, JSR name on Deno, .d.t
       ".": { types: "./esm/mod.d.ts", default: "./esm/mod.js" },
       "./testing": { types: "./esm/testing.d.ts", default: "./esm/testing.js" },
       "./platform": { types: "./esm/platform.d.ts", default: "./esm/platform.js" },
+      "./cli": { types: "./esm/cli.d.ts", default: "./esm/cli.js" },
+      "./nats": { types: "./esm/nats.d.ts", default: "./esm/nats.js" },
       "./package.json": "./package.json",
     });
+    assert.deepEqual(manifest.bin, { khipu: "bin/khipu.js", "khipu-log": "bin/khipu.js" });
     assert.deepEqual(manifest.repository, {
       type: "git",
       url: "git+https://github.com/khipu-log/khipu-log.git",
@@ -358,6 +368,26 @@ describe("package consumers (npm tarball on Node and Bun, JSR name on Deno, .d.t
     assert.equal(r.records.length, 5);
     assert.deepEqual(r.exports, sourceExports);
     assert.equal(r.platform, "deno");
+  });
+
+  it("the khipu and khipu-log bins run on Node and Bun, @khipu/log/cli on Deno", () => {
+    const dir = storeDir("bin");
+    nodeEsm(dir, "bin");
+    const bins = path.join(app, "node_modules", ".bin");
+    const version = String(manifest.version);
+    assert.equal(run(path.join(bins, "khipu"), ["--version"], app), `${version}\n`);
+    const listed: { logs: { name: string; records: number }[] } = JSON.parse(
+      run(path.join(bins, "khipu-log"), ["ls", dir, "--json"], app),
+    );
+    assert.deepEqual(listed.logs.map((l) => [l.name, l.records]), [["events", 5]]);
+    const bunRun = run(bun, [path.join(bins, "khipu-log"), "verify", dir], app);
+    assert.match(bunRun, /^events: ok: 5 records/);
+    fs.writeFileSync(
+      path.join(deno, "cli.ts"),
+      `import { main } from "@khipu/log/cli";\nDeno.exit(await main(Deno.args));\n`,
+    );
+    const denoRun = run(denoBin, ["run", "-A", "--no-lock", "cli.ts", "tail", dir, "events"], deno);
+    assert.equal(denoRun.trim().split("\n").length, 5);
   });
 
   it("one store written in turn by Node ESM, Bun, Deno, Node CJS and Node 22/24 keeps every record", () => {
