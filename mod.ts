@@ -34,6 +34,10 @@ export type { LogOpenOptions, ResolvedStoreOptions, StoreOptions } from "./src/s
 export type { ResolvedRetention, RetentionOptions } from "./src/retention_policy.ts";
 export type { FollowOptions, Log, LogOptions, RetentionResult, SegmentInfo } from "./src/log.ts";
 export type { Cursor, CursorInfo, CursorReadOptions } from "./src/cursor.ts";
+export type { CheckpointOptions, Integrity } from "./src/log_integrity.ts";
+// What `log.checkpoint()` and the proofs return; checking them is `@khipu/log/integrity`.
+export type { Checkpoint, SignedCheckpoint } from "./src/checkpoint.ts";
+export type { ConsistencyProof, InclusionProof } from "./src/merkle.ts";
 export type { LogRecord, ReadOptions, RecordIterator } from "./src/reader.ts";
 export type { OpenReport } from "./src/recovery.ts";
 export type { RepairAction, SeqRange } from "./src/repair_plan.ts";

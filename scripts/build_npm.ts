@@ -8,7 +8,7 @@
  *   CommonJS users `require()` the same files: Node >= 20.19 / 22.12 loads ES modules through
  *   `require` (require(esm)), which is why no module may use top-level `await` (checked below).
  * - `npm/package.json`: the exports map of the five entry points (`.` = `mod.ts`, `./testing`,
- *   `./platform`, `./cli`, `./nats`, each with `types` and `default`, matching deno.json's
+ *   `./platform`, `./cli`, `./integrity`, `./nats`, each with `types` and `default`, matching deno.json's
  *   `exports`; `typesVersions` for TypeScript's legacy node10 resolution), the `khipu` and
  *   `khipu-log` bins, engines, the NATS client as optional peerDependencies (only `./nats` imports
  *   it), repository metadata, files, no scripts or devDependencies.
@@ -98,6 +98,7 @@ const ENTRIES: ReadonlyArray<readonly [subpath: string, source: string]> = [
   ["./testing", "testing.ts"],
   ["./platform", "platform.ts"],
   ["./cli", "cli.ts"],
+  ["./integrity", "integrity.ts"],
   ["./nats", "nats.ts"],
 ];
 

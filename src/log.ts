@@ -26,7 +26,26 @@
  * ```
  * @module
  */
-import { ClosedError, InvalidArgumentError, NotFoundError, ReadOnlyError } from "./errors.ts";
+import {
+  ClosedError,
+  CorruptionError,
+  InvalidArgumentError,
+  NotFoundError,
+  ReadOnlyError,
+} from "./errors.ts";
+import type { SignedCheckpoint } from "./checkpoint.ts";
+import {
+  catchUp,
+  checkpointOf,
+  type CheckpointOptions,
+  consistencyOf,
+  inclusionOf,
+  type Integrity,
+  openTree,
+  verifyTreeAgainst,
+} from "./log_integrity.ts";
+import type { ConsistencyProof, InclusionProof } from "./merkle.ts";
+import type { MerkleTree } from "./merkle_tree.ts";
 import type { PlatformFile } from "./platform/types.ts";
 import { ChangeSignal } from "./change_signal.ts";
 import {
@@ -56,6 +75,7 @@ import {
   checkVerifyOptions,
   verifyLogDir,
   type VerifyOptions,
+  type VerifyProblem,
   type VerifyReport,
 } from "./verify.ts";
 
@@ -94,7 +114,13 @@ export type LogOptions = ResolvedStoreOptions;
 
 /** What a log reads and (in a writer's store) writes through. */
 type Backend =
-  | { kind: "writer"; segments: SegmentView[]; active: Segment; report: OpenReport }
+  | {
+    kind: "writer";
+    segments: SegmentView[];
+    active: Segment;
+    report: OpenReport;
+    tree: MerkleTree | null;
+  }
   | { kind: "tail"; tail: LogTail };
 
 type LogArgs = [string, string, LogOptions, Backend];
@@ -119,12 +145,29 @@ let constructing = false;
  */
 export async function openLog(name: string, path: string, opts: LogOptions): Promise<Log> {
   const r = await recoverLog(opts.platform, path, opts);
-  return construct(name, path, opts, {
+  let tree: MerkleTree | null;
+  try {
+    tree = await openTree(opts.platform, path, opts.integrity, r.active.nextSeq, opts.fileMode);
+  } catch (err) {
+    r.active.close();
+    throw err;
+  }
+  const log = construct(name, path, { ...opts, integrity: tree ? "merkle" : "none" }, {
     kind: "writer",
     segments: r.segments,
     active: r.active,
     report: r.report,
+    tree,
   });
+  if (tree) {
+    try {
+      await catchUp(tree, log.read({ from: tree.size }), log.nextSeq);
+    } catch (err) {
+      await log.close().catch(() => {});
+      throw err;
+    }
+  }
+  return log;
 }
 
 /**
@@ -187,6 +230,7 @@ export class Log {
   readonly options: LogOptions;
   #opts: LogOptions;
   #writer: LogWriter | null;
+  #tree: MerkleTree | null = null;
   #tail: LogTail | null;
   #segments: readonly SegmentView[];
   #cursors = new Set<Cursor>();
@@ -232,7 +276,9 @@ export class Log {
         active,
         () => this.#changed.notify(),
         () => this.#retainInBackground(),
+        backend.tree,
       );
+      this.#tree = backend.tree;
       this.#tail = null;
       this.#segments = this.#writer.segments;
       this.openReport = backend.report;
@@ -439,10 +485,137 @@ export class Log {
     try {
       if (this.closed) throw new ClosedError({ what: "log", path: this.path });
       const o = checkVerifyOptions(opts);
-      return verifyLogDir(this.#opts.platform, this.path, this.name, o, this.nextSeq);
+      const report = verifyLogDir(this.#opts.platform, this.path, this.name, o, this.nextSeq);
+      return this.#tree ? report.then((r) => this.#verifyTree(this.#tree!, r)) : report;
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** Adds what recomputing the tree from the records finds to a verify report. */
+  async #verifyTree(tree: MerkleTree, report: VerifyReport): Promise<VerifyReport> {
+    let found: VerifyProblem[];
+    try {
+      found = await verifyTreeAgainst(tree, this.read({ from: this.firstSeq }));
+    } catch (err) {
+      // A damaged frame stops the read; the segment checks above have reported it.
+      if (err instanceof CorruptionError && !report.ok) return report;
+      throw err;
+    }
+    if (found.length === 0) return report;
+    return { ...report, ok: false, problems: [...report.problems, ...found] };
+  }
+
+  /** `"merkle"` if the log keeps a Merkle tree (and this store writes it), else `"none"`. */
+  get integrity(): Integrity {
+    return this.#tree ? "merkle" : "none";
+  }
+
+  /**
+   * Signs a C2SP checkpoint of every record appended before the call, once they are durable (a
+   * crash can never take back what a signed checkpoint covers).
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@khipu/log";
+   * import { verifyCheckpoint } from "@khipu/log/integrity";
+   * import { generateKeyPairSync } from "node:crypto";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
+   * const store = await Store.open(mkdtempSync(join(tmpdir(), "khipu-")));
+   * const audit = await store.log("audit", { integrity: "merkle" });
+   * await audit.appendBatch(["a", "b"]);
+   * const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+   * const cp = await audit.checkpoint({ origin: "example.com/audit", sign: privateKey });
+   * await store.close();
+   * if (verifyCheckpoint(cp.text, publicKey)?.size !== 2) throw new Error(cp.text);
+   * ```
+   */
+  async checkpoint(opts: CheckpointOptions): Promise<SignedCheckpoint> {
+    const tree = this.#treeFor("checkpoint");
+    const o = checkOptions("checkpoint options", opts, ["origin", "sign", "name"]);
+    const writer = this.#writable("checkpoint");
+    const size = writer.nextSeq;
+    await writer.syncThrough(size);
+    return checkpointOf(tree, size, o as CheckpointOptions);
+  }
+
+  /**
+   * The audit path of the record `seq` in the tree of `size` records (a checkpoint's size):
+   * check it with `verifyInclusion` from `@khipu/log/integrity`. `RecordsRemovedError` if
+   * retention removed the record.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@khipu/log";
+   * import { leafHashOf, verifyInclusion } from "@khipu/log/integrity";
+   * import { generateKeyPairSync } from "node:crypto";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
+   * const store = await Store.open(mkdtempSync(join(tmpdir(), "khipu-")));
+   * const audit = await store.log("audit", { integrity: "merkle" });
+   * await audit.appendBatch(["a", "b", "c"]);
+   * const { privateKey } = generateKeyPairSync("ed25519");
+   * const cp = await audit.checkpoint({ origin: "o", sign: privateKey });
+   * const proof = await audit.proveInclusion(1, cp.size);
+   * let record;
+   * for await (const r of audit.read({ from: 1 })) { record = r; break; }
+   * await store.close();
+   * if (!verifyInclusion(leafHashOf(record!), proof, cp.root)) throw new Error("inclusion");
+   * ```
+   */
+  proveInclusion(seq: number, size: number): Promise<InclusionProof> {
+    try {
+      return Promise.resolve(
+        inclusionOf(this.#treeFor("proveInclusion"), seq, size, this.firstSeq),
+      );
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * The proof that the tree of `oldSize` records is a prefix of the one of `newSize`: check it
+   * with `verifyConsistency` from `@khipu/log/integrity` and two checkpoints' roots.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@khipu/log";
+   * import { verifyConsistency } from "@khipu/log/integrity";
+   * import { generateKeyPairSync } from "node:crypto";
+   * import { mkdtempSync } from "node:fs";
+   * import { tmpdir } from "node:os";
+   * import { join } from "node:path";
+   * const store = await Store.open(mkdtempSync(join(tmpdir(), "khipu-")));
+   * const audit = await store.log("audit", { integrity: "merkle" });
+   * const { privateKey } = generateKeyPairSync("ed25519");
+   * await audit.append("a");
+   * const old = await audit.checkpoint({ origin: "o", sign: privateKey });
+   * await audit.appendBatch(["b", "c"]);
+   * const now = await audit.checkpoint({ origin: "o", sign: privateKey });
+   * const proof = await audit.proveConsistency(old.size, now.size);
+   * await store.close();
+   * if (!verifyConsistency(old.root, now.root, proof)) throw new Error("consistency");
+   * ```
+   */
+  proveConsistency(oldSize: number, newSize: number): Promise<ConsistencyProof> {
+    try {
+      return Promise.resolve(consistencyOf(this.#treeFor("proveConsistency"), oldSize, newSize));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #treeFor(op: string): MerkleTree {
+    if (this.closed) throw new ClosedError({ what: "log", path: this.path });
+    if (this.#tree) return this.#tree;
+    if (this.readOnly) throw new ReadOnlyError({ op, path: this.path });
+    throw new InvalidArgumentError({
+      message: `${op} needs a log created with integrity "merkle"`,
+      path: this.path,
+    });
   }
 
   /** True once closed. */

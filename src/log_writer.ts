@@ -23,6 +23,8 @@ import { IoError, KhipuError, LogFullError, PoisonedError } from "./errors.ts";
 import type { Platform } from "./platform/types.ts";
 import { frameBytes } from "./format/frame.ts";
 import { GroupCommit } from "./group_commit.ts";
+import { leafHashOf } from "./merkle.ts";
+import type { MerkleTree } from "./merkle_tree.ts";
 import { Segment, type SegmentOptions } from "./segment.ts";
 import { liveView, sealedView, type SegmentView } from "./segment_view.ts";
 import type { SyncPolicy } from "./sync_policy.ts";
@@ -70,10 +72,12 @@ export class LogWriter {
   #pumpAgain = false;
   #poison: KhipuError | null = null;
   #rolled: () => void;
+  #tree: MerkleTree | null;
 
   /**
    * Takes over the recovered `segments`, whose last one is `active`; `changed` wakes readers,
-   * `rolled` runs after each rollover (a segment sealed: retention may act).
+   * `rolled` runs after each rollover (a segment sealed: retention may act). `tree`, for a log
+   * with integrity on, gets every record's leaf and holds exactly `nextSeq` leaves.
    */
   constructor(
     dir: string,
@@ -82,8 +86,10 @@ export class LogWriter {
     active: Segment,
     changed: () => void,
     rolled: () => void = () => {},
+    tree: MerkleTree | null = null,
   ) {
     this.#rolled = rolled;
+    this.#tree = tree;
     this.#dir = dir;
     this.#opts = opts;
     this.segments = segments;
@@ -166,8 +172,24 @@ export class LogWriter {
         // Only the next open's speed depends on this mark; the records are durable already.
       }
     }
+    if (this.#tree) {
+      if (!this.#poison) await this.#persistTree(this.durableEnd);
+      this.#tree.close();
+    }
     for (const s of this.#writing) s.close();
     this.#commit.rejectAll(err);
+  }
+
+  /**
+   * Names `size` durable in the tree's head. A failure costs only time: the next open rehashes
+   * the records after the older head.
+   */
+  async #persistTree(size: number): Promise<void> {
+    try {
+      await this.#tree?.persist(size);
+    } catch {
+      // See above: the records are the truth, the tree is rebuilt from them.
+    }
   }
 
   /**
@@ -196,6 +218,7 @@ export class LogWriter {
     const first = this.#nextSeq;
     const seg = this.#active;
     for (let i = 0; i < payloads.length; i++) {
+      this.#tree?.append(leafHashOf({ seq: this.#nextSeq, timestamp, data: payloads[i] }));
       seg.append(this.#nextSeq++, timestamp, payloads[i], i === payloads.length - 1);
     }
     return first;
@@ -311,6 +334,7 @@ export class LogWriter {
       if (i >= 0) this.segments[i] = sealedView(old);
       this.#writing.shift();
       this.#commit.markDurable(old.flushedSeq);
+      await this.#persistTree(old.flushedSeq);
       this.#changed();
       this.#rolled();
     }
@@ -337,6 +361,11 @@ export class LogWriter {
       this.#abandon(a, err);
       return false;
     }
+    try {
+      this.#tree?.flush();
+    } catch {
+      // The nodes stay in memory and go out with the next flush; nothing waits for them.
+    }
     this.#changed();
     return true;
   }
@@ -356,6 +385,7 @@ export class LogWriter {
     }
     this.#active = keep;
     this.#nextSeq = from;
+    this.#tree?.truncate(from);
     this.#commit.forget(from, err);
   }
 

@@ -123,6 +123,24 @@ export function leafHashOf(rec: LeafRecord): Uint8Array {
 }
 
 /**
+ * The leaf hash of a seq that holds no record (repair set it aside): `hashLeaf(u64 seq LE)`. Its
+ * 8-byte input is shorter than any record's 20-byte canonical form, so the two never collide.
+ *
+ * @example
+ * ```ts
+ * import { gapLeafHash, hashLeaf, toHex } from "./merkle.ts";
+ * if (toHex(gapLeafHash(1)) !== toHex(hashLeaf(new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0])))) {
+ *   throw new Error("gap leaf");
+ * }
+ * ```
+ */
+export function gapLeafHash(seq: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(seq), true);
+  return hashLeaf(b);
+}
+
+/**
  * Lowercase hex of some bytes.
  *
  * @example

@@ -468,5 +468,7 @@ export class Store {
 function differingOptions(a: ResolvedStoreOptions, b: ResolvedStoreOptions): string[] {
   const text = (v: unknown) => JSON.stringify(v, (_k, x) => (x === Infinity ? "Infinity" : x));
   return (Object.keys(a) as (keyof ResolvedStoreOptions)[])
-    .filter((k) => k !== "platform" && text(a[k]) !== text(b[k]));
+    // A log's tree is fixed at its creation: leaving `integrity` out takes it as it is.
+    .filter((k) => k !== "platform" && !(k === "integrity" && b.integrity === undefined))
+    .filter((k) => text(a[k]) !== text(b[k]));
 }

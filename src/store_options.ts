@@ -11,6 +11,7 @@
  * @module
  */
 import { InvalidArgumentError } from "./errors.ts";
+import type { Integrity } from "./log_integrity.ts";
 import type { Platform } from "./platform/types.ts";
 import { MAX_RECORD_BYTES } from "./format/limits.ts";
 import { SyncPolicy } from "./sync_policy.ts";
@@ -76,16 +77,26 @@ export interface StoreOptions {
  * log. Taken when the log opens; asking again for an open log with other options is an
  * `InvalidArgumentError`.
  */
-export type LogOpenOptions = Pick<
-  StoreOptions,
-  | "syncPolicy"
-  | "segmentBytes"
-  | "bufferBytes"
-  | "maxRecordBytes"
-  | "fileMode"
-  | "retention"
-  | "segmentMaxAgeMs"
->;
+export type LogOpenOptions =
+  & Pick<
+    StoreOptions,
+    | "syncPolicy"
+    | "segmentBytes"
+    | "bufferBytes"
+    | "maxRecordBytes"
+    | "fileMode"
+    | "retention"
+    | "segmentMaxAgeMs"
+  >
+  & {
+    /**
+     * `"merkle"`: the log keeps an RFC 6962 Merkle tree over its records, for signed checkpoints
+     * and proofs (README, "Tamper evidence"). Chosen when the log is created; later opens may
+     * leave it out. `"merkle"` for an existing log without a tree, or `"none"` for one with a
+     * tree, is an `InvalidArgumentError`.
+     */
+    integrity?: Integrity;
+  };
 
 /** Options after defaults (`segmentMaxAgeMs`: `Infinity` for never). */
 export type ResolvedStoreOptions =
@@ -94,6 +105,8 @@ export type ResolvedStoreOptions =
     platform: Platform;
     /** The retention limits, `Infinity` where there is none. */
     retention: ResolvedRetention;
+    /** A log's tree, as asked for (`store.log`) or, once open, as it is; unset: as it is. */
+    integrity?: Integrity;
   };
 
 const OPTION_KEYS: readonly (keyof StoreOptions)[] = [
@@ -117,6 +130,7 @@ const LOG_OPTION_KEYS: readonly (keyof LogOpenOptions)[] = [
   "fileMode",
   "retention",
   "segmentMaxAgeMs",
+  "integrity",
 ];
 
 /**
@@ -204,8 +218,13 @@ export function resolveLogOptions(
   given: LogOpenOptions | undefined,
 ): ResolvedStoreOptions {
   if (given === undefined) return store;
-  const o = checkOptions("log options", given, LOG_OPTION_KEYS);
-  if (store.readOnly && Object.keys(o).length > 0) {
+  const { integrity, ...o } = checkOptions("log options", given, LOG_OPTION_KEYS);
+  if (integrity !== undefined && integrity !== "merkle" && integrity !== "none") {
+    throw new InvalidArgumentError({
+      message: `integrity must be "merkle" or "none", got ${describeValue(integrity)}`,
+    });
+  }
+  if (store.readOnly && Object.keys(given).length > 0) {
     throw new InvalidArgumentError({
       message: "a read-only store's logs take no options: the writer's store configures them",
     });
@@ -227,5 +246,6 @@ export function resolveLogOptions(
     platform: store.platform,
     readOnly: store.readOnly,
     retention: o.retention === undefined ? store.retention : merged.retention,
+    ...(integrity === undefined ? {} : { integrity }),
   };
 }

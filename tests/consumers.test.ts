@@ -259,6 +259,7 @@ describe("package consumers (npm tarball on Node and Bun, JSR name on Deno, .d.t
       "./testing": { types: "./esm/testing.d.ts", default: "./esm/testing.js" },
       "./platform": { types: "./esm/platform.d.ts", default: "./esm/platform.js" },
       "./cli": { types: "./esm/cli.d.ts", default: "./esm/cli.js" },
+      "./integrity": { types: "./esm/integrity.d.ts", default: "./esm/integrity.js" },
       "./nats": { types: "./esm/nats.d.ts", default: "./esm/nats.js" },
       "./package.json": "./package.json",
     });
