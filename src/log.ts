@@ -42,6 +42,7 @@ import {
   inclusionOf,
   type Integrity,
   openTree,
+  openTreeReadOnly,
   verifyTreeAgainst,
 } from "./log_integrity.ts";
 import type { ConsistencyProof, InclusionProof } from "./merkle.ts";
@@ -121,11 +122,36 @@ type Backend =
     report: OpenReport;
     tree: MerkleTree | null;
   }
-  | { kind: "tail"; tail: LogTail };
+  | { kind: "tail"; tail: LogTail; tree: MerkleTree | null };
 
 type LogArgs = [string, string, LogOptions, Backend];
 let construct: (...args: LogArgs) => Log;
 let constructing = false;
+let treeCheck: (log: Log, report: VerifyReport) => Promise<VerifyReport>;
+
+/**
+ * Adds to `report` (a verify of `log`'s directory) what recomputing its Merkle tree finds: how
+ * `store.verify()` checks a log's tree without reading its segments twice. A log without a tree
+ * gets `report` back.
+ *
+ * @example
+ * ```ts
+ * import { Store } from "@khipu/log";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { join } from "node:path";
+ * import { withTreeProblems } from "./log.ts";
+ * const store = await Store.open(mkdtempSync(join(tmpdir(), "khipu-")));
+ * const audit = await store.log("audit", { integrity: "merkle" });
+ * await audit.append("a");
+ * const report = await withTreeProblems(audit, await audit.verify());
+ * await store.close();
+ * if (!report.ok) throw new Error(JSON.stringify(report.problems));
+ * ```
+ */
+export function withTreeProblems(log: Log, report: VerifyReport): Promise<VerifyReport> {
+  return treeCheck(log, report);
+}
 
 /**
  * Opens (creating if needed) the log in directory `path` and recovers it. Only a `Store` calls
@@ -197,7 +223,14 @@ export async function openReadOnlyLog(
   opts: LogOptions,
 ): Promise<Log> {
   const tail = await LogTail.open(opts.platform, path);
-  return construct(name, path, opts, { kind: "tail", tail });
+  let tree: MerkleTree | null;
+  try {
+    tree = await openTreeReadOnly(opts.platform, path);
+  } catch (err) {
+    tail.close();
+    throw err;
+  }
+  return construct(name, path, opts, { kind: "tail", tail, tree });
 }
 
 /**
@@ -231,6 +264,7 @@ export class Log {
   #opts: LogOptions;
   #writer: LogWriter | null;
   #tree: MerkleTree | null = null;
+  #treeCatchUp: Promise<void> = Promise.resolve();
   #tail: LogTail | null;
   #segments: readonly SegmentView[];
   #cursors = new Set<Cursor>();
@@ -246,6 +280,7 @@ export class Log {
   #source: ReadSource;
 
   static {
+    treeCheck = (log, report) => log.#tree ? log.#verifyTree(report) : Promise.resolve(report);
     construct = (...args) => {
       constructing = true;
       try {
@@ -285,6 +320,7 @@ export class Log {
     } else {
       this.#writer = null;
       this.#tail = backend.tail;
+      this.#tree = backend.tree;
       this.#segments = backend.tail.segments;
       // A read-only log repairs nothing.
       this.openReport = { ...emptyReport(), segments: backend.tail.segments.length };
@@ -486,19 +522,20 @@ export class Log {
       if (this.closed) throw new ClosedError({ what: "log", path: this.path });
       const o = checkVerifyOptions(opts);
       const report = verifyLogDir(this.#opts.platform, this.path, this.name, o, this.nextSeq);
-      return this.#tree ? report.then((r) => this.#verifyTree(this.#tree!, r)) : report;
+      return this.#tree ? report.then((r) => this.#verifyTree(r)) : report;
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
   /** Adds what recomputing the tree from the records finds to a verify report. */
-  async #verifyTree(tree: MerkleTree, report: VerifyReport): Promise<VerifyReport> {
+  async #verifyTree(report: VerifyReport): Promise<VerifyReport> {
     let found: VerifyProblem[];
     try {
+      const tree = await this.#readyTree("verify");
       found = await verifyTreeAgainst(tree, this.read({ from: this.firstSeq }));
     } catch (err) {
-      // A damaged frame stops the read; the segment checks above have reported it.
+      // A damaged frame stops the read; the segment checks have reported it.
       if (err instanceof CorruptionError && !report.ok) return report;
       throw err;
     }
@@ -533,11 +570,14 @@ export class Log {
    * ```
    */
   async checkpoint(opts: CheckpointOptions): Promise<SignedCheckpoint> {
-    const tree = this.#treeFor("checkpoint");
     const o = checkOptions("checkpoint options", opts, ["origin", "sign", "name"]);
-    const writer = this.#writable("checkpoint");
-    const size = writer.nextSeq;
-    await writer.syncThrough(size);
+    const tree = await this.#readyTree("checkpoint");
+    let size = tree.size; // a reader's tree holds the committed records only
+    if (!this.readOnly) {
+      const writer = this.#writable("checkpoint");
+      size = writer.nextSeq;
+      await writer.syncThrough(size);
+    }
     return checkpointOf(tree, size, o as CheckpointOptions);
   }
 
@@ -566,14 +606,8 @@ export class Log {
    * if (!verifyInclusion(leafHashOf(record!), proof, cp.root)) throw new Error("inclusion");
    * ```
    */
-  proveInclusion(seq: number, size: number): Promise<InclusionProof> {
-    try {
-      return Promise.resolve(
-        inclusionOf(this.#treeFor("proveInclusion"), seq, size, this.firstSeq),
-      );
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  async proveInclusion(seq: number, size: number): Promise<InclusionProof> {
+    return inclusionOf(await this.#readyTree("proveInclusion"), seq, size, this.firstSeq);
   }
 
   /**
@@ -600,22 +634,29 @@ export class Log {
    * if (!verifyConsistency(old.root, now.root, proof)) throw new Error("consistency");
    * ```
    */
-  proveConsistency(oldSize: number, newSize: number): Promise<ConsistencyProof> {
-    try {
-      return Promise.resolve(consistencyOf(this.#treeFor("proveConsistency"), oldSize, newSize));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  async proveConsistency(oldSize: number, newSize: number): Promise<ConsistencyProof> {
+    return consistencyOf(await this.#readyTree("proveConsistency"), oldSize, newSize);
   }
 
-  #treeFor(op: string): MerkleTree {
+  /** The tree, in a read-only store first extended with the records committed since. */
+  async #readyTree(op: string): Promise<MerkleTree> {
     if (this.closed) throw new ClosedError({ what: "log", path: this.path });
-    if (this.#tree) return this.#tree;
-    if (this.readOnly) throw new ReadOnlyError({ op, path: this.path });
-    throw new InvalidArgumentError({
-      message: `${op} needs a log created with integrity "merkle"`,
-      path: this.path,
-    });
+    const tree = this.#tree;
+    if (!tree) {
+      throw new InvalidArgumentError({
+        message: `${op} needs a log created with integrity "merkle"`,
+        path: this.path,
+      });
+    }
+    if (this.#tail) {
+      // One catch-up at a time: two would append the same leaves twice.
+      const run = this.#treeCatchUp.then(() =>
+        catchUp(tree, this.read({ from: tree.size, committed: true }), null)
+      );
+      this.#treeCatchUp = run.catch(() => {});
+      await run;
+    }
+    return tree;
   }
 
   /** True once closed. */
@@ -969,6 +1010,7 @@ export class Log {
     await this.#retention;
     await writer?.close(new ClosedError({ what: "log", path: this.path }));
     this.#tail?.close();
+    if (this.#tail) this.#tree?.close(); // a writer's tree closes with its writer
     failure ??= cursors.find((r) => r.status === "rejected")?.reason ?? null;
     this.#closed = true;
     for (const f of this.#readerFiles) f.close();

@@ -69,12 +69,7 @@ export async function openTree(
   nextSeq: number,
   fileMode: number,
 ): Promise<MerkleTree | null> {
-  let tree: MerkleTree | null = null;
-  try {
-    tree = await MerkleTree.open(platform, dir);
-  } catch (err) {
-    if (!(err instanceof NotFoundError)) throw err;
-  }
+  const tree = await existingTree(platform, dir, false);
   if (tree && integrity === "none") {
     tree.close();
     throw new InvalidArgumentError({
@@ -94,8 +89,43 @@ export async function openTree(
 }
 
 /**
+ * Opens the tree of log directory `dir` for a reader beside the writer (a read-only store), or
+ * null if the log has none.
+ *
+ * @example
+ * ```ts
+ * import { SimPlatform } from "../testing.ts";
+ * import { openTree, openTreeReadOnly } from "./log_integrity.ts";
+ * const sim = new SimPlatform();
+ * await sim.mkdir("/l");
+ * const none = await openTreeReadOnly(sim, "/l");
+ * (await openTree(sim, "/l", "merkle", 0, 0o644))?.close();
+ * const tree = await openTreeReadOnly(sim, "/l");
+ * tree?.close();
+ * if (none !== null || tree?.size !== 0) throw new Error("openTreeReadOnly");
+ * ```
+ */
+export function openTreeReadOnly(platform: Platform, dir: string): Promise<MerkleTree | null> {
+  return existingTree(platform, dir, true);
+}
+
+async function existingTree(
+  platform: Platform,
+  dir: string,
+  readOnly: boolean,
+): Promise<MerkleTree | null> {
+  try {
+    return await MerkleTree.open(platform, dir, readOnly);
+  } catch (err) {
+    if (err instanceof NotFoundError) return null;
+    throw err;
+  }
+}
+
+/**
  * Appends the leaves of the records after the tree's durable head (`records` starts at
- * `tree.size`), and gap leaves for the seqs below `nextSeq` that no record holds.
+ * `tree.size`), and gap leaves for the seqs below `nextSeq` that no record holds (a reader beside
+ * the writer passes `null`: the seqs after the last record it sees are not known yet).
  *
  * @example
  * ```ts
@@ -114,9 +144,9 @@ export async function openTree(
 export async function catchUp(
   tree: MerkleTree,
   records: AsyncIterable<LeafRecord>,
-  nextSeq: number,
+  nextSeq: number | null,
 ): Promise<void> {
-  if (tree.size > nextSeq) {
+  if (nextSeq !== null && tree.size > nextSeq) {
     throw new CorruptionError({
       message: `the tree holds ${tree.size} leaves but the log ends at seq ${nextSeq}: ` +
         "records it covered are gone",
@@ -127,7 +157,7 @@ export async function catchUp(
     while (tree.size < rec.seq) tree.append(gapLeafHash(tree.size));
     tree.append(leafHashOf(rec));
   }
-  while (tree.size < nextSeq) tree.append(gapLeafHash(tree.size));
+  while (nextSeq !== null && tree.size < nextSeq) tree.append(gapLeafHash(tree.size));
 }
 
 function checkTreeSize(tree: MerkleTree, size: number, what: string): void {
@@ -163,6 +193,15 @@ export function checkpointOf(
   opts: CheckpointOptions,
 ): SignedCheckpoint {
   checkTreeSize(tree, size, "checkpoint size");
+  if (typeof opts.origin !== "string") {
+    throw new InvalidArgumentError({ message: "checkpoint: origin must be a string" });
+  }
+  const key = opts.sign as Partial<KeyObject> | undefined;
+  if (typeof key !== "object" || key === null || key.type !== "private") {
+    throw new InvalidArgumentError({
+      message: "checkpoint: sign must be an Ed25519 private KeyObject (node:crypto)",
+    });
+  }
   return signCheckpoint({ origin: opts.origin, size, root: tree.root(size) }, opts.sign, opts.name);
 }
 

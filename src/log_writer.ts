@@ -332,9 +332,10 @@ export class LogWriter {
       // A new view replaces the live one: a reader still holding that sees its writer sealed.
       const i = this.segments.findIndex((s) => s.kind === "live" && s.writer === old);
       if (i >= 0) this.segments[i] = sealedView(old);
+      // Before the seal's waiters resolve: roll() means the tree's head covers the seal too.
+      if (this.#tree) await this.#persistTree(old.flushedSeq);
       this.#writing.shift();
       this.#commit.markDurable(old.flushedSeq);
-      await this.#persistTree(old.flushedSeq);
       this.#changed();
       this.#rolled();
     }

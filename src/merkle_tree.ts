@@ -104,9 +104,18 @@ export class MerkleTree implements NodeSource {
   #pending: Uint8Array[] = [];
   /** frontier[k]: the last complete node of level k, while it still waits for its sibling. */
   #frontier: Uint8Array[] = [];
+  /** A reader's copy beside the writer: it never writes, its new nodes stay in memory. */
+  #readOnly: boolean;
 
-  private constructor(platform: Platform, dir: string, file: PlatformFile, size: number) {
+  private constructor(
+    platform: Platform,
+    dir: string,
+    file: PlatformFile,
+    size: number,
+    readOnly: boolean,
+  ) {
     this.#platform = platform;
+    this.#readOnly = readOnly;
     this.#dir = dir;
     this.#file = file;
     this.#size = size;
@@ -122,15 +131,16 @@ export class MerkleTree implements NodeSource {
       new Uint8Array(),
       mode,
     );
-    return new MerkleTree(platform, dir, file, 0);
+    return new MerkleTree(platform, dir, file, 0, false);
   }
 
   /**
    * Opens the tree of `dir`, keeping the nodes up to its head's size (checked against the head's
    * root) and dropping what lies past them: a crash may have left any of it half written.
+   * `readOnly` (a reader beside the writer) leaves the file as it is and never writes.
    */
-  static async open(platform: Platform, dir: string): Promise<MerkleTree> {
-    const file = await platform.open(`${dir}/${TREE_NODES_FILE}`, "append");
+  static async open(platform: Platform, dir: string, readOnly = false): Promise<MerkleTree> {
+    const file = await platform.open(`${dir}/${TREE_NODES_FILE}`, readOnly ? "read" : "append");
     try {
       let head: { size: number; root: Uint8Array } | null = null;
       try {
@@ -143,8 +153,8 @@ export class MerkleTree implements NodeSource {
         // No head yet: nothing was made durable, so every node is rebuilt from the records.
       }
       const size = head && nodeCount(head.size) * HASH_BYTES <= file.size() ? head.size : 0;
-      file.truncate(nodeCount(size) * HASH_BYTES);
-      const tree = new MerkleTree(platform, dir, file, size);
+      if (!readOnly) file.truncate(nodeCount(size) * HASH_BYTES);
+      const tree = new MerkleTree(platform, dir, file, size, readOnly);
       if (head && size === head.size && !sameHash(tree.root(size), head.root)) {
         throw new CorruptionError({
           message: `the tree's nodes do not hash to its head's root at size ${size}`,
@@ -199,7 +209,7 @@ export class MerkleTree implements NodeSource {
 
   /** Writes the pending nodes at the file's end (no fdatasync); on failure they stay pending. */
   flush(): void {
-    if (this.#pending.length === 0) return;
+    if (this.#pending.length === 0 || this.#readOnly) return;
     const chunk = new Uint8Array(this.#pending.length * HASH_BYTES);
     this.#pending.forEach((h, i) => chunk.set(h, i * HASH_BYTES));
     this.#file.writeAt(chunk, this.#written * HASH_BYTES);

@@ -24,7 +24,8 @@ import {
   NotFoundError,
   ReadOnlyError,
 } from "./errors.ts";
-import { type Log, openLog, openReadOnlyLog } from "./log.ts";
+import { type Log, openLog, openReadOnlyLog, withTreeProblems } from "./log.ts";
+import { TREE_NODES_FILE } from "./merkle_tree.ts";
 import { dirModeFor, mkdirDurable, renameDurable } from "./platform/durable.ts";
 import { defaultPlatform } from "./platform/detect.ts";
 import type { Platform, PlatformLock } from "./platform/types.ts";
@@ -395,7 +396,19 @@ export class Store {
         message: `verify: logs must be an array of log names, got ${describeValue(o.logs)}`,
       });
     }
-    return verifyLogs(this.options.platform, this.path, o.logs ?? await this.logs(), o);
+    const report = await verifyLogs(
+      this.options.platform,
+      this.path,
+      o.logs ?? await this.logs(),
+      o,
+    );
+    // A log's Merkle tree is checked against its records through the log (opened if need be).
+    const logs = [];
+    for (const r of report.logs) {
+      const tree = await this.options.platform.stat(`${this.path}/${r.log}/${TREE_NODES_FILE}`);
+      logs.push(tree ? await withTreeProblems(await this.log(r.log), r) : r);
+    }
+    return { ...report, ok: logs.every((l) => l.ok), logs };
   }
 
   /**

@@ -78,6 +78,28 @@ test("checkpoints and proofs pass the reference verifier; reopening keeps the tr
   );
   assert.equal(hex(now.root), hex(mth(await referenceInputs(reopened))));
   assert.equal((await reopened.verify()).ok, true);
+
+  // A reader beside the writer: its tree covers the committed records, proofs check out.
+  const reader = await Store.open(dir, { readOnly: true });
+  const seen = await reader.log("audit");
+  const fromReader = await seen.checkpoint({ origin: "example.com/audit", sign: privateKey });
+  assert.equal(fromReader.size, now.size);
+  assert.equal(hex(fromReader.root), hex(now.root));
+  await reopened.append("one more");
+  await reopened.sync();
+  const p = await seen.proveInclusion(now.size, now.size + 1);
+  const later = await reopened.checkpoint({ origin: "example.com/audit", sign: privateKey });
+  assert.ok(
+    refVerifyInclusion(
+      now.size,
+      now.size + 1,
+      sha(new Uint8Array([0]), (await referenceInputs(reopened))[now.size]),
+      p.path,
+      later.root,
+    ),
+  );
+  assert.equal((await reader.verify()).ok, true);
+  await reader.close();
   await again.close();
 });
 
@@ -137,6 +159,11 @@ test("an in-place edit with a fixed CRC: verify names the record, proofs refuse 
   assert.equal(verifyInclusion(leafHashOf(bob!), proof, cp.root), false);
   assert.equal(refVerifyInclusion(1, cp.size, leafHashOf(bob!), proof.path, cp.root), false);
   await again.close();
+  const reader = await Store.open(dir, { readOnly: true });
+  const storeReport = await reader.verify();
+  assert.equal(storeReport.ok, false);
+  assert.equal(storeReport.logs[0].problems[0]?.seq, 1);
+  await reader.close();
 });
 
 test("after any crash the tree matches the records present", async () => {
