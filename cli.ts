@@ -10,6 +10,9 @@
  * khipu cursors DIR LOG            # cursor positions and lag
  * khipu cursor set DIR LOG NAME SEQ
  * khipu repair DIR LOG [--dry-run]
+ * khipu checkpoint DIR LOG --key FILE [--origin O]    # a signed tree head (integrity on)
+ * khipu prove DIR LOG SEQ --size N | --from M --size N # inclusion / consistency proof (JSON)
+ * khipu verify-proof PROOF --checkpoint FILE --key FILE [--old-checkpoint FILE]
  * ```
  *
  * Run it with `deno run -A jsr:@khipu/log/cli`, `npx khipu-log` / `bunx khipu-log` (the npm

@@ -18,19 +18,34 @@
  */
 import { helpText, parseCommand, UsageError, wantsHelp } from "./args.ts";
 import { type Command, EXIT } from "./command.ts";
+import { checkpoint } from "./checkpoint.ts";
 import { cursors, cursorSet } from "./cursors.ts";
 import { dump } from "./dump.ts";
 import { errorLine, exitStatus } from "./failure.ts";
 import { type CliIo, OutputClosed } from "./io.ts";
 import { ls } from "./ls.ts";
+import { prove } from "./prove.ts";
 import { repair } from "./repair.ts";
 import { stat } from "./stat.ts";
 import { tail } from "./tail.ts";
 import { verify } from "./verify.ts";
+import { verifyProof } from "./verify_proof.ts";
 import { VERSION } from "./version.ts";
 
 /** Every command, in the order `khipu --help` lists them. */
-const COMMANDS: readonly Command[] = [ls, stat, verify, dump, tail, cursors, cursorSet, repair];
+const COMMANDS: readonly Command[] = [
+  ls,
+  stat,
+  verify,
+  dump,
+  tail,
+  cursors,
+  cursorSet,
+  repair,
+  checkpoint,
+  prove,
+  verifyProof,
+];
 
 const EXIT_CODES = [
   "Exit status:",
