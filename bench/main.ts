@@ -59,6 +59,7 @@ export const SUITES: readonly string[] = [
   "space",
   "read",
   "seek",
+  "integrity",
   "hostile",
 ];
 
@@ -154,6 +155,9 @@ export async function runAll(suites: readonly string[] = SUITES): Promise<RunRes
           break;
         case "read":
           await (await import("./reads.bench.ts")).readSuite(rec);
+          break;
+        case "integrity":
+          await (await import("./integrity.bench.ts")).integritySuite(rec);
           break;
         case "seek":
           await (await import("./seek.bench.ts")).seekSuite(rec);

@@ -50,14 +50,10 @@ export interface NodeSource {
   node(level: number, index: number): Uint8Array;
 }
 
-function sha256(...parts: Uint8Array[]): Uint8Array {
-  const h = createHash("sha256");
-  for (const p of parts) h.update(p);
-  return new Uint8Array(h.digest());
+/** SHA-256 of one buffer: each `update` is a crossing into native code that costs ~1 us. */
+function sha256(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(bytes).digest());
 }
-
-const LEAF_PREFIX = new Uint8Array([0]);
-const NODE_PREFIX = new Uint8Array([1]);
 
 /**
  * The canonical leaf input of a record (FORMAT.md, "Merkle tree"): u64 seq, u64 timestamp, u32
@@ -91,7 +87,9 @@ export function canonicalRecord(rec: LeafRecord): Uint8Array {
  * ```
  */
 export function hashLeaf(input: Uint8Array): Uint8Array {
-  return sha256(LEAF_PREFIX, input);
+  const b = new Uint8Array(1 + input.length); // 0x00 ||
+  b.set(input, 1);
+  return sha256(b);
 }
 
 /**
@@ -105,7 +103,11 @@ export function hashLeaf(input: Uint8Array): Uint8Array {
  * ```
  */
 export function hashChildren(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return sha256(NODE_PREFIX, left, right);
+  const b = new Uint8Array(1 + 2 * HASH_BYTES);
+  b[0] = 1;
+  b.set(left, 1);
+  b.set(right, 1 + HASH_BYTES);
+  return sha256(b);
 }
 
 /**
@@ -119,7 +121,14 @@ export function hashChildren(left: Uint8Array, right: Uint8Array): Uint8Array {
  * ```
  */
 export function leafHashOf(rec: LeafRecord): Uint8Array {
-  return hashLeaf(canonicalRecord(rec));
+  // 0x00 || canonicalRecord, built in one buffer: one native call, not three.
+  const b = new Uint8Array(21 + rec.data.length);
+  const v = new DataView(b.buffer);
+  v.setBigUint64(1, BigInt(rec.seq), true);
+  v.setBigUint64(9, BigInt(rec.timestamp), true);
+  v.setUint32(17, rec.data.length, true);
+  b.set(rec.data, 21);
+  return sha256(b);
 }
 
 /**
@@ -213,7 +222,7 @@ function checkSize(what: string, n: number): void {
  */
 export function rootOf(src: NodeSource, size: number): Uint8Array {
   checkSize("tree size", size);
-  return size === 0 ? sha256() : rangeHash(src, 0, size);
+  return size === 0 ? sha256(new Uint8Array(0)) : rangeHash(src, 0, size);
 }
 
 /**

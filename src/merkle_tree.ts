@@ -21,6 +21,12 @@ export const TREE_NODES_FILE = "tree.nodes";
 export const TREE_HEAD_FILE = "tree.head";
 const HEAD_MAGIC = new TextEncoder().encode("KHIPUMT1");
 const HEAD_BYTES = 8 + 8 + HASH_BYTES + 4;
+/**
+ * Nodes are written in runs of this many (128 KiB): one write per flush of the records would cost
+ * a second syscall per group commit, and nothing needs them on disk before the head (they are
+ * rebuilt from the records after it).
+ */
+const WRITE_HASHES = 4096;
 
 function popcount(n: number): number {
   let c = 0;
@@ -207,9 +213,12 @@ export class MerkleTree implements NodeSource {
     this.#loadFrontier();
   }
 
-  /** Writes the pending nodes at the file's end (no fdatasync); on failure they stay pending. */
-  flush(): void {
-    if (this.#pending.length === 0 || this.#readOnly) return;
+  /**
+   * Writes the pending nodes at the file's end (no fdatasync) once there are `WRITE_HASHES` of
+   * them, or all of them with `all`; on failure they stay pending.
+   */
+  flush(all = false): void {
+    if (this.#readOnly || this.#pending.length < (all ? 1 : WRITE_HASHES)) return;
     const chunk = new Uint8Array(this.#pending.length * HASH_BYTES);
     this.#pending.forEach((h, i) => chunk.set(h, i * HASH_BYTES));
     this.#file.writeAt(chunk, this.#written * HASH_BYTES);
@@ -219,7 +228,7 @@ export class MerkleTree implements NodeSource {
 
   /** Makes the nodes of the first `size` leaves durable and names `size` in the head. */
   async persist(size: number): Promise<void> {
-    this.flush();
+    this.flush(true);
     await this.#file.datasync();
     const tmp = `${this.#dir}/${TREE_HEAD_FILE}.tmp`;
     await this.#platform.unlink(tmp).catch(() => {});
