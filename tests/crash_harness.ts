@@ -29,6 +29,8 @@
  *    recovered, not from their positions;
  * 6. timestamps never go backwards: each record's timestamp is at least the one before it, across
  *    the workload's reopens and the appends after recovery too, and none is before the run began.
+ * 7. a log with integrity on has a Merkle tree that matches the records present (`verify`
+ *    recomputes every leaf and checks every stored node), on reopen and after the second crash.
  *
  * A non-mutating call (a read, a stat) leaves the disk as the previous call left it, so crashing
  * after it would repeat the previous state: those calls are counted but not re-explored.
@@ -653,6 +655,25 @@ export const WORKLOADS: readonly Workload[] = [
     },
   },
   {
+    name: "everyN-merkle",
+    // A Merkle tree beside the records: its nodes are written unsynced, its head at each seal.
+    opts: withLogOptions(everyN(3, 4096, 1024), "merkle", { integrity: "merkle" }),
+    async run(c) {
+      await c.open();
+      for (let round = 0; round < 4; round++) {
+        const ps: Promise<unknown>[] = [];
+        for (let i = 0; i < 4; i++) ps.push(c.append("t", c.payload(700)));
+        ps.push(c.appendBatch("t", c.many(3, 20, 300)));
+        await Promise.all(ps);
+        if (round === 1) await c.roll("t");
+      }
+      await c.truncateBefore("t", 8);
+      await c.reopen();
+      for (let i = 0; i < 5; i++) await c.append("t", c.payload(600));
+      await c.close();
+    },
+  },
+  {
     name: "everyN-maxBytes",
     // Active segments are preallocated to 4 KiB: 10,000 bytes keep the active one and one sealed.
     opts: withLogOptions(everyN(3, 4096, 1024), "maxBytes", { retention: { maxBytes: 10_000 } }),
@@ -1000,6 +1021,18 @@ interface Checks {
   batchAtomicity: boolean;
 }
 
+/**
+ * Property 7, for a log with integrity on: its Merkle tree has one leaf per seq and matches the
+ * records present (`verify` recomputes every leaf and checks every stored node).
+ */
+async function checkTree(log: Log, when: string): Promise<string | null> {
+  if ((log as { integrity?: string }).integrity !== "merkle") return null;
+  const r = await log.verify();
+  if (r.ok) return null;
+  const p = r.problems[0];
+  return `property 7: ${log.name}'s tree ${when}: ${p.path} seq ${p.seq}: ${p.reason}`;
+}
+
 /** One record read back. */
 interface FoundRecord {
   seq: number;
@@ -1050,7 +1083,8 @@ async function recoverAndCheck(
         return `property 1: store.log(${name}) failed: ${describeErr(err)}`;
       }
       const f = await readAll(log);
-      const bad = checkLog(name, f, ctx, promised, w.opts, mode, checks);
+      const bad = checkLog(name, f, ctx, promised, w.opts, mode, checks) ??
+        await checkTree(log, "on reopen");
       if (bad) return bad;
       found.set(name, f);
     }
@@ -1133,7 +1167,8 @@ async function checkState(
           }
         }
         // Property 6 again, now across the reopen of the recovery and the appends after it.
-        const ts = checkTimestamps(name, g.records, ctx.started, "after the second crash");
+        const ts = checkTimestamps(name, g.records, ctx.started, "after the second crash") ??
+          await checkTree(log, "after the second crash");
         if (ts) return { msg: ts, nested: 0 };
       }
     } finally {
