@@ -67,12 +67,17 @@ function sha256(bytes: Uint8Array): Uint8Array {
  * ```
  */
 export function canonicalRecord(rec: LeafRecord): Uint8Array {
-  const out = new Uint8Array(20 + rec.data.length);
+  return encodeRecord(rec, 0);
+}
+
+/** The canonical record `at` bytes into a new buffer (the bytes before it are zero). */
+function encodeRecord(rec: LeafRecord, at: number): Uint8Array {
+  const out = new Uint8Array(at + 20 + rec.data.length);
   const v = new DataView(out.buffer);
-  v.setBigUint64(0, BigInt(rec.seq), true);
-  v.setBigUint64(8, BigInt(rec.timestamp), true);
-  v.setUint32(16, rec.data.length, true);
-  out.set(rec.data, 20);
+  v.setBigUint64(at, BigInt(rec.seq), true);
+  v.setBigUint64(at + 8, BigInt(rec.timestamp), true);
+  v.setUint32(at + 16, rec.data.length, true);
+  out.set(rec.data, at + 20);
   return out;
 }
 
@@ -121,14 +126,8 @@ export function hashChildren(left: Uint8Array, right: Uint8Array): Uint8Array {
  * ```
  */
 export function leafHashOf(rec: LeafRecord): Uint8Array {
-  // 0x00 || canonicalRecord, built in one buffer: one native call, not three.
-  const b = new Uint8Array(21 + rec.data.length);
-  const v = new DataView(b.buffer);
-  v.setBigUint64(1, BigInt(rec.seq), true);
-  v.setBigUint64(9, BigInt(rec.timestamp), true);
-  v.setUint32(17, rec.data.length, true);
-  b.set(rec.data, 21);
-  return sha256(b);
+  // 0x00 || canonicalRecord, built in one buffer: one native hash call, not two copies.
+  return sha256(encodeRecord(rec, 1));
 }
 
 /**
@@ -323,6 +322,12 @@ export function sameHash(a: Uint8Array, b: Uint8Array): boolean {
 const half = (n: number): number => Math.floor(n / 2);
 const odd = (n: number): boolean => n % 2 === 1;
 
+/** RFC 9162: "right-shift both fn and sn equally until either LSB(fn) is set or fn is 0". */
+function shiftToOdd(fn: number, sn: number): [number, number] {
+  while (!odd(fn) && fn !== 0) [fn, sn] = [half(fn), half(sn)];
+  return [fn, sn];
+}
+
 /**
  * Checks an audit path (RFC 9162 2.1.3.2): true if `leafHash` at `proof.index` is in the tree of
  * `proof.treeSize` leaves whose root is `root`.
@@ -348,10 +353,7 @@ export function verifyInclusion(
     if (sn === 0) return false;
     if (odd(fn) || fn === sn) {
       r = hashChildren(p, r);
-      while (!odd(fn) && fn !== 0) {
-        fn = half(fn);
-        sn = half(sn);
-      }
+      [fn, sn] = shiftToOdd(fn, sn);
     } else {
       r = hashChildren(r, p);
     }
@@ -395,10 +397,7 @@ export function verifyConsistency(
     if (odd(fn) || fn === sn) {
       fr = hashChildren(c, fr);
       sr = hashChildren(c, sr);
-      while (!odd(fn) && fn !== 0) {
-        fn = half(fn);
-        sn = half(sn);
-      }
+      [fn, sn] = shiftToOdd(fn, sn);
     } else {
       sr = hashChildren(sr, c);
     }

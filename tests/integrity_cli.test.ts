@@ -34,15 +34,9 @@ test("checkpoint, prove, verify-proof: ok, then the same proofs fail after a rew
   const audit = await store.log("audit", { integrity: "merkle" });
   await audit.appendBatch(["alice paid 10", "bob paid 20"]);
   await store.close();
-  const cp1 = await khipu(
-    "checkpoint",
-    dir,
-    "audit",
-    "--key",
-    pem,
-    "--origin",
-    "example.com/audit",
-  );
+  const checkpoint = (...extra: string[]) =>
+    khipu("checkpoint", dir, "audit", "--key", pem, "--origin", "example.com/audit", ...extra);
+  const cp1 = await checkpoint();
   assert.equal(cp1.code, 0, cp1.err);
   assert.match(
     cp1.out,
@@ -53,16 +47,7 @@ test("checkpoint, prove, verify-proof: ok, then the same proofs fail after a rew
   const again = await Store.open(dir);
   await (await again.log("audit")).append("carol paid 30");
   await again.close();
-  const cp2 = await khipu(
-    "checkpoint",
-    dir,
-    "audit",
-    "--key",
-    pem,
-    "--origin",
-    "example.com/audit",
-    "--json",
-  );
+  const cp2 = await checkpoint("--json");
   assert.equal(JSON.parse(cp2.out).size, 3);
   const now = file("cp2.txt", JSON.parse(cp2.out).text);
 
