@@ -7,6 +7,7 @@
  */
 import * as nodeCrypto from "node:crypto";
 import { InvalidArgumentError } from "./errors.ts";
+import { writeU32, writeU64 } from "./format/bytes.ts";
 
 /** The bytes of a SHA-256 hash. */
 export const HASH_BYTES = 32;
@@ -80,15 +81,23 @@ export function canonicalRecord(rec: LeafRecord): Uint8Array {
 }
 
 /** The canonical record `at` bytes into a new buffer (the bytes before it are zero). */
-function encodeRecord(rec: LeafRecord, at: number): Uint8Array {
-  const out = new Uint8Array(at + 20 + rec.data.length);
-  const v = new DataView(out.buffer);
-  v.setBigUint64(at, BigInt(rec.seq), true);
-  v.setBigUint64(at + 8, BigInt(rec.timestamp), true);
-  v.setUint32(at + 16, rec.data.length, true);
+function encodeRecord(rec: LeafRecord, at: number, into?: Uint8Array): Uint8Array {
+  const n = at + 20 + rec.data.length;
+  const out = into && into.length >= n ? into.subarray(0, n) : new Uint8Array(n);
+  out.fill(0, 0, at);
+  writeU64(out, at, rec.seq); // not BigInt: it costs a microsecond per record
+  writeU64(out, at + 8, rec.timestamp);
+  writeU32(out, at + 16, rec.data.length);
   out.set(rec.data, at + 20);
   return out;
 }
+
+/**
+ * Reused input buffers: hashing is synchronous and the tree hashes one small input after another,
+ * so one allocation per hash is most of what it costs besides the hash.
+ */
+const leafScratch = new Uint8Array(4096);
+const nodeScratch = new Uint8Array(1 + 2 * HASH_BYTES);
 
 /**
  * RFC 9162 leaf hash of raw leaf input: SHA-256(0x00 || input).
@@ -117,11 +126,10 @@ export function hashLeaf(input: Uint8Array): Uint8Array {
  * ```
  */
 export function hashChildren(left: Uint8Array, right: Uint8Array): Uint8Array {
-  const b = new Uint8Array(1 + 2 * HASH_BYTES);
-  b[0] = 1;
-  b.set(left, 1);
-  b.set(right, 1 + HASH_BYTES);
-  return sha256(b);
+  nodeScratch[0] = 1;
+  nodeScratch.set(left, 1);
+  nodeScratch.set(right, 1 + HASH_BYTES);
+  return sha256(nodeScratch);
 }
 
 /**
@@ -135,8 +143,8 @@ export function hashChildren(left: Uint8Array, right: Uint8Array): Uint8Array {
  * ```
  */
 export function leafHashOf(rec: LeafRecord): Uint8Array {
-  // 0x00 || canonicalRecord, built in one buffer: one native hash call, not two copies.
-  return sha256(encodeRecord(rec, 1));
+  // 0x00 || canonicalRecord, built in one buffer: one native hash call.
+  return sha256(encodeRecord(rec, 1, leafScratch));
 }
 
 /**
