@@ -284,6 +284,7 @@ export class LogWriter {
     } else if (this.#writing.length === 1 && this.#active.materialized && !this.#poison) {
       try {
         if (this.#flushActive()) this.#commit.settle();
+        this.#flushTree();
       } catch (err) {
         this.#fail(err);
       }
@@ -303,6 +304,7 @@ export class LogWriter {
         }
         if (this.#poison) break;
         if (this.#flushActive()) this.#commit.settle();
+        this.#flushTree();
       } while (this.#pumpAgain && !this.#poison);
     } catch (err) {
       this.#fail(err);
@@ -362,13 +364,20 @@ export class LogWriter {
       this.#abandon(a, err);
       return false;
     }
+    this.#changed();
+    return true;
+  }
+
+  /**
+   * After the records' write and the start of their fdatasync: hashes the tree's new nodes (while
+   * the disk works) and writes them once there are enough.
+   */
+  #flushTree(): void {
     try {
       this.#tree?.flush();
     } catch {
       // The nodes stay in memory and go out with the next flush; nothing waits for them.
     }
-    this.#changed();
-    return true;
   }
 
   /**

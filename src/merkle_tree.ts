@@ -110,6 +110,8 @@ export class MerkleTree implements NodeSource {
   #pending: Uint8Array[] = [];
   /** frontier[k]: the last complete node of level k, while it still waits for its sibling. */
   #frontier: Uint8Array[] = [];
+  /** Leaves appended whose nodes `settle` has not computed yet. */
+  #queued: Uint8Array[] = [];
   /** A reader's copy beside the writer: it never writes, its new nodes stay in memory. */
   #readOnly: boolean;
 
@@ -176,7 +178,7 @@ export class MerkleTree implements NodeSource {
 
   /** Leaves in the tree. */
   get size(): number {
-    return this.#size;
+    return this.#size + this.#queued.length;
   }
 
   /** The node file's path. */
@@ -184,22 +186,35 @@ export class MerkleTree implements NodeSource {
     return `${this.#dir}/${TREE_NODES_FILE}`;
   }
 
-  /** Adds a leaf hash; the nodes it completes are computed at once, written by `flush`. */
+  /**
+   * Adds a leaf hash. The nodes it completes are computed by `settle` (which every read does
+   * first): the writer settles after it has started the fdatasync, so that hashing runs while the
+   * disk works.
+   */
   append(leaf: Uint8Array): void {
-    let h = leaf;
-    this.#pending.push(h);
-    let k = 0;
-    for (let n = this.#size; n % 2 === 1; n = Math.floor(n / 2)) {
-      h = hashChildren(this.#frontier[k], h);
+    this.#queued.push(leaf);
+  }
+
+  /** Computes the nodes the queued leaves complete. */
+  settle(): void {
+    for (const leaf of this.#queued) {
+      let h = leaf;
       this.#pending.push(h);
-      k++;
+      let k = 0;
+      for (let n = this.#size; n % 2 === 1; n = Math.floor(n / 2)) {
+        h = hashChildren(this.#frontier[k], h);
+        this.#pending.push(h);
+        k++;
+      }
+      this.#frontier[k] = h;
+      this.#size++;
     }
-    this.#frontier[k] = h;
-    this.#size++;
+    this.#queued = [];
   }
 
   /** Forgets the leaves from `size` on (their records never reached the log). */
   truncate(size: number): void {
+    this.settle();
     if (size >= this.#size) return;
     const keep = nodeCount(size);
     if (keep < this.#written) {
@@ -218,6 +233,7 @@ export class MerkleTree implements NodeSource {
    * them, or all of them with `all`; on failure they stay pending.
    */
   flush(all = false): void {
+    this.settle();
     if (this.#readOnly || this.#pending.length < (all ? 1 : WRITE_HASHES)) return;
     const chunk = new Uint8Array(this.#pending.length * HASH_BYTES);
     this.#pending.forEach((h, i) => chunk.set(h, i * HASH_BYTES));
@@ -244,6 +260,7 @@ export class MerkleTree implements NodeSource {
 
   /** The hash of node (level, index): from memory if not yet written, else one read. */
   node(level: number, index: number): Uint8Array {
+    this.settle();
     const pos = nodePosition(level, index);
     if (pos >= this.#written) return this.#pending[pos - this.#written];
     const b = new Uint8Array(HASH_BYTES);
