@@ -1053,6 +1053,7 @@ export function renderMarkdown(results: RunResult[], svgPath: string): string {
     ...retentionSection(results),
     ...seekSection(results),
     ...verifySection(results),
+    ...relaySection(results),
   );
 
   const formatNames = [
@@ -1329,6 +1330,56 @@ function verifySection(results: RunResult[]): string[] {
     "",
     table(
       ["store", "runtime", "verify", "verify (files)", "read", "verify / read", "peak RSS growth"],
+      rows,
+    ),
+    "",
+  ];
+}
+
+/** "Relay": `relay()` into JetStream against a bare publish-and-await-ack loop, same client and run. */
+function relaySection(results: RunResult[]): string[] {
+  const rows: string[][] = [];
+  for (const r of results) {
+    for (
+      const v of r.rows.filter((x) => x.suite === "relay" && x.name.startsWith("relay relay() "))
+    ) {
+      const size = v.name.slice("relay relay() ".length);
+      if (v.skipped) {
+        rows.push([size, r.runtime, `n/a (skipped: ${v.skipped})`, "", "", "", ""]);
+        continue;
+      }
+      const e = v.extra ?? {};
+      rows.push([
+        size,
+        r.runtime,
+        fmt(row(r, `relay bare ${size}`)?.recordsPerSec, "rec/s"),
+        fmt(row(r, `relay bare + relay headers ${size}`)?.recordsPerSec, "rec/s"),
+        fmt(v.recordsPerSec, "rec/s"),
+        times(e.ratioToBare),
+        times(e.ratioToBareWithHeaders),
+      ]);
+    }
+  }
+  if (rows.length === 0) return [];
+  return [
+    "## Relay",
+    "",
+    "`relay()` of a closed log into a JetStream stream (one local nats-server 2.9, window 256) " +
+    "against a loop that publishes the same payloads and awaits acks 256 at a time with the same " +
+    "client, and the same loop sending the relay's headers, message ids and expectations " +
+    "(`bench/relay.bench.ts`; median of rounds, the three cases rotated). Target: relay >= 0.8x " +
+    "the bare loop.",
+    "",
+    table(
+      [
+        "record",
+        "runtime",
+        "bare loop",
+        "bare + headers",
+        "relay()",
+        "relay / bare",
+        "relay / bare+headers",
+      ],
       rows,
     ),
     "",

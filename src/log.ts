@@ -69,7 +69,7 @@ import { emptyReport } from "./open_context.ts";
 import { type Gap, gapsBetween } from "./gaps.ts";
 import { type ReadOptions, readRecords, type ReadSource, type RecordIterator } from "./reader.ts";
 import type { Segment } from "./segment.ts";
-import { endSeqOf, type GrowingSegment, type SegmentView } from "./segment_view.ts";
+import { endSeqOf, type SegmentView } from "./segment_view.ts";
 import type { ResolvedStoreOptions } from "./store_options.ts";
 import { seqAtTime } from "./time_seek.ts";
 import {
@@ -468,14 +468,13 @@ export class Log {
       }
       const endSeq = endSeqOf(s) ?? this.nextSeq;
       const held = endSeq > s.firstSeq;
-      const times = liveTimestamps(s.writer);
       return {
         ...base,
         endSeq,
         bytes: s.writer.diskBytes,
         sealed: s.writer.sealed,
-        firstTimestamp: held ? times.first : null,
-        lastTimestamp: held ? times.last : null,
+        firstTimestamp: held ? s.writer.firstTimestamp : null,
+        lastTimestamp: held ? s.writer.lastTimestamp : null,
       };
     });
   }
@@ -1128,18 +1127,6 @@ export interface RetentionResult {
   removedRecords: number;
   /** The log's first seq after the pass. */
   firstSeq: number;
-}
-
-/**
- * The first and last record timestamps a live segment's writer keeps (this process's `Segment`,
- * or a read-only store's scan of it): `GrowingSegment` does not declare them.
- */
-function liveTimestamps(w: GrowingSegment): { first: number | null; last: number | null } {
-  const first = "firstTimestamp" in w && typeof w.firstTimestamp === "number"
-    ? w.firstTimestamp
-    : null;
-  const last = "lastTimestamp" in w && typeof w.lastTimestamp === "number" ? w.lastTimestamp : null;
-  return { first, last };
 }
 
 /** The lowest cursor position, or null if there is no cursor. */

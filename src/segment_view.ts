@@ -66,6 +66,10 @@ export interface GrowingSegment {
   readonly materialized: boolean;
   /** Size of its file on disk. */
   readonly diskBytes: number;
+  /** Timestamp of its first record (null while it holds none). */
+  readonly firstTimestamp: number | null;
+  /** Timestamp of its last record (the base timestamp while it holds none). */
+  readonly lastTimestamp: number;
 }
 
 /** The segment being written: its readable end is what the writer has flushed. */

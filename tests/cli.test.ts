@@ -20,53 +20,19 @@ import { runCli } from "../src/cli/main.ts";
 import { VERSION } from "../src/cli/version.ts";
 import { currentRuntime, ROOT } from "./fixtures/runtimes.ts";
 import { childEnv, realDisk } from "./helpers.ts";
+import { cliCommand, type Finished, runToEnd } from "./cli_child.ts";
 
 const disk = realDisk("cli");
-const CLI = join(ROOT, "cli.ts");
 /** Per test: a child start-up is ~0.1-0.5 s; bun's default per-test timeout is 5 s. */
 const SLOW = { timeout: 120_000 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 
-/** argv that runs cli.ts on this runtime. */
-function cliCommand(): string[] {
-  switch (currentRuntime()) {
-    case "deno":
-      return [process.execPath, "run", "-A", CLI];
-    case "bun":
-      return [process.execPath, CLI];
-    case "node": {
-      const strips = (process.features as { typescript?: unknown }).typescript;
-      return strips ? [process.execPath, CLI] : [process.execPath, "--import", "tsx", CLI];
-    }
-  }
-}
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Result = Finished;
 
 /** Runs `khipu args...` to its end (killed after 30 s: a hang fails the test). */
 function khipu(...args: string[]): Promise<Result> {
-  const [cmd, ...rest] = cliCommand();
-  const child = spawn(cmd, [...rest, ...args], {
-    cwd: ROOT,
-    env: childEnv(),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-  child.stderr!.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  return new Promise((resolve) =>
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    })
-  );
+  return runToEnd([...cliCommand(), ...args]);
 }
 
 /** Runs `khipu args...` in this process, on memory streams. */

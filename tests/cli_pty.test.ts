@@ -5,51 +5,19 @@
 // file, as in tests/cli.test.ts.
 import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import process from "node:process";
 import { Store } from "../mod.ts";
-import { currentRuntime, ROOT } from "./fixtures/runtimes.ts";
-import { childEnv, realDisk } from "./helpers.ts";
+import { currentRuntime } from "./fixtures/runtimes.ts";
+import { realDisk } from "./helpers.ts";
+import { cliCommand, runToEnd } from "./cli_child.ts";
 
 const disk = realDisk("cli-pty");
 const SLOW = { timeout: 60_000 };
 const hasScript = spawnSync("script", ["--version"], { encoding: "utf8" }).status === 0;
 
-/** argv that runs cli.ts on this runtime. */
-function cliCommand(): string[] {
-  const cli = join(ROOT, "cli.ts");
-  switch (currentRuntime()) {
-    case "deno":
-      return [process.execPath, "run", "-A", cli];
-    case "bun":
-      return [process.execPath, cli];
-    case "node": {
-      const strips = (process.features as { typescript?: unknown }).typescript;
-      return strips ? [process.execPath, cli] : [process.execPath, "--import", "tsx", cli];
-    }
-  }
-}
-
 /** `words` as one POSIX shell command line. */
 const shell = (words: string[]) => words.map((w) => `'${w.replaceAll("'", `'\\''`)}'`).join(" ");
-
-/** Runs `argv`, its output captured, to its end. */
-function run(argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const [cmd, ...args] = argv;
-  const child = spawn(cmd, args, { cwd: ROOT, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-  child.stderr!.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  return new Promise((resolve) =>
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    })
-  );
-}
 
 describe(`khipu verify's progress on ${currentRuntime()}`, SLOW, () => {
   let dir = "";
@@ -69,7 +37,12 @@ describe(`khipu verify's progress on ${currentRuntime()}`, SLOW, () => {
     ...SLOW,
     skip: !hasScript && "util-linux `script` is not installed (apt-get install -y bsdutils)",
   }, async () => {
-    const r = await run(["script", "-qec", shell([...cliCommand(), "verify", dir]), "/dev/null"]);
+    const r = await runToEnd([
+      "script",
+      "-qec",
+      shell([...cliCommand(), "verify", dir]),
+      "/dev/null",
+    ]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     // The pty turns each "\n" into "\r\n"; a "\r" on its own is a redraw.
     const redraws = r.stdout.match(/\r(?!\n)verify events \[[#-]{20}\] +\d+%/g) ?? [];
@@ -81,7 +54,7 @@ describe(`khipu verify's progress on ${currentRuntime()}`, SLOW, () => {
   });
 
   it("off a terminal: one plain line per segment, no \\r", SLOW, async () => {
-    const r = await run([...cliCommand(), "verify", dir]);
+    const r = await runToEnd([...cliCommand(), "verify", dir]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(!r.stderr.includes("\r") && !r.stdout.includes("\r"), JSON.stringify(r.stderr));
     const lines = r.stderr.trim().split("\n");
