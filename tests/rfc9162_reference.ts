@@ -39,7 +39,13 @@ export function subproof(m: number, d: Bytes[], b: boolean): Bytes[] {
     : [...subproof(m - k, d.slice(k), false), mth(d.slice(0, k))];
 }
 // RFC 9162 2.1.3.2, transcribed step by step.
-export function refVerifyInclusion(i: number, n: number, leaf: Bytes, proof: Bytes[], root: Bytes) {
+export function refVerifyInclusion(
+  i: number,
+  n: number,
+  leaf: Bytes,
+  proof: Bytes[],
+  root: Bytes,
+): boolean {
   if (i >= n) return false;
   let fn = i, sn = n - 1, r = leaf;
   for (const p of proof) {
@@ -53,7 +59,13 @@ export function refVerifyInclusion(i: number, n: number, leaf: Bytes, proof: Byt
   return sn === 0 && hex(r) === hex(root);
 }
 // RFC 9162 2.1.4.2, transcribed step by step.
-export function refVerifyConsistency(m: number, n: number, a: Bytes, b: Bytes, proof: Bytes[]) {
+export function refVerifyConsistency(
+  m: number,
+  n: number,
+  a: Bytes,
+  b: Bytes,
+  proof: Bytes[],
+): boolean {
   if (m === n) return proof.length === 0 && hex(a) === hex(b);
   const p = (m & (m - 1)) === 0 ? [a, ...proof] : proof;
   let fn = m - 1, sn = n - 1;
