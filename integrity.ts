@@ -57,6 +57,7 @@ export {
 } from "./src/merkle.ts";
 export {
   type Checkpoint,
+  type Ed25519Key,
   openNote,
   parseCheckpoint,
   parseSignerKey,

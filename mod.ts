@@ -36,7 +36,7 @@ export type { FollowOptions, Log, LogOptions, RetentionResult, SegmentInfo } fro
 export type { Cursor, CursorInfo, CursorReadOptions } from "./src/cursor.ts";
 export type { CheckpointOptions, Integrity } from "./src/log_integrity.ts";
 // What `log.checkpoint()` and the proofs return; checking them is `@khipu/log/integrity`.
-export type { Checkpoint, SignedCheckpoint } from "./src/checkpoint.ts";
+export type { Checkpoint, Ed25519Key, SignedCheckpoint } from "./src/checkpoint.ts";
 export type { ConsistencyProof, InclusionProof } from "./src/merkle.ts";
 export type { LogRecord, ReadOptions, RecordIterator } from "./src/reader.ts";
 export type { OpenReport } from "./src/recovery.ts";

@@ -17,6 +17,23 @@ import {
 import { InvalidArgumentError } from "./errors.ts";
 import { HASH_BYTES } from "./merkle.ts";
 
+/**
+ * An Ed25519 key as `node:crypto` makes it (a `KeyObject`, from `generateKeyPairSync("ed25519")`,
+ * `createPrivateKey`, `parseSignerKey`, ...), declared by the members khipu-log reads so that the
+ * package's types do not depend on `@types/node`.
+ */
+export interface Ed25519Key {
+  /** `"private"` or `"public"`. */
+  readonly type: string;
+  /** `"ed25519"` for a key checkpoints accept. */
+  readonly asymmetricKeyType?: string;
+}
+
+/** The `node:crypto` key behind an {@linkcode Ed25519Key}: every one comes from there. */
+function native(key: Ed25519Key): KeyObject {
+  return key as KeyObject;
+}
+
 /** A tree head as a checkpoint states it. */
 export interface Checkpoint {
   /** The log's origin line: who runs it, e.g. `example.com/audit`. */
@@ -36,8 +53,8 @@ export interface SignedCheckpoint extends Checkpoint {
 const ED25519 = 0x01;
 const DASH = "\u2014 ";
 
-function rawPublicKey(key: KeyObject): Uint8Array {
-  const pub = key.type === "private" ? createPublicKey(key) : key;
+function rawPublicKey(key: Ed25519Key): Uint8Array {
+  const pub = key.type === "private" ? createPublicKey(native(key)) : native(key);
   if (pub.asymmetricKeyType !== "ed25519") {
     throw new InvalidArgumentError({ message: "checkpoint keys must be Ed25519" });
   }
@@ -72,7 +89,7 @@ function checkName(name: string): void {
  * if (!/^example\.com\/audit\+[0-9a-f]{8}\+[A-Za-z0-9+/]{44}$/.test(vkey)) throw new Error(vkey);
  * ```
  */
-export function verifierKey(name: string, key: KeyObject): string {
+export function verifierKey(name: string, key: Ed25519Key): string {
   checkName(name);
   const pub = rawPublicKey(key);
   const hash = Buffer.from(keyHash(name, pub)).toString("hex");
@@ -90,7 +107,7 @@ export function verifierKey(name: string, key: KeyObject): string {
  * if (v.name !== "PeterNeumann" || v.publicKey.asymmetricKeyType !== "ed25519") throw new Error();
  * ```
  */
-export function parseVerifierKey(vkey: string): { name: string; publicKey: KeyObject } {
+export function parseVerifierKey(vkey: string): { name: string; publicKey: Ed25519Key } {
   const [name, key] = splitKey(vkey, "verifier", false);
   const der = Buffer.concat([Buffer.from(SPKI_PREFIX, "hex"), key]);
   return { name, publicKey: createPublicKey({ key: der, format: "der", type: "spki" }) };
@@ -108,7 +125,7 @@ export function parseVerifierKey(vkey: string): { name: string; publicKey: KeyOb
  * if (s.name !== "PeterNeumann" || s.privateKey.type !== "private") throw new Error();
  * ```
  */
-export function parseSignerKey(skey: string): { name: string; privateKey: KeyObject } {
+export function parseSignerKey(skey: string): { name: string; privateKey: Ed25519Key } {
   if (!skey.startsWith("PRIVATE+KEY+")) {
     throw new InvalidArgumentError({ message: "a signer key starts with PRIVATE+KEY+" });
   }
@@ -137,7 +154,7 @@ function splitKey(text: string, what: string, secret: boolean): [string, Buffer]
   return [name, key];
 }
 
-function privateKeyOf(seed: Uint8Array): KeyObject {
+function privateKeyOf(seed: Uint8Array): Ed25519Key {
   const der = Buffer.concat([Buffer.from(PKCS8_PREFIX, "hex"), seed]);
   return createPrivateKey({ key: der, format: "der", type: "pkcs8" });
 }
@@ -156,12 +173,12 @@ function privateKeyOf(seed: Uint8Array): KeyObject {
  * if (!note.startsWith("hello\n\n\u2014 PeterNeumann x08go")) throw new Error(note);
  * ```
  */
-export function signNote(text: string, privateKey: KeyObject, name: string): string {
+export function signNote(text: string, privateKey: Ed25519Key, name: string): string {
   checkName(name);
   if (!text.endsWith("\n")) {
     throw new InvalidArgumentError({ message: "a note's text ends with a newline" });
   }
-  const sig = sign(null, Buffer.from(text), privateKey);
+  const sig = sign(null, Buffer.from(text), native(privateKey));
   const hash = keyHash(name, rawPublicKey(privateKey));
   return `${text}\n${DASH}${name} ${Buffer.concat([hash, sig]).toString("base64")}\n`;
 }
@@ -181,7 +198,7 @@ export function signNote(text: string, privateKey: KeyObject, name: string): str
  * if (openNote(note.replace("hi", "ho"), publicKey) !== null) throw new Error("forged");
  * ```
  */
-export function openNote(note: string, publicKey: KeyObject): string | null {
+export function openNote(note: string, publicKey: Ed25519Key): string | null {
   const cut = note.lastIndexOf("\n\n");
   if (cut < 0 || !note.endsWith("\n")) {
     throw new InvalidArgumentError({
@@ -195,7 +212,7 @@ export function openNote(note: string, publicKey: KeyObject): string | null {
     if (!m) throw new InvalidArgumentError({ message: `not a note signature line: ${line}` });
     const blob = Buffer.from(m[2], "base64");
     if (blob.length !== 4 + 64 || !keyHash(m[1], pub).every((b, i) => b === blob[i])) continue;
-    if (verify(null, Buffer.from(text), publicKey, blob.subarray(4))) return text;
+    if (verify(null, Buffer.from(text), native(publicKey), blob.subarray(4))) return text;
   }
   return null;
 }
@@ -214,7 +231,7 @@ export function openNote(note: string, publicKey: KeyObject): string | null {
  */
 export function signCheckpoint(
   cp: Checkpoint,
-  privateKey: KeyObject,
+  privateKey: Ed25519Key,
   name: string = cp.origin,
 ): SignedCheckpoint {
   if (cp.origin === "" || /[\n]/.test(cp.origin)) {
@@ -252,7 +269,7 @@ export function parseCheckpoint(body: string): Checkpoint {
 
 /**
  * Checks a signed checkpoint: what it states if it carries a valid signature by `key` (a
- * `KeyObject`, or a verifier key string), null if not. Throws `InvalidArgumentError` if `text`
+ * `Ed25519Key`, or a verifier key string), null if not. Throws `InvalidArgumentError` if `text`
  * is not a signed checkpoint.
  *
  * @example
@@ -266,7 +283,7 @@ export function parseCheckpoint(body: string): Checkpoint {
  * if (verifyCheckpoint(forged, publicKey) !== null) throw new Error("forged");
  * ```
  */
-export function verifyCheckpoint(text: string, key: KeyObject | string): Checkpoint | null {
+export function verifyCheckpoint(text: string, key: Ed25519Key | string): Checkpoint | null {
   const publicKey = typeof key === "string" ? parseVerifierKey(key).publicKey : key;
   const body = openNote(text, publicKey);
   return body === null ? null : parseCheckpoint(body);

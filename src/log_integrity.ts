@@ -6,7 +6,6 @@
  *
  * @module
  */
-import type { KeyObject } from "node:crypto";
 import {
   CorruptionError,
   InvalidArgumentError,
@@ -26,7 +25,7 @@ import {
   sameHash,
 } from "./merkle.ts";
 import { MerkleTree, nodePosition } from "./merkle_tree.ts";
-import { signCheckpoint, type SignedCheckpoint } from "./checkpoint.ts";
+import { type Ed25519Key, signCheckpoint, type SignedCheckpoint } from "./checkpoint.ts";
 import type { Platform } from "./platform/types.ts";
 import type { VerifyProblem } from "./verify_segment.ts";
 
@@ -38,7 +37,7 @@ export interface CheckpointOptions {
   /** The origin line: a name for the log that is unique to its operator, e.g. `example.com/audit`. */
   origin: string;
   /** The Ed25519 private key that signs it. */
-  sign: KeyObject;
+  sign: Ed25519Key;
   /** The signer's name in the signature line (default: the origin). */
   name?: string;
 }
@@ -196,7 +195,7 @@ export function checkpointOf(
   if (typeof opts.origin !== "string") {
     throw new InvalidArgumentError({ message: "checkpoint: origin must be a string" });
   }
-  const key = opts.sign as Partial<KeyObject> | undefined;
+  const key = opts.sign as Partial<Ed25519Key> | undefined;
   if (typeof key !== "object" || key === null || key.type !== "private") {
     throw new InvalidArgumentError({
       message: "checkpoint: sign must be an Ed25519 private KeyObject (node:crypto)",

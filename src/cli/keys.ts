@@ -20,9 +20,9 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { parseSignerKey, parseVerifierKey } from "../checkpoint.ts";
+import { type Ed25519Key, parseSignerKey, parseVerifierKey } from "../checkpoint.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import type { ConsistencyProof, InclusionProof, LeafRecord } from "../merkle.ts";
 
@@ -54,7 +54,7 @@ async function keyText(file: string): Promise<string> {
  */
 export async function readPrivateKey(
   file: string,
-): Promise<{ key: KeyObject; name: string | null }> {
+): Promise<{ key: Ed25519Key; name: string | null }> {
   const text = await keyText(file);
   if (text.startsWith("PRIVATE+KEY+")) {
     const { name, privateKey } = parseSignerKey(text);
@@ -78,7 +78,7 @@ export async function readPrivateKey(
  * if ((await readPublicKey(file)).type !== "public") throw new Error("pem");
  * ```
  */
-export async function readPublicKey(file: string): Promise<KeyObject> {
+export async function readPublicKey(file: string): Promise<Ed25519Key> {
   const text = await keyText(file);
   return text.startsWith("-----") ? createPublicKey(text) : parseVerifierKey(text).publicKey;
 }
